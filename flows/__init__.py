@@ -1,0 +1,1 @@
+"""headstart's flows and command line."""

@@ -1,0 +1,53 @@
+"""The `compete` flow: a competition's files in, a scored submission and run.json out."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks.backends import fetch_competition, open_backend, submit_file
+from tasks.config import Config
+from tasks.ensemble import blend_members
+from tasks.index import index_competition
+from tasks.members import fit_member
+from tasks.paths import atomic_write_json
+from tasks.submission import write_submission_file
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@flow(name="compete")
+def compete(config: Config = Config()) -> Path:
+    """Fetch, index, fit members, blend, write a validated submission, submit; return run.json's path."""
+    run_id = new_run_id()
+    spec = open_backend(config.competition, config.paths, config.backend).spec
+    raw_dir = fetch_competition(config)
+    index_dir = index_competition(config, spec, raw_dir)
+    member_dirs = [fit_member(config, index_dir, name, run_id) for name in config.members]
+    blend_dir = blend_members(config, index_dir, member_dirs, run_id)
+    submission = write_submission_file(config, spec, index_dir, blend_dir, raw_dir)
+    result = submit_file(config, submission) if config.submit else None
+    return record_run(config, run_id, blend_dir, submission, result)
+
+
+def record_run(config: Config, run_id: str, blend_dir: Path, submission: Path, result: dict | None) -> Path:
+    """Write run.json beside the run's predictions, and the scores as Prefect artifacts."""
+    import json
+
+    ensemble = json.loads((blend_dir / "ensemble.json").read_text())
+    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"],
+              "members": {name: member["cv_score"] for name, member in ensemble["members"].items()},
+              "blend_cv_score": ensemble["cv_score"], "submission": str(submission), "backend_result": result}
+    rows = [{"member": name, "cv_score": score} for name, score in record["members"].items()]
+    create_table_artifact(key="cv-scores", table=rows + [{"member": "blend", "cv_score": ensemble["cv_score"]}])
+    if result is not None:
+        create_markdown_artifact(key="submission", markdown=(
+            f"**{config.competition}**: public score {result.get('public_score')} "
+            f"(status {result.get('status')}), file `{submission.name}`"))
+    return atomic_write_json(config.paths.predictions(config.competition, run_id) / "run.json", record)

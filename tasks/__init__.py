@@ -1,0 +1,1 @@
+"""headstart's stages: pure functions on top, thin Prefect tasks below."""

@@ -1,0 +1,326 @@
+"""Competition specs, and loading a competition's files into arrays with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+LAYOUTS = ("pixels_csv", "image_folder", "image_csv")
+METRICS = ("accuracy", "log_loss")
+SUBMISSION_FORMS = ("label", "probabilities")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+class CompetitionDataError(ValueError):
+    """A competition's files are not what its spec expects; the message names the file and the place."""
+
+
+@dataclass(frozen=True)
+class CompetitionSpec:
+    """What a competition ships and what it wants back.
+
+    Layouts: `pixels_csv` (digit-recognizer: label + pixel columns), `image_folder` (cifar-10: an
+    id/label CSV plus train/ and test/ folders, possibly as .7z archives) and `image_csv` (any other
+    id/label CSV plus image folders). Test ids and their order come from the sample submission.
+    """
+
+    slug: str
+    layout: str
+    class_names: tuple[str, ...]
+    sample_submission: str
+    submission_id_column: str
+    submission_label_column: str = "label"
+    metric: str = "accuracy"
+    submission_form: str = "label"
+    train_csv: str = "train.csv"
+    label_column: str = "label"
+    id_column: str | None = None
+    test_csv: str | None = None
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    train_images: str | None = None
+    test_images: str | None = None
+    train_archive: str | None = None
+    test_archive: str | None = None
+    image_extension: str = ".png"
+
+    def __post_init__(self) -> None:
+        _require(self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        _require(self.metric in METRICS, f"metric must be one of {METRICS}, got {self.metric!r}")
+        _require(self.submission_form in SUBMISSION_FORMS,
+                 f"submission_form must be one of {SUBMISSION_FORMS}, got {self.submission_form!r}")
+        _require(self.metric != "log_loss" or self.submission_form == "probabilities",
+                 "metric log_loss needs submission_form 'probabilities'")
+        _require(len(self.class_names) >= 2, "class_names needs at least two classes")
+        _require(len(set(self.class_names)) == len(self.class_names), "class_names has duplicates")
+        if self.layout == "pixels_csv":
+            _require(self.test_csv is not None, "a pixels_csv competition needs test_csv")
+        else:
+            _require(self.id_column is not None and self.train_images and self.test_images,
+                     f"a {self.layout} competition needs id_column, train_images and test_images")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def with_slug(self, slug: str) -> CompetitionSpec:
+        return dataclasses.replace(self, slug=slug)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(f"competition spec: {message}")
+
+
+DIGIT_RECOGNIZER = CompetitionSpec(
+    slug="digit-recognizer", layout="pixels_csv", class_names=tuple(str(digit) for digit in range(10)),
+    train_csv="train.csv", test_csv="test.csv", label_column="label", image_shape=(28, 28, 1),
+    sample_submission="sample_submission.csv", submission_id_column="ImageId", submission_label_column="Label",
+)
+CIFAR_10 = CompetitionSpec(
+    slug="cifar-10", layout="image_folder",
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    train_csv="trainLabels.csv", id_column="id", label_column="label",
+    train_images="train", test_images="test", train_archive="train.7z", test_archive="test.7z",
+    sample_submission="sampleSubmission.csv", submission_id_column="id", submission_label_column="label",
+)
+BUILTIN_SPECS = {spec.slug: spec for spec in (DIGIT_RECOGNIZER, CIFAR_10)}
+
+
+def spec_from_dict(values: dict, source: str = "spec") -> CompetitionSpec:
+    """Build a spec from plain values (a TOML table or a stored JSON file)."""
+    known = {field.name for field in dataclasses.fields(CompetitionSpec)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown keys {unknown}; known keys are {sorted(known)}")
+    values = dict(values)
+    for key in ("class_names", "image_shape"):
+        if key in values:
+            values[key] = tuple(values[key])
+    try:
+        return CompetitionSpec(**values)
+    except TypeError as error:
+        raise ValueError(f"{source}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def load_spec_file(path: Path) -> CompetitionSpec:
+    """Read a spec from a TOML file (or the JSON a local competition stores)."""
+    if not path.is_file():
+        raise CompetitionDataError(f"{path}: spec file not found")
+    if path.suffix == ".json":
+        return spec_from_dict(json.loads(path.read_text()), source=str(path))
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise CompetitionDataError(f"{path}: not valid TOML ({error})") from None
+    return spec_from_dict(values, source=str(path))
+
+
+def resolve_spec(name_or_path: str) -> CompetitionSpec:
+    """A built-in spec by slug, or one read from a TOML path."""
+    if name_or_path in BUILTIN_SPECS:
+        return BUILTIN_SPECS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix in (".toml", ".json"):
+        return load_spec_file(path)
+    raise ValueError(f"unknown competition spec {name_or_path!r}: use one of {sorted(BUILTIN_SPECS)} "
+                     "or the path of a .toml spec file")
+
+
+@dataclass(frozen=True)
+class CompetitionData:
+    """A competition's training and test examples, checked against its spec."""
+
+    train_ids: np.ndarray
+    train_labels: np.ndarray
+    test_ids: np.ndarray
+    train_pixels: np.ndarray | None = None
+    test_pixels: np.ndarray | None = None
+    train_images: tuple[str, ...] | None = None
+    test_images: tuple[str, ...] | None = None
+
+
+def read_csv(path: Path, required_columns: list[str], text_only: bool = True) -> pd.DataFrame:
+    """Read a CSV (as strings, or with the required columns as strings and the rest parsed),
+    failing clearly when it is missing or lacks a column."""
+    if not path.is_file():
+        raise CompetitionDataError(f"{path}: file not found")
+    dtype = str if text_only else {column: str for column in required_columns}
+    try:
+        frame = pd.read_csv(path, dtype=dtype, keep_default_na=text_only is False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise CompetitionDataError(f"{path}: not a readable CSV ({error})") from None
+    missing = [column for column in required_columns if column not in frame.columns]
+    if missing:
+        raise CompetitionDataError(
+            f"{path}: wrong header: missing column(s) {missing}; expected {required_columns}, "
+            f"found {list(frame.columns)[:8]}{'...' if len(frame.columns) > 8 else ''}")
+    return frame
+
+
+def _check_unique(values: pd.Series, path: Path, column: str) -> None:
+    duplicated = values.duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {values.iloc[row]!r}")
+
+
+def encode_labels(values: pd.Series, class_names: tuple[str, ...], path: Path, column: str) -> np.ndarray:
+    """Class names to class indices, naming the first row whose label is not a class."""
+    lookup = {name: index for index, name in enumerate(class_names)}
+    encoded = values.map(lookup)
+    if encoded.isna().any():
+        row = int(np.flatnonzero(encoded.isna().to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: label {values.iloc[row]!r} "
+                                   f"is not one of the classes {list(class_names)}")
+    return encoded.to_numpy(dtype=np.int64)
+
+
+def read_test_ids(spec: CompetitionSpec, raw_dir: Path) -> np.ndarray:
+    """Test ids, in the sample submission's order."""
+    path = raw_dir / spec.sample_submission
+    frame = read_csv(path, [spec.submission_id_column])
+    if frame.empty:
+        raise CompetitionDataError(f"{path}: empty test set: the sample submission has no rows")
+    _check_unique(frame[spec.submission_id_column], path, spec.submission_id_column)
+    return frame[spec.submission_id_column].to_numpy(dtype=str)
+
+
+def pixel_columns(spec: CompetitionSpec) -> list[str]:
+    return [f"pixel{index}" for index in range(int(np.prod(spec.image_shape)))]
+
+
+def read_pixels(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.ndarray:
+    """Pixel columns to a uint8 array of `spec.image_shape` images, naming the first bad cell."""
+    expected = pixel_columns(spec)
+    found = [column for column in frame.columns if column.startswith("pixel")]
+    if found != expected:
+        height, width, channels = spec.image_shape
+        raise CompetitionDataError(
+            f"{path}: wrong pixel count: expected {len(expected)} columns pixel0..pixel{len(expected) - 1} "
+            f"({height}x{width}x{channels}), found {len(found)}")
+    pixels = frame[expected]
+    # Parsed columns are numeric; a column pandas left as text holds a non-numeric cell.
+    numeric = all(pd.api.types.is_numeric_dtype(dtype) for dtype in pixels.dtypes)
+    values = pixels if numeric else pixels.apply(pd.to_numeric, errors="coerce")
+    values = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | (values > 255) | (values != np.round(values))
+    if bad.any():
+        row, column = (int(index) for index in np.argwhere(bad)[0])
+        cell = pixels.iat[row, column]
+        raise CompetitionDataError(
+            f"{path}: row {row + 2}, column {expected[column]!r}: pixel {'' if pd.isna(cell) else cell!r} "
+            "is not an integer in 0..255")
+    return values.astype(np.uint8).reshape((len(frame), *spec.image_shape))
+
+
+def load_pixels_csv(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
+    train_path, test_path = raw_dir / spec.train_csv, raw_dir / spec.test_csv
+    train = read_csv(train_path, [spec.label_column] + ([spec.id_column] if spec.id_column else []),
+                     text_only=False)
+    test_ids = read_test_ids(spec, raw_dir)
+    test = read_csv(test_path, [], text_only=False)
+    if test.empty:
+        raise CompetitionDataError(f"{test_path}: empty test set: no rows")
+    if len(test) != len(test_ids):
+        raise CompetitionDataError(f"{test_path}: {len(test)} rows, but {spec.sample_submission} "
+                                   f"has {len(test_ids)} ids; expected one row per id")
+    if train.empty:
+        raise CompetitionDataError(f"{train_path}: no training rows")
+    train_ids = (train[spec.id_column].to_numpy(dtype=str) if spec.id_column
+                 else np.arange(1, len(train) + 1).astype(str))
+    return CompetitionData(
+        train_ids=train_ids,
+        train_labels=encode_labels(train[spec.label_column], spec.class_names, train_path, spec.label_column),
+        test_ids=test_ids,
+        train_pixels=read_pixels(train_path, train, spec),
+        test_pixels=read_pixels(test_path, test, spec))
+
+
+def _image_paths(folder: Path, ids: np.ndarray, extension: str) -> tuple[str, ...]:
+    """The image file of every id, checked to exist and to decode."""
+    if not folder.is_dir():
+        raise CompetitionDataError(f"{folder}: image folder not found")
+    paths = []
+    for image_id in ids:
+        path = folder / f"{image_id}{extension}"
+        if not path.is_file():
+            raise CompetitionDataError(f"{path}: missing image for id {image_id!r}")
+        try:
+            with Image.open(path) as image:
+                image.verify()  # checks the file's structure and checksums without decoding every pixel
+        except Exception as error:  # PIL raises many types for broken files
+            raise CompetitionDataError(f"{path}: undecodable image for id {image_id!r} ({error})") from None
+        paths.append(str(path))
+    return tuple(paths)
+
+
+def load_image_folders(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
+    labels_path = raw_dir / spec.train_csv
+    labels = read_csv(labels_path, [spec.id_column, spec.label_column])
+    if labels.empty:
+        raise CompetitionDataError(f"{labels_path}: no training rows")
+    _check_unique(labels[spec.id_column], labels_path, spec.id_column)
+    train_ids = labels[spec.id_column].to_numpy(dtype=str)
+    test_ids = read_test_ids(spec, raw_dir)
+    return CompetitionData(
+        train_ids=train_ids,
+        train_labels=encode_labels(labels[spec.label_column], spec.class_names, labels_path, spec.label_column),
+        test_ids=test_ids,
+        train_images=_image_paths(raw_dir / spec.train_images, train_ids, spec.image_extension),
+        test_images=_image_paths(raw_dir / spec.test_images, test_ids, spec.image_extension))
+
+
+def load_competition(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
+    """Read and check a competition's unpacked files; raises CompetitionDataError on bad input."""
+    if spec.layout == "pixels_csv":
+        return load_pixels_csv(spec, raw_dir)
+    return load_image_folders(spec, raw_dir)
+
+
+def unpack_archive(archive: Path, destination: Path) -> Path:
+    """Unpack a .zip or .7z into `destination`, all or nothing (a temporary folder, then renames)."""
+    if not archive.is_file():
+        raise CompetitionDataError(f"{archive}: file not found")
+    destination.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination, prefix=".unpack-"))
+    try:
+        if archive.suffix == ".7z":
+            import py7zr
+
+            with py7zr.SevenZipFile(archive, "r") as seven_zip:
+                seven_zip.extractall(staging)
+        else:
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(staging)
+    except Exception as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CompetitionDataError(f"{archive}: cannot unpack ({error})") from None
+    for entry in staging.iterdir():
+        target = destination / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        entry.replace(target)
+    staging.rmdir()
+    return destination
+
+
+def unpack_image_archives(spec: CompetitionSpec, raw_dir: Path) -> None:
+    """Unpack train.7z/test.7z (as Kaggle ships cifar-10) where the image folder is not there yet."""
+    for folder, archive in ((spec.train_images, spec.train_archive), (spec.test_images, spec.test_archive)):
+        if folder and archive and not (raw_dir / folder).is_dir() and (raw_dir / archive).is_file():
+            unpack_archive(raw_dir / archive, raw_dir)

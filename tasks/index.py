@@ -1,0 +1,164 @@
+"""The index: ids, image references, labels and stratified folds, written under data/02_index/."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sklearn.model_selection import StratifiedKFold
+
+from tasks.competitions import CompetitionData, CompetitionDataError, CompetitionSpec, load_competition
+from tasks.paths import atomic_write_json
+
+INDEX_VERSION = 1
+TRAIN, TEST = "train", "test"
+
+
+def assign_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold number of every training example."""
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    if present.min() < folds:
+        rarest = int(np.flatnonzero(counts == present.min())[0])
+        raise CompetitionDataError(f"class index {rarest} has {present.min()} training examples; "
+                                   f"{folds}-fold stratified CV needs at least {folds} per class")
+    assignment = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        assignment[held_out] = fold
+    return assignment
+
+
+def build_index(data: CompetitionData, raw_dir: Path, folds: int, seed: int) -> pd.DataFrame:
+    """One row per example: id, split, position (row in its split), image (path below raw_dir), label, fold."""
+    def rows(split: str, ids: np.ndarray, images, labels: np.ndarray, fold: np.ndarray) -> pd.DataFrame:
+        relative = [str(Path(path).relative_to(raw_dir)) for path in images] if images else [""] * len(ids)
+        return pd.DataFrame({"id": ids.astype(str), "split": split, "position": np.arange(len(ids)),
+                             "image": relative, "label": labels, "fold": fold})
+
+    train = rows(TRAIN, data.train_ids, data.train_images, data.train_labels,
+                 assign_folds(data.train_labels, folds, seed))
+    minus_ones = np.full(len(data.test_ids), -1)
+    test = rows(TEST, data.test_ids, data.test_images, minus_ones, minus_ones)
+    return pd.concat([train, test], ignore_index=True)
+
+
+def images_digest(index: pd.DataFrame, data: CompetitionData) -> str:
+    """A hash of what the images are (ids, order, pixels or file bytes): the key for features.
+
+    Labels and folds are left out on purpose, so that re-folding does not invalidate extracted features.
+    """
+    digest = hashlib.sha256()
+    digest.update("\n".join(index["split"] + "/" + index["id"]).encode())
+    if data.train_pixels is not None:
+        for pixels in (data.train_pixels, data.test_pixels):
+            digest.update(str(pixels.shape).encode())
+            digest.update(np.ascontiguousarray(pixels).tobytes())
+    else:
+        for path in (*data.train_images, *data.test_images):
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def image_geometry(spec: CompetitionSpec, data: CompetitionData) -> dict:
+    """Native channels and size of the images (the first image's, for image folders)."""
+    if data.train_pixels is not None:
+        height, width, channels = spec.image_shape
+        return {"channels": channels, "image_height": height, "image_width": width}
+    with Image.open(data.train_images[0]) as image:
+        return {"channels": 1 if image.mode in ("L", "I", "I;16", "1") else 3,
+                "image_height": image.height, "image_width": image.width}
+
+
+def raw_fingerprint(raw_dir: Path) -> str:
+    """A cheap fingerprint of the raw files (names, sizes, modification times) to know when to re-index."""
+    digest = hashlib.sha256()
+    for path in sorted(raw_dir.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(raw_dir)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def write_index(directory: Path, index: pd.DataFrame, data: CompetitionData, metadata: dict) -> Path:
+    """Write the index (parquet), pixel arrays (for pixel layouts) and index.json last, each atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    table = directory / "index.parquet"
+    index.to_parquet(table.with_suffix(".tmp"), index=False)
+    table.with_suffix(".tmp").replace(table)
+    if data.train_pixels is not None:
+        for split, pixels in ((TRAIN, data.train_pixels), (TEST, data.test_pixels)):
+            target = directory / f"{split}_pixels.npy"
+            with open(target.with_suffix(".tmp"), "wb") as stream:
+                np.save(stream, pixels)
+            target.with_suffix(".tmp").replace(target)
+    # index.json goes last: its presence says the rest is complete.
+    return atomic_write_json(directory / "index.json", metadata)
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """An index read back: the table, pixel arrays (pixel layouts) and its metadata."""
+
+    directory: Path
+    table: pd.DataFrame
+    metadata: dict
+    train_pixels: np.ndarray | None
+    test_pixels: np.ndarray | None
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.table[self.table["split"] == name].sort_values("position").reset_index(drop=True)
+
+    @property
+    def raw_dir(self) -> Path:
+        return Path(self.metadata["raw_dir"])
+
+    @property
+    def images_hash(self) -> str:
+        return self.metadata["images_hash"]
+
+    def image_paths(self, name: str) -> list[str]:
+        return [str(self.raw_dir / image) for image in self.split(name)["image"]]
+
+
+def read_index(directory: Path) -> LoadedIndex:
+    metadata_path = directory / "index.json"
+    if not metadata_path.is_file():
+        raise FileNotFoundError(f"{directory}: no index here (missing index.json)")
+    metadata = json.loads(metadata_path.read_text())
+    pixels = [np.load(directory / f"{split}_pixels.npy") if metadata["layout"] == "pixels_csv" else None
+              for split in (TRAIN, TEST)]
+    return LoadedIndex(directory, pd.read_parquet(directory / "index.parquet"), metadata, *pixels)
+
+
+def ensure_index(spec: CompetitionSpec, raw_dir: Path, directory: Path, folds: int, seed: int) -> Path:
+    """Index the raw files unless the index there already matches them and the fold settings."""
+    wanted = {"version": INDEX_VERSION, "raw_fingerprint": raw_fingerprint(raw_dir), "folds": folds, "seed": seed,
+              "spec": spec.to_dict()}
+    metadata_path = directory / "index.json"
+    if metadata_path.is_file():
+        existing = json.loads(metadata_path.read_text())
+        if all(existing.get(key) == value for key, value in json.loads(json.dumps(wanted)).items()):
+            return directory
+    data = load_competition(spec, raw_dir)
+    index = build_index(data, raw_dir, folds, seed)
+    metadata = {**wanted, "layout": spec.layout, **image_geometry(spec, data), "raw_dir": str(raw_dir.resolve()),
+                "images_hash": images_digest(index, data), "num_train": len(data.train_ids),
+                "num_test": len(data.test_ids), "class_counts": np.bincount(data.train_labels).tolist()}
+    write_index(directory, index, data, metadata)
+    return directory
+
+
+@task(cache_policy=NO_CACHE)
+def index_competition(config, spec: CompetitionSpec, raw_dir: Path) -> Path:
+    """Index the raw files into data/02_index/<competition>/ (skipped when up to date)."""
+    return ensure_index(spec, raw_dir, config.paths.index(config.competition), config.folds, config.seed)

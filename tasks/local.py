@@ -1,0 +1,212 @@
+"""Local competitions: what Kaggle would ship, a hidden solution, scoring, quota and a leaderboard."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import zipfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, log_loss
+
+from tasks.competitions import (CompetitionDataError, CompetitionSpec, read_csv, spec_from_dict,
+                                unpack_archive, unpack_image_archives)
+from tasks.paths import atomic_write_json, sha256_file
+from tasks.submission import SubmissionError, read_submission, validate_submission
+
+USAGE_COLUMN = "Usage"
+DEFAULT_DAILY_LIMIT = 5
+
+
+class SubmissionLimitError(RuntimeError):
+    """The day's submission quota is used."""
+
+
+def score_submission(submission: pd.DataFrame, solution: pd.DataFrame, spec: CompetitionSpec) -> dict:
+    """Public and private scores of a validated submission (rows aligned by id) by the spec's metric."""
+    aligned = solution.set_index(spec.submission_id_column).loc[submission[spec.submission_id_column]]
+    truth = aligned[spec.submission_label_column].map({name: i for i, name in enumerate(spec.class_names)})
+    if spec.submission_form == "label":
+        predicted = submission[spec.submission_label_column].to_numpy(dtype=str)
+    else:
+        probabilities = submission[list(spec.class_names)].to_numpy(dtype=np.float64)
+        # As Kaggle does: clip, then rescale each row to sum to one.
+        probabilities = np.clip(probabilities, 1e-15, 1 - 1e-15)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+    scores = {}
+    for usage in ("Public", "Private"):
+        rows = (aligned[USAGE_COLUMN] == usage).to_numpy()
+        if not rows.any():
+            scores[usage.lower()] = None
+        elif spec.metric == "accuracy":
+            labels = predicted[rows] if spec.submission_form == "label" else \
+                np.asarray(spec.class_names)[probabilities[rows].argmax(axis=1)]
+            scores[usage.lower()] = float(accuracy_score(aligned[spec.submission_label_column][rows], labels))
+        else:
+            scores[usage.lower()] = float(log_loss(truth[rows], probabilities[rows],
+                                                   labels=list(range(spec.num_classes))))
+    return scores
+
+
+def higher_is_better(spec: CompetitionSpec) -> bool:
+    return spec.metric == "accuracy"
+
+
+class LocalBackend:
+    """A directory holding one competition: public zip, hidden solution, submissions and leaderboard."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        settings_path = self.root / "competition.json"
+        if not settings_path.is_file():
+            raise FileNotFoundError(f"{self.root}: no local competition here (missing competition.json); "
+                                    "create one with `headstart local create`")
+        self.settings = json.loads(settings_path.read_text())
+        self.spec = spec_from_dict(self.settings["spec"], source=str(settings_path))
+        self.name = self.settings["name"]
+
+    @property
+    def public_zip(self) -> Path:
+        return self.root / "public" / f"{self.name}.zip"
+
+    @property
+    def daily_limit(self) -> int:
+        return int(self.settings.get("daily_limit", DEFAULT_DAILY_LIMIT))
+
+    def solution(self) -> pd.DataFrame:
+        return read_csv(self.root / "solution.csv",
+                        [self.spec.submission_id_column, self.spec.submission_label_column, USAGE_COLUMN])
+
+    def download(self, destination: Path) -> Path:
+        """Unpack the public files into `destination`; skipped when that exact zip is unpacked there."""
+        marker = destination / ".headstart-download.json"
+        digest = sha256_file(self.public_zip)
+        if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
+            return destination
+        unpack_archive(self.public_zip, destination)
+        unpack_image_archives(self.spec, destination)
+        atomic_write_json(marker, {"sha256": digest, "source": str(self.public_zip)})
+        return destination
+
+    def sample_submission(self) -> pd.DataFrame:
+        with zipfile.ZipFile(self.public_zip) as zipped, zipped.open(self.spec.sample_submission) as stream:
+            return pd.read_csv(stream, dtype=str, keep_default_na=False)
+
+    @contextmanager
+    def _locked(self):
+        # Submissions may arrive from several processes (a hosted competition): one writer at a time.
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def submit(self, path: Path, description: str = "", team: str = "you", now: datetime | None = None) -> dict:
+        """Score a submission file and log it; an invalid file is logged with status 'error', as on Kaggle."""
+        path, now = Path(path), now or datetime.now(timezone.utc)
+        with self._locked():
+            used = self.limits(team, now)["used"]
+            if used >= self.daily_limit:
+                raise SubmissionLimitError(f"{self.name}: daily submission limit reached ({used}/{self.daily_limit} "
+                                           "today, UTC); try again after midnight UTC")
+            log = self.submissions()
+            record = {"ref": (max((r["ref"] for r in log), default=0) + 1), "date": now.isoformat(),
+                      "team": team, "file_name": path.name, "sha256": sha256_file(path),
+                      "description": description, "public_score": None, "private_score": None, "error": None}
+            try:
+                submission = read_submission(path)
+                validate_submission(submission, self.sample_submission(), self.spec, source=path.name)
+                scores = score_submission(submission, self.solution(), self.spec)
+                record.update(status="complete", public_score=scores["public"], private_score=scores["private"])
+            except (SubmissionError, CompetitionDataError) as error:
+                record.update(status="error", error=str(error))
+            stored = self.root / "submissions" / f"{record['ref']}-{path.name}"
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, stored)
+            with open(self.root / "submissions.jsonl", "a") as stream:
+                stream.write(json.dumps(record) + "\n")
+        return record
+
+    def submissions(self, team: str | None = None) -> list[dict]:
+        path = self.root / "submissions.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+        return [record for record in records if team is None or record["team"] == team]
+
+    def limits(self, team: str = "you", now: datetime | None = None) -> dict:
+        today = (now or datetime.now(timezone.utc)).date()
+        used = sum(datetime.fromisoformat(r["date"]).astimezone(timezone.utc).date() == today
+                   for r in self.submissions(team))
+        return {"daily_limit": self.daily_limit, "used": used, "remaining": max(self.daily_limit - used, 0)}
+
+    def leaderboard(self) -> list[dict]:
+        """Each team's best public score, best first."""
+        best: dict[str, dict] = {}
+        sign = 1 if higher_is_better(self.spec) else -1
+        for record in self.submissions():
+            if record["status"] != "complete":
+                continue
+            current = best.get(record["team"])
+            if current is None or sign * record["public_score"] > sign * current["public_score"]:
+                best[record["team"]] = record
+        ranked = sorted(best.values(), key=lambda r: (-sign * r["public_score"], r["date"]))
+        return [{"rank": rank, "team": r["team"], "score": r["public_score"], "date": r["date"], "ref": r["ref"]}
+                for rank, r in enumerate(ranked, start=1)]
+
+
+def split_public_private(ids: np.ndarray, public_fraction: float, seed: int) -> np.ndarray:
+    """The Usage column: a random `public_fraction` of the test ids are Public, the rest Private."""
+    usage = np.full(len(ids), "Private", dtype=object)
+    rng = np.random.default_rng(seed)
+    usage[rng.permutation(len(ids))[: max(1, round(public_fraction * len(ids)))]] = "Public"
+    return usage
+
+
+def create_local_competition(root: Path, name: str, spec: CompetitionSpec, public_zip: Path,
+                             solution_csv: Path, daily_limit: int = DEFAULT_DAILY_LIMIT,
+                             public_fraction: float = 0.3, seed: int = 0) -> LocalBackend:
+    """Make a local competition from a Kaggle-layout zip and its solution (id, label[, Usage])."""
+    if (root / "competition.json").exists():
+        raise FileExistsError(f"{root}: a local competition named {name!r} exists already")
+    if daily_limit < 1:
+        raise ValueError(f"daily_limit must be at least 1, got {daily_limit}")
+    public_zip, solution_csv = Path(public_zip), Path(solution_csv)
+    if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
+        raise CompetitionDataError(f"{public_zip}: not found or not a zip file")
+    with zipfile.ZipFile(public_zip) as zipped:
+        if spec.sample_submission not in zipped.namelist():
+            raise CompetitionDataError(f"{public_zip}: has no {spec.sample_submission} (the spec's sample submission)")
+        with zipped.open(spec.sample_submission) as stream:
+            sample = pd.read_csv(stream, dtype=str, keep_default_na=False)
+    solution = _checked_solution(solution_csv, sample, spec, public_fraction, seed)
+    staging = root.with_name(f".{root.name}.creating")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "public").mkdir(parents=True)
+    shutil.copyfile(public_zip, staging / "public" / f"{name}.zip")
+    solution.to_csv(staging / "solution.csv", index=False)
+    atomic_write_json(staging / "competition.json", {
+        "name": name, "spec": spec.with_slug(name).to_dict(), "daily_limit": daily_limit,
+        "created": datetime.now(timezone.utc).isoformat()})
+    staging.replace(root)
+    return LocalBackend(root)
+
+
+def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
+                      public_fraction: float, seed: int) -> pd.DataFrame:
+    id_column, label_column = spec.submission_id_column, spec.submission_label_column
+    solution = read_csv(path, [id_column, label_column])
+    unknown = ~solution[label_column].isin(spec.class_names)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {label_column!r}: label "
+                                   f"{solution[label_column].iloc[row]!r} is not one of {list(spec.class_names)}")
+    if set(solution[id_column]) != set(sample[id_column]) or len(solution) != len(sample):
+        raise CompetitionDataError(f"{path}: its ids must be exactly the sample submission's "
+                                   f"({len(sample)} ids); found {len(solution)} rows")
+    if USAGE_COLUMN not in solution.columns:
+        solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed)
+    elif not solution[USAGE_COLUMN].isin(["Public", "Private"]).all():
+        raise CompetitionDataError(f"{path}: column {USAGE_COLUMN!r} must hold 'Public' or 'Private'")
+    return solution[[id_column, label_column, USAGE_COLUMN]]
