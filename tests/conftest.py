@@ -1,0 +1,40 @@
+"""Shared test setup: offline, quiet, and isolated from the user's Prefect and Kaggle state."""
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports TensorFlow, Prefect or kaggle.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="headstart-tests-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["PREFECT_HOME"] = str(_SANDBOX / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_SANDBOX / "prefect-results")
+os.environ["KAGGLE_CONFIG_DIR"] = str(_SANDBOX / "kaggle")
+os.environ.pop("PREFECT_API_URL", None)
+for _name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server for every flow test (it takes ~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="session")
+def digits_store(tmp_path_factory) -> Path:
+    """A data root holding the built-in digits competition (created once per session)."""
+    from tasks.paths import DataPaths
+    from tasks.practice import ensure_digits
+
+    root = tmp_path_factory.mktemp("digits-data")
+    ensure_digits(DataPaths(root).local("digits"))
+    return root
