@@ -256,7 +256,7 @@ def _image_paths(folder: Path, ids: np.ndarray, extension: str) -> tuple[str, ..
     if not folder.is_dir():
         raise CompetitionDataError(f"{folder}: image folder not found")
     paths = []
-    for image_id in ids:
+    for image_id in map(str, ids):
         path = folder / f"{image_id}{extension}"
         if not path.is_file():
             raise CompetitionDataError(f"{path}: missing image for id {image_id!r}")

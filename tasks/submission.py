@@ -48,14 +48,14 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, spec: Competi
     if len(frame) != len(sample):
         raise SubmissionError(f"{source}: {len(frame)} rows; expected {len(sample)}, one per test id")
     id_column = spec.submission_id_column
-    ids, expected_ids = frame[id_column].to_numpy(dtype=str), sample[id_column].to_numpy(dtype=str)
+    ids, expected_ids = frame[id_column].astype(str).tolist(), sample[id_column].astype(str).tolist()
     if set(ids) != set(expected_ids):
         unknown = sorted(set(ids) - set(expected_ids))[:3]
         missing = sorted(set(expected_ids) - set(ids))[:3]
         raise SubmissionError(f"{source}: column {id_column!r}: ids differ from the sample submission "
                               f"(unknown {unknown}, missing {missing})")
-    if (ids != expected_ids).any():
-        row = int(np.flatnonzero(ids != expected_ids)[0])
+    if ids != expected_ids:
+        row = next(row for row, (got, want) in enumerate(zip(ids, expected_ids)) if got != want)
         raise SubmissionError(f"{source}: row {row + 2}: id {ids[row]!r} out of order; "
                               f"the sample submission has {expected_ids[row]!r} there")
     empty = frame.isin(["", "nan", "NaN", "None"])

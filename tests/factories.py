@@ -1,0 +1,69 @@
+"""Small competition files made by the tests themselves: digit-recognizer and cifar-10 layouts."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, pixel_columns
+
+
+def write_digit_recognizer(folder: Path, num_train: int = 60, num_test: int = 20, seed: int = 0) -> pd.DataFrame:
+    """train.csv, test.csv, sample_submission.csv of random 28x28 digits; returns the solution frame."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = pixel_columns(DIGIT_RECOGNIZER)
+    train = pd.DataFrame(rng.integers(0, 256, (num_train, 784)), columns=columns)
+    train.insert(0, "label", np.arange(num_train) % 10)
+    train.to_csv(folder / "train.csv", index=False)
+    pd.DataFrame(rng.integers(0, 256, (num_test, 784)), columns=columns).to_csv(folder / "test.csv", index=False)
+    ids = np.arange(1, num_test + 1)
+    pd.DataFrame({"ImageId": ids, "Label": 0}).to_csv(folder / "sample_submission.csv", index=False)
+    return pd.DataFrame({"ImageId": ids, "Label": np.arange(num_test) % 10})
+
+
+def write_cifar(folder: Path, num_train: int = 30, num_test: int = 10, archives: bool = False,
+                seed: int = 0) -> pd.DataFrame:
+    """cifar-10's layout with tiny 8x8 PNGs (as folders, or as train.7z/test.7z); returns the solution."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = np.asarray(CIFAR_10.class_names)
+    for split, count, offset in (("train", num_train, 1), ("test", num_test, 1)):
+        (folder / split).mkdir(exist_ok=True)
+        for image_id in range(offset, offset + count):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / split / f"{image_id}.png")
+    pd.DataFrame({"id": np.arange(1, num_train + 1), "label": names[np.arange(num_train) % 10]}).to_csv(
+        folder / "trainLabels.csv", index=False)
+    test_ids = np.arange(1, num_test + 1)
+    pd.DataFrame({"id": test_ids, "label": "cat"}).to_csv(folder / "sampleSubmission.csv", index=False)
+    if archives:
+        import py7zr
+
+        for split in ("train", "test"):
+            with py7zr.SevenZipFile(folder / f"{split}.7z", "w") as archive:
+                archive.writeall(folder / split, split)
+            shutil.rmtree(folder / split)
+    return pd.DataFrame({"id": test_ids, "label": names[test_ids % 10]})
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(folder).as_posix())
+    return archive
+
+
+def kaggle_zip(tmp_path: Path, layout: str, **options) -> tuple[Path, Path]:
+    """A Kaggle-style zip of a competition's public files and its solution CSV."""
+    folder = tmp_path / f"{layout}-files"
+    solution = (write_digit_recognizer(folder, **options) if layout == "digit-recognizer"
+                else write_cifar(folder, **options))
+    solution_path = tmp_path / f"{layout}-solution.csv"
+    solution.to_csv(solution_path, index=False)
+    return zip_folder(folder, tmp_path / f"{layout}.zip"), solution_path

@@ -1,0 +1,70 @@
+"""End to end through the command line: `headstart run` on the built-in competition, and local create."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from tests.factories import kaggle_zip
+
+runner = CliRunner()
+
+
+def invoke(*arguments):
+    result = runner.invoke(app, [str(argument) for argument in arguments])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_run_on_builtin_digits_scores_well_above_chance(prefect_server, digits_store, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    output = invoke("run", "--data-dir", data_dir, "--epochs", "15", "--folds", "3")
+    run_json = Path(output.strip().splitlines()[-1])
+    record = json.loads(run_json.read_text())
+    assert record["blend_cv_score"] > 0.85 and record["members"]["softmax"] > 0.85
+    assert record["backend_result"]["status"] == "complete"
+    assert record["backend_result"]["public_score"] > 0.85  # chance is 0.1
+    assert "public leaderboard score" in output
+    submission = pd.read_csv(record["submission"])
+    assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == 540
+    run_dir = run_json.parent
+    assert (run_dir / "blend" / "ensemble.json").is_file() and (run_dir / "softmax" / "oof.npy").is_file()
+    assert (data_dir / "04_models" / "digits" / run_dir.name / "blend" / "confusion_matrix.png").is_file()
+    board = invoke("leaderboard", "--data-dir", data_dir)
+    assert "you" in board
+    assert "complete" in invoke("submissions", "--data-dir", data_dir)
+
+
+def test_run_without_submitting(prefect_server, digits_store, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    output = invoke("run", "digits", "--data-dir", data_dir, "--epochs", "2", "--folds", "2", "--no-submit")
+    record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
+    assert record["backend_result"] is None and Path(record["submission"]).is_file()
+    assert "complete" not in invoke("submissions", "--data-dir", data_dir)  # nothing was sent
+
+
+@pytest.mark.parametrize("layout, spec, options", [
+    ("digit-recognizer", "digit-recognizer", {}),
+    ("cifar-10", "cifar-10", {}),
+    ("cifar-10", "cifar-10", {"archives": True}),
+])
+def test_local_create_from_kaggle_zip(tmp_path, layout, spec, options):
+    archive, solution = kaggle_zip(tmp_path, layout, **options)
+    output = invoke("local", "create", "practice", "--from", archive, "--solution", solution, "--spec", spec,
+                    "--data-dir", tmp_path / "data")
+    assert "created local competition 'practice'" in output
+    assert (tmp_path / "data" / "local" / "practice" / "competition.json").is_file()
+    assert "practice leaderboard" in invoke("leaderboard", "practice", "--data-dir", tmp_path / "data")
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["leaderboard", "nope", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "no local competition 'nope'" in result.output
+    result = runner.invoke(app, ["local", "create", "x", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "give either --tfds" in result.output

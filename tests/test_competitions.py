@@ -1,0 +1,139 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.competitions import (BUILTIN_SPECS, CIFAR_10, DIGIT_RECOGNIZER, CompetitionDataError, load_competition,
+                                load_spec_file, resolve_spec, unpack_image_archives)
+from tests.factories import write_cifar, write_digit_recognizer
+
+
+@pytest.fixture
+def digit_files(tmp_path):
+    write_digit_recognizer(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cifar_files(tmp_path):
+    write_cifar(tmp_path)
+    return tmp_path
+
+
+def test_builtin_specs_are_registered():
+    assert BUILTIN_SPECS["digit-recognizer"].submission_id_column == "ImageId"
+    assert CIFAR_10.num_classes == 10 and CIFAR_10.train_archive == "train.7z"
+
+
+def test_loads_digit_recognizer(digit_files):
+    data = load_competition(DIGIT_RECOGNIZER, digit_files)
+    assert data.train_pixels.shape == (60, 28, 28, 1) and data.train_pixels.dtype == np.uint8
+    assert data.test_pixels.shape == (20, 28, 28, 1)
+    assert list(data.test_ids[:3]) == ["1", "2", "3"]
+    assert list(data.train_labels[:3]) == [0, 1, 2]
+
+
+def test_loads_cifar_folders(cifar_files):
+    data = load_competition(CIFAR_10, cifar_files)
+    assert len(data.train_images) == 30 and data.train_images[0].endswith("train/1.png")
+    assert data.train_labels[1] == CIFAR_10.class_names.index("automobile")
+
+
+def test_loads_cifar_7z_archives(tmp_path):
+    write_cifar(tmp_path, archives=True)
+    assert not (tmp_path / "train").exists()
+    unpack_image_archives(CIFAR_10, tmp_path)
+    data = load_competition(CIFAR_10, tmp_path)
+    assert len(data.train_images) == 30 and len(data.test_images) == 10
+
+
+def _rewrite(path, edit):
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    edit(frame)
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda f: f.drop(columns="label", inplace=True), r"train\.csv: wrong header: missing column\(s\) \['label'\]"),
+    (lambda f: f.__setitem__("pixel5", ["x"] + list(f["pixel5"][1:])), r"train\.csv: row 2, column 'pixel5': pixel 'x'"),
+    (lambda f: f.__setitem__("pixel7", list(f["pixel7"][:3]) + ["300"] + list(f["pixel7"][4:])),
+     r"train\.csv: row 5, column 'pixel7': pixel .*300.* is not an integer in 0\.\.255"),
+    (lambda f: f.drop(columns="pixel783", inplace=True), r"train\.csv: wrong pixel count: expected 784 .* found 783"),
+    (lambda f: f.__setitem__("label", ["11"] + list(f["label"][1:])), r"train\.csv: row 2, column 'label': label '11'"),
+])
+def test_bad_train_csv_is_named(digit_files, edit, expected):
+    _rewrite(digit_files / "train.csv", edit)
+    with pytest.raises(CompetitionDataError, match=expected):
+        load_competition(DIGIT_RECOGNIZER, digit_files)
+
+
+def test_missing_file_is_named(digit_files):
+    (digit_files / "test.csv").unlink()
+    with pytest.raises(CompetitionDataError, match=r"test\.csv: file not found"):
+        load_competition(DIGIT_RECOGNIZER, digit_files)
+
+
+def test_empty_test_set(digit_files):
+    pd.DataFrame({"ImageId": [], "Label": []}).to_csv(digit_files / "sample_submission.csv", index=False)
+    with pytest.raises(CompetitionDataError, match=r"sample_submission\.csv: empty test set"):
+        load_competition(DIGIT_RECOGNIZER, digit_files)
+
+
+def test_test_rows_must_match_sample(digit_files):
+    _rewrite(digit_files / "test.csv", lambda f: f.drop(index=0, inplace=True))
+    with pytest.raises(CompetitionDataError, match=r"test\.csv: 19 rows, but sample_submission\.csv has 20 ids"):
+        load_competition(DIGIT_RECOGNIZER, digit_files)
+
+
+def test_duplicate_id(cifar_files):
+    _rewrite(cifar_files / "trainLabels.csv", lambda f: f.__setitem__("id", ["1", "1"] + list(f["id"][2:])))
+    with pytest.raises(CompetitionDataError, match=r"trainLabels\.csv: row 3, column 'id': duplicate id '1'"):
+        load_competition(CIFAR_10, cifar_files)
+
+
+def test_missing_image(cifar_files):
+    (cifar_files / "test" / "7.png").unlink()
+    with pytest.raises(CompetitionDataError, match=r"test/7\.png: missing image for id '7'"):
+        load_competition(CIFAR_10, cifar_files)
+
+
+def test_undecodable_image(cifar_files):
+    path = cifar_files / "train" / "4.png"
+    path.write_bytes(path.read_bytes()[:30])
+    with pytest.raises(CompetitionDataError, match=r"train/4\.png: undecodable image for id '4'"):
+        load_competition(CIFAR_10, cifar_files)
+
+
+def test_label_outside_class_set_in_image_csv(cifar_files):
+    _rewrite(cifar_files / "trainLabels.csv", lambda f: f.__setitem__("label", ["unicorn"] + list(f["label"][1:])))
+    with pytest.raises(CompetitionDataError, match=r"row 2, column 'label': label 'unicorn' is not one of"):
+        load_competition(CIFAR_10, cifar_files)
+
+
+def test_spec_from_toml(tmp_path):
+    path = tmp_path / "pets.toml"
+    path.write_text('slug = "pets"\nlayout = "image_csv"\nclass_names = ["cat", "dog"]\nid_column = "id"\n'
+                    'train_images = "train"\ntest_images = "test"\nsample_submission = "sample.csv"\n'
+                    'submission_id_column = "id"\nsubmission_form = "probabilities"\nmetric = "log_loss"\n')
+    spec = resolve_spec(str(path))
+    assert spec.class_names == ("cat", "dog") and spec.submission_form == "probabilities"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('slug = "x"\nlayout = "pixels_csv"\nclass_names = ["a", "b"]\nsample_submission = "s.csv"\n'
+     'submission_id_column = "id"\ntest_csv = "t.csv"\ncolour = "red"\n', r"unknown keys \['colour'\]"),
+    ('slug = "x"\nlayout = "spiral"\nclass_names = ["a", "b"]\nsample_submission = "s.csv"\n'
+     'submission_id_column = "id"\n', r"layout must be one of"),
+    ('slug = "x"\nlayout = "pixels_csv"\nclass_names = ["a", "b"]\nsample_submission = "s.csv"\n'
+     'submission_id_column = "id"\ntest_csv = "t.csv"\nmetric = "log_loss"\n', r"log_loss needs submission_form"),
+    ('slug = \n', r"not valid TOML"),
+])
+def test_bad_spec_files(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=expected):
+        load_spec_file(path)
+
+
+def test_unknown_spec_name():
+    with pytest.raises(ValueError, match=r"unknown competition spec 'mnist'.*cifar-10"):
+        resolve_spec("mnist")

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+
+from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, CompetitionDataError
+from tasks.index import assign_folds, ensure_index, read_index
+from tests.factories import write_cifar, write_digit_recognizer
+
+
+def test_folds_are_stratified():
+    labels = np.repeat(np.arange(3), 10)
+    folds = assign_folds(labels, folds=5, seed=0)
+    for fold in range(5):
+        assert np.bincount(labels[folds == fold], minlength=3).tolist() == [2, 2, 2]
+
+
+def test_too_few_examples_per_class():
+    with pytest.raises(CompetitionDataError, match=r"class index 2 has 1 training examples; 5-fold"):
+        assign_folds(np.array([0] * 10 + [1] * 10 + [2]), folds=5, seed=0)
+
+
+def test_index_of_pixel_competition(tmp_path):
+    write_digit_recognizer(tmp_path / "raw")
+    index = read_index(ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", tmp_path / "index", folds=3, seed=0))
+    train, test = index.split("train"), index.split("test")
+    assert len(train) == 60 and len(test) == 20 and set(train["fold"]) == {0, 1, 2}
+    assert (test["fold"] == -1).all() and index.train_pixels.shape == (60, 28, 28, 1)
+    assert index.metadata["channels"] == 1
+
+
+def test_index_of_image_folders(tmp_path):
+    write_cifar(tmp_path / "raw")
+    index = read_index(ensure_index(CIFAR_10, tmp_path / "raw", tmp_path / "index", folds=3, seed=0))
+    assert index.image_paths("test")[0].endswith("test/1.png") and index.train_pixels is None
+    assert index.metadata["channels"] == 3 and index.metadata["image_height"] == 8
+
+
+def test_index_is_reused_and_rebuilt(tmp_path):
+    write_digit_recognizer(tmp_path / "raw")
+    directory = ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", tmp_path / "index", folds=3, seed=0)
+    stamp = (directory / "index.json").stat().st_mtime_ns
+    ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", directory, folds=3, seed=0)
+    assert (directory / "index.json").stat().st_mtime_ns == stamp  # unchanged: not rebuilt
+    first = json.loads((directory / "index.json").read_text())
+    ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", directory, folds=4, seed=0)
+    second = json.loads((directory / "index.json").read_text())
+    assert second["folds"] == 4
+    assert second["images_hash"] == first["images_hash"]  # re-folding keeps the features' key
+    write_digit_recognizer(tmp_path / "raw", seed=1)
+    third = json.loads((ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", directory, 4, 0) / "index.json").read_text())
+    assert third["images_hash"] != first["images_hash"]
+
+
+def test_bad_input_writes_no_index(tmp_path):
+    write_digit_recognizer(tmp_path / "raw")
+    (tmp_path / "raw" / "train.csv").write_text("label,pixel0\n1,2\n")
+    with pytest.raises(CompetitionDataError, match="wrong pixel count"):
+        ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", tmp_path / "index", folds=3, seed=0)
+    assert not (tmp_path / "index").exists()
