@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,9 +13,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks.backends import fetch_competition, open_backend, submit_file
 from tasks.config import Config
 from tasks.ensemble import blend_members
+from tasks.features import cache_features
 from tasks.index import index_competition
-from tasks.members import fit_member
 from tasks.paths import atomic_write_json
+from tasks.recipes import MemberName, fit_member, plan_run
 from tasks.submission import write_submission_file
 
 
@@ -24,28 +26,36 @@ def new_run_id() -> str:
 
 @flow(name="compete")
 def compete(config: Config = Config()) -> Path:
-    """Fetch, index, fit members, blend, write a validated submission, submit; return run.json's path."""
+    """Fetch, index, extract features, fit members, blend, write a validated submission, submit."""
     run_id = new_run_id()
     spec = open_backend(config.competition, config.paths, config.backend).spec
     raw_dir = fetch_competition(config)
     index_dir = index_competition(config, spec, raw_dir)
-    member_dirs = [fit_member(config, index_dir, name, run_id) for name in config.members]
+    plan = plan_run(config, index_dir)
+    features = {backbone: tuple(cache_features(config, index_dir, backbone, weights and Path(weights), view)
+                                for view in config.features.views) for backbone, weights in plan.weights.items()}
+    member_dirs = [fit_member(config, index_dir, name, features.get(MemberName.parse(name).backbone, ()), run_id)
+                   for name in plan.members]
     blend_dir = blend_members(config, index_dir, member_dirs, run_id)
     submission = write_submission_file(config, spec, index_dir, blend_dir, raw_dir)
     result = submit_file(config, submission) if config.submit else None
-    return record_run(config, run_id, blend_dir, submission, result)
+    return record_run(config, run_id, plan.members, blend_dir, submission, result)
 
 
-def record_run(config: Config, run_id: str, blend_dir: Path, submission: Path, result: dict | None) -> Path:
+def record_run(config: Config, run_id: str, members: tuple[str, ...], blend_dir: Path, submission: Path,
+               result: dict | None) -> Path:
     """Write run.json beside the run's predictions, and the scores as Prefect artifacts."""
-    import json
-
     ensemble = json.loads((blend_dir / "ensemble.json").read_text())
-    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"],
+    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"], "members_trained": members,
               "members": {name: member["cv_score"] for name, member in ensemble["members"].items()},
-              "blend_cv_score": ensemble["cv_score"], "submission": str(submission), "backend_result": result}
-    rows = [{"member": name, "cv_score": score} for name, score in record["members"].items()]
-    create_table_artifact(key="cv-scores", table=rows + [{"member": "blend", "cv_score": ensemble["cv_score"]}])
+              "weights": {name: member["weight"] for name, member in ensemble["members"].items()},
+              "blend": ensemble["method"], "blend_cv_score": ensemble["cv_score"],
+              "blend_cv_score_by_method": ensemble["cv_score_by_method"],
+              "submission": str(submission), "backend_result": result}
+    rows = [{"member": name, "cv_score": score, "weight": record["weights"][name]}
+            for name, score in record["members"].items()]
+    create_table_artifact(key="cv-scores", table=rows + [{"member": f"blend ({ensemble['method']})",
+                                                          "cv_score": ensemble["cv_score"], "weight": 1.0}])
     if result is not None:
         create_markdown_artifact(key="submission", markdown=(
             f"**{config.competition}**: public score {result.get('public_score')} "

@@ -7,6 +7,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.guard import LOG_NAME, guarded_submit
+from tasks.kaggle import NETWORK_RETRIES, KaggleBackend, MountedBackend, kaggle_spec
 from tasks.local import DEFAULT_DAILY_LIMIT, LocalBackend
 from tasks.paths import DataPaths
 from tasks.practice import DIGITS, ensure_digits
@@ -24,22 +26,37 @@ def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_D
     return LocalBackend(root)
 
 
-def open_backend(name: str, paths: DataPaths, backend: str = "local"):
+def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str | None = None,
+                 input_dir: str | None = None):
+    """The competition's backend: local, Kaggle, or (inside a notebook) Kaggle's mounted files."""
+    if input_dir:
+        return MountedBackend(kaggle_spec(name, spec), Path(input_dir))
     if backend == "local":
         return open_local_backend(name, paths)
-    raise ValueError(f"backend {backend!r} is not available; use 'local'")
+    if backend == "kaggle":
+        return KaggleBackend(kaggle_spec(name, spec))
+    raise ValueError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
 
 
+def backend_for(config):
+    return open_backend(config.competition, config.paths, config.backend, getattr(config, "spec", None),
+                        getattr(config, "input_dir", None))
 
-@task(cache_policy=NO_CACHE)
+
+@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def fetch_competition(config) -> Path:
     """Download (or unpack) the competition's files into data/01_raw/<competition>/."""
-    backend = open_backend(config.competition, config.paths, config.backend)
-    return backend.download(config.paths.raw(config.competition))
+    return backend_for(config).download(config.paths.raw(config.competition))
 
 
-@task(cache_policy=NO_CACHE)
-def submit_file(config, submission: Path) -> dict:
-    """Send a validated submission to the competition's backend and return its scored record."""
-    backend = open_backend(config.competition, config.paths, config.backend)
-    return backend.submit(submission, description=config.message)
+@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def submit_file(config, submission: Path, force: bool = False, if_duplicate: str = "previous") -> dict:
+    """Send a submission through the guard (validated, quota, no duplicates); return its scored record.
+
+    A file sent before is not sent again: its earlier record comes back (`duplicate: True`), or with
+    `if_duplicate="raise"` a DuplicateSubmissionError; `force` sends it anyway."""
+    backend = backend_for(config)
+    sample = config.paths.raw(config.competition) / backend.spec.sample_submission
+    log_path = config.paths.submissions(config.competition) / LOG_NAME
+    return guarded_submit(backend, submission, sample, log_path, config.message, force,
+                          if_duplicate=if_duplicate)

@@ -6,8 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.features import FeatureConfig
 from tasks.members import TrainConfig
 from tasks.paths import DataPaths
+
+# Tried for colour-image competitions when no --backbone is given; skipped (one warning) without weights.
+DEFAULT_BACKBONES = ("efficientnetb0",)
 
 
 @dataclass(frozen=True)
@@ -17,18 +21,22 @@ class Config:
     competition: str = "digits"
     data_dir: str = "data"
     backend: str = "local"
-    members: tuple[str, ...] = ("softmax",)
+    members: tuple[str, ...] = ()  # empty: the competition's default recipe
+    backbones: tuple[str, ...] = ()  # empty: DEFAULT_BACKBONES where their weights are at hand
+    weights_dirs: tuple[str, ...] = ()  # searched first for backbone weights files
     folds: int = 5
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    blend: str = "caruana"
     submit: bool = True
     message: str = "headstart"
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "kaggle"):
             raise ValueError(f"backend must be 'local' or 'kaggle', got {self.backend!r}")
-        if not self.members:
-            raise ValueError("at least one member is needed")
+        if self.blend not in ("mean", "weights", "caruana"):
+            raise ValueError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
 
     @property
     def paths(self) -> DataPaths:

@@ -1,0 +1,129 @@
+"""The submission guard: validate first, respect the day's quota, never send a file twice, log everything.
+
+Every submission, whatever the backend, passes here; its record (with the file's sha256 and its
+score) is appended to data/06_submissions/<competition>/log.jsonl.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from tasks.competitions import CompetitionSpec
+from tasks.kaggle import KaggleAuthError, KaggleError, KaggleRulesError
+from tasks.local import DEFAULT_DAILY_LIMIT, SubmissionLimitError
+from tasks.paths import sha256_file
+from tasks.submission import SubmissionError, read_submission, validate_submission
+
+LOG_NAME = "log.jsonl"
+
+
+class DuplicateSubmissionError(SubmissionError):
+    """This exact file was submitted before."""
+
+
+def read_log(log_path: Path) -> list[dict]:
+    path = Path(log_path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def append_log(log_path: Path, record: dict) -> dict:
+    """Append one record; several processes may submit at once, so one writer at a time."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as stream:
+        fcntl.flock(stream, fcntl.LOCK_EX)
+        stream.write(json.dumps(record, sort_keys=True) + "\n")
+    return record
+
+
+def latest_records(records: list[dict]) -> list[dict]:
+    """The last state of each submission (a pending record is followed by its scored one)."""
+    latest: dict = {}
+    for record in records:
+        latest[record.get("ref") or f"unsent-{len(latest)}"] = record
+    return list(latest.values())
+
+
+def sent_today(records: list[dict], now: datetime) -> int:
+    today = now.astimezone(timezone.utc).date()
+    return sum(datetime.fromisoformat(record["date"]).astimezone(timezone.utc).date() == today
+               for record in latest_records(records))
+
+
+def check_file(path: Path, sample_path: Path, spec: CompetitionSpec) -> None:
+    """Validate a submission against the competition's sample submission; raises SubmissionError."""
+    path, sample_path = Path(path), Path(sample_path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: submission file not found")
+    if not sample_path.is_file():
+        raise SubmissionError(f"{sample_path}: no sample submission to check {path.name} against; "
+                              "download the competition first (`headstart run`)")
+    validate_submission(read_submission(path), read_submission(sample_path), spec, source=path.name)
+
+
+def check_quota(limits: dict | None, records: list[dict], now: datetime, daily_limit: int) -> None:
+    """Refuse when today's quota is used: the server's count when known, else this log's."""
+    used, allowed = (limits["used"], limits["used"] + limits["remaining"]) if limits else \
+        (sent_today(records, now), daily_limit)
+    if used >= allowed:
+        source = "the server's count" if limits else "the local log"
+        raise SubmissionLimitError(f"daily submission quota used ({used}/{allowed} today by {source}); "
+                                   "nothing was sent; try again after midnight UTC")
+
+
+def server_limits(backend) -> dict | None:
+    """The backend's own quota count, or None when it cannot be read (then the local log decides)."""
+    try:
+        return backend.limits()
+    except (KaggleAuthError, KaggleRulesError):
+        raise
+    except KaggleError:
+        return None
+
+
+def newest_submission(directory: Path) -> Path:
+    """The newest CSV written to data/06_submissions/<competition>/."""
+    files = sorted(Path(directory).glob("*.csv"), key=lambda path: (path.stat().st_mtime, path.name))
+    if not files:
+        raise FileNotFoundError(f"{directory}: no submission files here; write one with `headstart run --no-submit`")
+    return files[-1]
+
+
+def _refuse_duplicate(path: Path, previous: dict) -> None:
+    raise DuplicateSubmissionError(
+        f"{path.name}: this exact file (sha256 {previous['sha256'][:12]}) was submitted already as ref "
+        f"{previous.get('ref')} on {previous.get('date')} (status {previous.get('status')}, public score "
+        f"{previous.get('public_score')}); nothing was sent; use --force to send it again")
+
+
+def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, description: str = "",
+                   force: bool = False, send: Callable | None = None, now: datetime | None = None,
+                   if_duplicate: str = "raise") -> dict:
+    """Validate, check for duplicates and the quota, send with `send(path, description)`, wait, log.
+
+    A file sent before is refused (DuplicateSubmissionError), or with `if_duplicate="previous"` its
+    earlier record is returned marked `duplicate: True`; `force` sends it again.
+    """
+    path, now = Path(path), now or datetime.now(timezone.utc)
+    check_file(path, sample_path, backend.spec)
+    digest, records = sha256_file(path), read_log(log_path)
+    previous = next((r for r in reversed(latest_records(records)) if r.get("sha256") == digest), None)
+    if previous and not force:
+        if previous.get("status") == "pending" and hasattr(backend, "wait"):
+            # A retry after the file was sent: wait for that submission rather than send it again.
+            return append_log(log_path, {**previous, **backend.wait(previous["ref"])})
+        if if_duplicate == "previous":
+            return {**previous, "duplicate": True}
+        _refuse_duplicate(path, previous)
+    check_quota(server_limits(backend), records, now, getattr(backend, "daily_limit", DEFAULT_DAILY_LIMIT))
+    base = {"date": now.isoformat(), "competition": backend.name, "backend": type(backend).__name__,
+            "file": str(path), "sha256": digest, "forced": bool(previous and force)}
+    if send is None and not hasattr(backend, "send"):
+        return append_log(log_path, {**base, **backend.submit(path, description)})
+    pending = append_log(log_path, {**base, **(send or backend.send)(path, description)})
+    return append_log(log_path, {**pending, **backend.wait(pending["ref"])})
+

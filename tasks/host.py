@@ -1,0 +1,307 @@
+"""`headstart host`: a local competition served over Kaggle's HTTP API, for the unmodified kaggle client.
+
+Point the client at it with KAGGLE_API_ENVIRONMENT=LOCALHOST and HTTP_PROXY=http://127.0.0.1:PORT:
+it then sends absolute-form targets (`POST http://localhost/api/v1/...`), routed here by path.
+The RPCs live in tasks/host_api.py; kernels and datasets in tasks/host_kernels.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tasks.local import LocalBackend
+
+RPC_PREFIXES = ("/api/v1/", "/v1/")
+
+
+class HostError(Exception):
+    """An error answered as Kaggle does: HTTP status plus {"code", "message"}."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Who may call, whose rules are accepted, and how kernels behave."""
+
+    users: tuple[tuple[str, str], ...] = ()  # (name, key); empty: anyone, named by their Basic-auth user
+    rules_accepted_by: tuple[str, ...] | None = None  # None: no rules to accept
+    code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
+    run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
+    kernel_timeout: float = 3600.0
+
+
+def parse_users(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """`NAME:KEY` strings to pairs; the error never repeats a value (it holds a key)."""
+    users = []
+    for position, value in enumerate(values, start=1):
+        name, separator, key = value.partition(":")
+        if not separator or not name or not key:
+            raise ValueError(f"--user number {position} is not NAME:KEY")
+        users.append((name, key))
+    return tuple(users)
+
+
+class CompetitionHost:
+    """State shared by the request threads: the competition, uploads, kernels, datasets, test hooks."""
+
+    def __init__(self, backend: LocalBackend, settings: HostSettings = HostSettings(), store: Path | None = None):
+        from tasks.host_kernels import DatasetStore, KernelStore
+
+        self.backend, self.settings = backend, settings
+        self.store = Path(store) if store else backend.root / "host"
+        self.lock = threading.RLock()
+        self.base_url = ""
+        self.signature = secrets.token_urlsafe(12)  # file URLs carry it, as Kaggle's signed URLs do
+        self.requests: list[dict] = []  # method, path, rpc and status of each request: never headers
+        self._faults: list[list] = []
+        self.kernels, self.datasets = KernelStore(self), DatasetStore(self)
+
+    # Test hooks.
+    def fail_next(self, status: int, count: int = 1, path_contains: str = "") -> None:
+        """Answer the next `count` requests whose path contains `path_contains` with `status`."""
+        with self.lock:
+            self._faults.append([status, count, path_contains])
+
+    def take_fault(self, path: str) -> int | None:
+        with self.lock:
+            for fault in self._faults:
+                if fault[1] > 0 and fault[2] in path:
+                    fault[1] -= 1
+                    return fault[0]
+        return None
+
+    def rpcs(self) -> list[str]:
+        return [request["rpc"] for request in self.requests if request.get("rpc")]
+
+    # Checks.
+    def authenticate(self, header: str | None) -> str:
+        """The calling user, from Basic auth (or a Bearer token equal to a user's key)."""
+        users = dict(self.settings.users)
+        scheme, _, credentials = (header or "").partition(" ")
+        name, key = "", ""
+        if scheme == "Basic":
+            try:
+                name, _, key = base64.b64decode(credentials.encode()).decode(errors="replace").partition(":")
+            except ValueError:  # not base64
+                name = ""
+        elif scheme == "Bearer":
+            name = next((user for user, user_key in users.items() if secrets.compare_digest(user_key, credentials)), "")
+            key = users.get(name, "")
+        if not users and name:
+            return name
+        if name in users and secrets.compare_digest(users[name], key):
+            return name
+        raise HostError(401, "Unauthenticated: unknown user or wrong API key")
+
+    def require_rules(self, user: str) -> None:
+        accepted = self.settings.rules_accepted_by
+        if accepted is not None and user not in accepted:
+            raise HostError(403, f"You must accept this competition's rules before you can download its files or "
+                                 f"submit ({self.backend.name})")
+
+    def competition(self, name: str | None) -> LocalBackend:
+        if name != self.backend.name:
+            raise HostError(404, f"Competition {name!r} not found (this host serves {self.backend.name!r})")
+        return self.backend
+
+    def file_url(self, path: str) -> str:
+        return f"{self.base_url}/{path}?sig={self.signature}"
+
+    # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes.
+    def new_upload(self, user: str, file_name: str) -> dict:
+        token = secrets.token_hex(16)
+        directory = self.store / "uploads" / token
+        directory.mkdir(parents=True)
+        (directory / "upload.json").write_text(json.dumps({"user": user, "file_name": Path(file_name).name}))
+        return {"token": token, "createUrl": self.file_url(f"upload/{token}")}
+
+    def upload(self, token: str, user: str | None = None) -> Path:
+        """The uploaded file of a token (and, when `user` is given, checked to be theirs)."""
+        directory = self.store / "uploads" / Path(token).name
+        meta_path = directory / "upload.json"
+        if not token or not meta_path.is_file():
+            raise HostError(400, f"Unknown blob token {token!r}")
+        meta = json.loads(meta_path.read_text())
+        path = directory / meta["file_name"]
+        if (user is not None and meta["user"] != user) or not path.is_file():
+            raise HostError(400, f"Blob token {token!r} has no completed upload")
+        return path
+
+    def receive_upload(self, token: str, body: bytes, content_range: str | None) -> int:
+        directory = self.store / "uploads" / Path(token).name
+        if not (directory / "upload.json").is_file():
+            return 404
+        target = directory / json.loads((directory / "upload.json").read_text())["file_name"]
+        if content_range and content_range.startswith("bytes */"):  # a resume probe
+            return 200 if target.is_file() else 404
+        partial = target.with_suffix(target.suffix + ".part")
+        partial.write_bytes(body)
+        partial.replace(target)
+        return 200
+
+
+class _Handler(BaseHTTPRequestHandler):
+    host: CompetitionHost
+    server_version = "headstart-host"
+
+    def log_message(self, format, *args) -> None:  # the request log goes to `host.requests`, not stderr
+        pass
+
+    def _record(self, status: int, rpc: str | None = None) -> None:
+        with self.host.lock:
+            self.host.requests.append({"method": self.command, "path": urlsplit(self.path).path, "rpc": rpc,
+                                       "status": status})
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json", headers=()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, payload: dict) -> None:
+        self._send(status, json.dumps(payload).encode())
+
+    def _send_error(self, status: int, message: str, rpc: str | None = None) -> None:
+        self._record(status, rpc)
+        self._send_json(status, {"code": status, "message": message})
+
+    def _fault(self, path: str, rpc: str | None = None) -> bool:
+        status = self.host.take_fault(path)
+        if status is not None:
+            self._send_error(status, f"Injected failure ({status})", rpc)
+        return status is not None
+
+    def do_POST(self) -> None:
+        from tasks.host_api import dispatch
+
+        path = urlsplit(self.path).path
+        body = self._body()
+        rpc = next((path[len(prefix):] for prefix in RPC_PREFIXES if path.startswith(prefix)), None)
+        if rpc is None:
+            return self._send_error(404, f"No such endpoint: {path}")
+        if self._fault(path, rpc):
+            return
+        try:
+            request = json.loads(body or b"{}")
+            result = dispatch(self.host, rpc, self.headers.get("Authorization"), request)
+        except HostError as error:
+            return self._send_error(error.status, error.message, rpc)
+        except json.JSONDecodeError:
+            return self._send_error(400, "Request body is not JSON", rpc)
+        self._record(302 if isinstance(result, Redirect) else 200, rpc)
+        if isinstance(result, Redirect):
+            return self._send(302, headers=[("Location", result.url)])
+        if isinstance(result, bytes):
+            return self._send(200, result, "application/zip")
+        self._send_json(200, result)
+
+    def do_PUT(self) -> None:
+        path = urlsplit(self.path).path
+        body = self._body()
+        if self._fault(path):
+            return
+        if not path.startswith("/upload/") or not self._signed():
+            return self._send_error(404, f"No such upload: {path}")
+        status = self.host.receive_upload(path.rsplit("/", 1)[-1], body, self.headers.get("Content-Range"))
+        self._record(status)
+        self._send_json(status, {} if status == 200 else {"code": status, "message": "Upload not found"})
+
+    def _signed(self) -> bool:
+        signature = parse_qs(urlsplit(self.path).query).get("sig", [""])[0]
+        return secrets.compare_digest(signature, self.host.signature)
+
+    def do_GET(self) -> None:
+        from tasks.host_api import resolve_file
+
+        path = unquote(urlsplit(self.path).path)
+        if self._fault(path):
+            return
+        file_path = resolve_file(self.host, path) if self._signed() else None
+        if file_path is None or not file_path.is_file():
+            return self._send_error(404, f"No such file: {path}")
+        self._record(200)
+        self._send_file(file_path)
+
+    do_HEAD = do_GET
+
+    def _send_file(self, path: Path) -> None:
+        """A file with what the client needs to skip or resume: length, Last-Modified, ETag, ranges."""
+        stat = path.stat()
+        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        headers = [("Accept-Ranges", "bytes"), ("ETag", etag), ("Last-Modified", formatdate(stat.st_mtime, usegmt=True))]
+        start = 0
+        wanted = self.headers.get("Range", "")
+        if wanted.startswith("bytes=") and self.headers.get("If-Range", etag) in (etag, headers[2][1]):
+            start = int(wanted[len("bytes="):].split("-")[0] or 0)
+        with open(path, "rb") as stream:
+            stream.seek(start)
+            body = stream.read()
+        if start:
+            headers.append(("Content-Range", f"bytes {start}-{stat.st_size - 1}/{stat.st_size}"))
+        self._send(206 if start else 200, body, "application/octet-stream", headers)
+
+
+class HostServer:
+    """A running host: `with HostServer(host, port=0) as server: server.url`."""
+
+    def __init__(self, host: CompetitionHost, address: str = "127.0.0.1", port: int = 0):
+        handler = type("Handler", (_Handler,), {"host": host})
+        self.host = host
+        self.httpd = ThreadingHTTPServer((address, port), handler)
+        self.httpd.daemon_threads = True
+        public = "127.0.0.1" if address in ("", "0.0.0.0") else address
+        self.port = self.httpd.server_address[1]
+        self.url = host.base_url = f"http://{public}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> HostServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="headstart-host", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.host.kernels.wait_all(timeout=5)
+
+    def __enter__(self) -> HostServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def clear_store(host: CompetitionHost) -> None:
+    """Forget uploads, kernels and datasets (the competition's own submissions stay)."""
+    shutil.rmtree(host.store, ignore_errors=True)

@@ -1,0 +1,284 @@
+"""Kaggle through its official client: download, submit and poll, submissions, leaderboard, quota.
+
+Only this module (and tasks/kernels.py, which uses its helpers) touches the network. `import kaggle`
+authenticates at import time, so the client is imported inside functions, never at module level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+from prefect.tasks import exponential_backoff
+
+from tasks.competitions import BUILTIN_SPECS, CompetitionSpec, resolve_spec, unpack_archive, unpack_image_archives
+from tasks.paths import atomic_write_json, sha256_file
+
+CREDENTIALS_HELP = ("set Kaggle credentials as the kaggle CLI finds them: ~/.kaggle/kaggle.json "
+                    '({"username": ..., "key": ...}, chmod 600; or $KAGGLE_CONFIG_DIR/kaggle.json), or the '
+                    "environment variables KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN; "
+                    "create a token at https://www.kaggle.com/settings")
+DOWNLOAD_MARKER = ".headstart-download.json"
+
+
+class KaggleError(RuntimeError):
+    """Kaggle refused or failed a request; the message says what to do."""
+
+
+class KaggleAuthError(KaggleError):
+    """401: no credentials, or wrong ones."""
+
+
+class KaggleRulesError(KaggleError):
+    """403: the competition's rules are not accepted (or the slug is wrong)."""
+
+
+class KaggleTransientError(KaggleError):
+    """429, 5xx or a dropped connection: worth retrying later (the Prefect tasks do)."""
+
+
+class SubmissionUploadError(KaggleError):
+    """The file upload failed, so nothing was submitted."""
+
+
+def rules_url(slug: str) -> str:
+    return f"https://www.kaggle.com/competitions/{slug}/rules"
+
+
+def is_transient_failure(task, task_run, state) -> bool:
+    """Prefect retry condition: retry only rate limits, server errors and dropped connections."""
+    try:
+        state.result()
+    except KaggleTransientError:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+# The only retries in the kit: on tasks that talk to Kaggle, and only for transient failures.
+NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),
+                       retry_jitter_factor=0.2, retry_condition_fn=is_transient_failure)
+
+
+def _status_of(error) -> int | None:
+    """The HTTP status of a client error; a JSON body's `code` wins (the client raises on it even with 200)."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    with contextlib.suppress(Exception):
+        code = response.json().get("code")
+        if isinstance(code, int) and code >= 400:
+            return code
+    return response.status_code
+
+
+def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = ()) -> KaggleError:
+    """A client HTTPError as a KaggleError whose message says what to do (and carries no secret)."""
+    status, detail = _status_of(error), redact(str(error), secrets)
+    if status == 401:
+        return KaggleAuthError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
+    if status == 403:
+        return KaggleRulesError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); accept the competition's "
+                                f"rules at {rules_url(slug)} (and check the slug), then try again")
+    if status == 429 or (status is not None and status >= 500):
+        return KaggleTransientError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
+                                    "retried with backoff, try again later if it persists")
+    if status == 404:
+        return KaggleError(f"Kaggle has no {slug!r} to {action} (404: {detail}); check the competition slug")
+    return KaggleError(f"Kaggle refused to {action} for {slug!r} ({status}: {detail})")
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _warn_if_readable(config_dir: str) -> None:
+    path = Path(config_dir) / "kaggle.json"
+    if path.is_file() and path.stat().st_mode & 0o077:
+        warnings.warn(f"{path} is readable by other users; run `chmod 600 {path}`", stacklevel=3)
+
+
+def authenticated_api():
+    """A KaggleApi with credentials found as the kaggle CLI finds them; never in verbose (header-dumping) mode."""
+    import requests
+
+    # The package import authenticates and prints help when there are no credentials: keep it quiet.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    api = KaggleApi()
+    # VERBOSE=1 makes the client print every request's Authorization header: never here.
+    api.args = [argument for argument in KaggleApi.args if argument not in ("--verbose", "-v")]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            api.authenticate()
+    except SystemExit:
+        raise KaggleAuthError(f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
+    except requests.RequestException as error:
+        raise explain_http_error(error, "kaggle", "check the API token") from None
+    _warn_if_readable(api.config_dir)
+    return api
+
+
+def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
+    """Call one client method, turning its HTTP and connection errors into KaggleErrors."""
+    import requests
+
+    secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
+    try:
+        return function(*args, **kwargs)
+    except requests.HTTPError as error:
+        raise explain_http_error(error, slug, action, secrets) from None
+    except (requests.ConnectionError, requests.Timeout) as error:
+        raise KaggleTransientError(f"cannot reach Kaggle to {action} for {slug!r} "
+                                   f"({type(error).__name__}); retried with backoff") from None
+
+
+def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
+    """A Kaggle competition's spec: from `spec` (built-in name or .toml path), else built in by slug."""
+    if spec:
+        return resolve_spec(spec).with_slug(name)
+    if name in BUILTIN_SPECS:
+        return BUILTIN_SPECS[name]
+    raise ValueError(f"no spec for the Kaggle competition {name!r}: built-in specs are {sorted(BUILTIN_SPECS)}; "
+                     "describe any other one in a .toml file and pass it with --spec")
+
+
+def _score(value) -> float | None:
+    with contextlib.suppress(TypeError, ValueError):
+        return float(value) if value not in (None, "") else None
+    return None
+
+
+def submission_record(submission) -> dict:
+    """An ApiSubmission as the backends' plain record."""
+    status = getattr(submission.status, "name", str(submission.status)).lower()
+    date = submission.date.isoformat() if getattr(submission, "date", None) else None
+    return {"ref": submission.ref, "date": date, "file_name": submission.file_name,
+            "description": submission.description, "status": status,
+            "public_score": _score(submission.public_score), "private_score": _score(submission.private_score),
+            "error": submission.error_description or None}
+
+
+class KaggleBackend:
+    """One Kaggle competition through the official client, with the LocalBackend's interface."""
+
+    def __init__(self, spec: CompetitionSpec, api=None, poll_interval: float = 5.0, poll_timeout: float = 3600.0):
+        self.spec, self.name = spec, spec.slug
+        self.api = api if api is not None else authenticated_api()
+        self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
+
+    def _call(self, action: str, function, *args, **kwargs):
+        return call_kaggle(self.api, self.name, action, function, *args, **kwargs)
+
+    def download(self, destination: Path) -> Path:
+        """Download the competition's zip (resumable; skipped when unchanged) and unpack it into `destination`."""
+        destination = Path(destination)
+        archive_dir = destination.parent / f".{destination.name}.download"
+        self._call("download the competition files", self.api.competition_download_files, self.name,
+                   path=str(archive_dir), quiet=True)
+        archive = archive_dir / f"{self.name}.zip"
+        if not archive.is_file():
+            found = sorted(path.name for path in archive_dir.glob("*"))
+            raise KaggleError(f"{self.name}: the download left no {archive.name} in {archive_dir} (found {found})")
+        marker, digest = destination / DOWNLOAD_MARKER, sha256_file(archive)
+        if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
+            return destination
+        unpack_archive(archive, destination)
+        unpack_image_archives(self.spec, destination)
+        atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}"})
+        return destination
+
+    def send(self, path: Path, description: str = "") -> dict:
+        """The three-step upload; returns the pending submission. A failed upload raises (nothing was sent)."""
+        response = self._call("submit", self.api.competition_submit, str(path), description, self.name, quiet=True)
+        if not getattr(response, "ref", 0):
+            raise SubmissionUploadError(f"{self.name}: uploading {Path(path).name} failed "
+                                        f"({response.message or 'no submission was created'}); nothing was submitted")
+        return {"ref": response.ref, "status": "pending", "file_name": Path(path).name, "description": description,
+                "public_score": None, "private_score": None, "error": None}
+
+    def send_code(self, kernel: str, version: int, file_name: str, description: str = "") -> dict:
+        """Submit a kernel version's output file to a code competition; returns the pending submission."""
+        response = self._call("submit the notebook output", self.api.competition_submit_code, file_name,
+                              description, self.name, kernel=kernel, kernel_version=version, quiet=True)
+        if not getattr(response, "ref", 0):
+            raise KaggleError(f"{self.name}: code submission of {kernel} v{version} was not created "
+                              f"({response.message or 'no reason given'})")
+        return {"ref": response.ref, "status": "pending", "file_name": file_name, "description": description,
+                "public_score": None, "private_score": None, "error": None}
+
+    def wait(self, ref: int) -> dict:
+        """Poll a submission until it is scored (or errors); raises after `poll_timeout` seconds."""
+        deadline = time.monotonic() + self.poll_timeout
+        while True:
+            record = submission_record(self._call("check the submission", self.api.get_submission, ref))
+            if record["status"] != "pending":
+                return record
+            if time.monotonic() > deadline:
+                raise KaggleError(f"{self.name}: submission {ref} still pending after {self.poll_timeout:.0f} s; "
+                                  "see `headstart submissions --backend kaggle`")
+            time.sleep(self.poll_interval)
+
+    def submit(self, path: Path, description: str = "") -> dict:
+        """Upload a submission file and wait for its score."""
+        return self.wait(self.send(path, description)["ref"])
+
+    def submissions(self) -> list[dict]:
+        """Your team's submissions, newest first."""
+        return [submission_record(item) for item in
+                self._call("list submissions", self.api.competition_submissions, self.name) or []]
+
+    def leaderboard(self) -> list[dict]:
+        """The public leaderboard's first page, best first."""
+        with contextlib.redirect_stdout(io.StringIO()):  # the client prints the next page token
+            rows = self._call("show the leaderboard", self.api.competition_leaderboard_view, self.name) or []
+        return [{"rank": rank, "team": row.team_name, "score": _score(row.score),
+                 "date": row.submission_date.isoformat() if row.submission_date else None}
+                for rank, row in enumerate(rows, start=1)]
+
+    def limits(self) -> dict:
+        """Today's submissions and what is left, as the server counts them."""
+        limits = self._call("read the submission limits", self.api.competition_get_submission_limits, self.name)
+        return {"daily_limit": limits.num_today + limits.num_allowed_now, "used": limits.num_today,
+                "remaining": limits.num_allowed_now}
+
+    def is_code_competition(self) -> bool:
+        """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`)."""
+        response = self._call("look up the competition", self.api.competitions_list, search=self.name)
+        for competition in response.competitions or []:
+            if competition.ref.rstrip("/").split("/")[-1] == self.name:
+                return bool(competition.is_kernels_submissions_only)
+        raise KaggleError(f"Kaggle lists no competition {self.name!r}; check the slug")
+
+
+class MountedBackend:
+    """A competition whose files are mounted read-only, as in a Kaggle notebook: no download, no submit."""
+
+    def __init__(self, spec: CompetitionSpec, input_dir: Path):
+        self.spec, self.name, self.input_dir = spec, spec.slug, Path(input_dir)
+        if not self.input_dir.is_dir():
+            raise FileNotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
+                                    f"competition {self.name!r} to the notebook (competition_sources)")
+
+    def download(self, destination: Path) -> Path:
+        """Link the mounted files into `destination` and unpack image archives there (the mount is read-only)."""
+        destination = Path(destination)
+        destination.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(self.input_dir.iterdir()):
+            link = destination / entry.name
+            if not link.exists() and not link.is_symlink():
+                os.symlink(entry.resolve(), link, target_is_directory=entry.is_dir())
+        unpack_image_archives(self.spec, destination)
+        return destination
+
+    def submit(self, path: Path, description: str = "") -> dict:
+        raise ValueError(f"{self.name}: a notebook cannot submit; it writes submission.csv for Kaggle to take")
