@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.backends import fetch_competition, open_backend, submit_file
+from tasks.backends import backend_for, fetch_competition, submit_file
 from tasks.config import Config
 from tasks.ensemble import blend_members
 from tasks.features import cache_features
@@ -28,7 +28,7 @@ def new_run_id() -> str:
 def compete(config: Config = Config()) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit."""
     run_id = new_run_id()
-    spec = open_backend(config.competition, config.paths, config.backend).spec
+    spec = backend_for(config).spec
     raw_dir = fetch_competition(config)
     index_dir = index_competition(config, spec, raw_dir)
     plan = plan_run(config, index_dir)

@@ -39,8 +39,7 @@ def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str 
 
 
 def backend_for(config):
-    return open_backend(config.competition, config.paths, config.backend, getattr(config, "spec", None),
-                        getattr(config, "input_dir", None))
+    return open_backend(config.competition, config.paths, config.backend, config.spec, config.input_dir)
 
 
 @task(cache_policy=NO_CACHE, **NETWORK_RETRIES)

@@ -21,6 +21,8 @@ class Config:
     competition: str = "digits"
     data_dir: str = "data"
     backend: str = "local"
+    spec: str | None = None  # a Kaggle competition's spec: built-in name or .toml path (default: by slug)
+    input_dir: str | None = None  # inside a Kaggle notebook: the mounted competition files
     members: tuple[str, ...] = ()  # empty: the competition's default recipe
     backbones: tuple[str, ...] = ()  # empty: DEFAULT_BACKBONES where their weights are at hand
     weights_dirs: tuple[str, ...] = ()  # searched first for backbone weights files
