@@ -38,6 +38,10 @@ class KaggleRulesError(KaggleError):
     """403: the competition's rules are not accepted (or the slug is wrong)."""
 
 
+class KaggleNotFoundError(KaggleError):
+    """404: no such competition, kernel or dataset (or no access to it)."""
+
+
 class KaggleTransientError(KaggleError):
     """429, 5xx or a dropped connection: worth retrying later (the Prefect tasks do)."""
 
@@ -90,7 +94,7 @@ def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] =
         return KaggleTransientError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
                                     "retried with backoff, try again later if it persists")
     if status == 404:
-        return KaggleError(f"Kaggle has no {slug!r} to {action} (404: {detail}); check the competition slug")
+        return KaggleNotFoundError(f"Kaggle found no {slug!r} to {action} (404: {detail}); check the slug")
     return KaggleError(f"Kaggle refused to {action} for {slug!r} ({status}: {detail})")
 
 
@@ -196,6 +200,12 @@ class KaggleBackend:
         unpack_image_archives(self.spec, destination)
         atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}"})
         return destination
+
+    def download_file(self, file_name: str, destination: Path) -> Path:
+        """One competition file (e.g. the sample submission) into `destination`."""
+        self._call(f"download {file_name}", self.api.competition_download_file, self.name, file_name,
+                   path=str(destination), quiet=True, unzip=True)
+        return Path(destination) / file_name
 
     def send(self, path: Path, description: str = "") -> dict:
         """The three-step upload; returns the pending submission. A failed upload raises (nothing was sent)."""

@@ -35,6 +35,9 @@ class DataPaths:
     def submissions(self, competition: str) -> Path:
         return self.root / "06_submissions" / competition
 
+    def kernels(self, competition: str) -> Path:
+        return self.root / "07_kernels" / competition
+
     def local(self, competition: str) -> Path:
         return self.root / "local" / competition
 

@@ -1,0 +1,222 @@
+"""Kaggle kernels: bundle the kit as a dataset, render a kernel from kernels/, push it, collect its output."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.kaggle import NETWORK_RETRIES, KaggleError, KaggleNotFoundError, authenticated_api, call_kaggle
+from tasks.paths import atomic_write_json
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = KIT_ROOT / "kernels"
+BUNDLE_NAME = "headstart-kit.zip"
+BUNDLE_SLUG = "headstart-kit"
+BUNDLED = ("tasks", "flows", "pyproject.toml")
+# Never bundled, whatever the tree holds: caches, data, and anything that may hold credentials.
+EXCLUDED = re.compile(r"(^|/)(__pycache__|\.[^/]*|data|kaggle\.json|access_token(\.txt)?|credentials\.json)(/|$)"
+                      r"|\.pyc$")
+TEMPLATE_FILES = {"script": "script.py", "notebook": "notebook.ipynb"}
+ACCELERATORS = {"none": {}, "gpu": {"enable_gpu": True}, "tpu": {"enable_tpu": True}}
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """How `headstart kernel push` renders, runs and uses a kernel."""
+
+    kernel_type: str = "script"  # or "notebook"
+    accelerator: str = "none"  # "gpu" or "tpu"
+    datasets: tuple[str, ...] = ()  # extra attached datasets (weights), owner/slug[/version]
+    models: tuple[str, ...] = ()  # attached Kaggle models, owner/model/framework/instance/version
+    settings: dict = field(default_factory=dict)  # run overrides inside the kernel (epochs, members, folds...)
+    poll_interval: float = 30.0
+    timeout: float = 4 * 3600.0
+    submit: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kernel_type not in TEMPLATE_FILES:
+            raise ValueError(f"kernel type must be one of {sorted(TEMPLATE_FILES)}, got {self.kernel_type!r}")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {self.accelerator!r}")
+
+
+def kernel_slug(competition: str) -> str:
+    return f"headstart-{competition}"
+
+
+def bundle_files(root: Path = KIT_ROOT) -> list[Path]:
+    """The kit's files that travel to Kaggle: tasks/, flows/ and pyproject.toml, nothing excluded."""
+    files = []
+    for name in BUNDLED:
+        path = root / name
+        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p for p in candidates if not EXCLUDED.search(p.relative_to(root).as_posix())]
+    return files
+
+
+def build_bundle(destination: Path, owner: str, spec_file: Path | None = None,
+                 secrets: tuple[str, ...] = (), root: Path = KIT_ROOT) -> Path:
+    """A dataset folder: dataset-metadata.json and headstart-kit.zip (the kit, plus the spec if given)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    archive = destination / BUNDLE_NAME
+    with zipfile.ZipFile(archive.with_suffix(".tmp"), "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        for path in bundle_files(root):
+            content = path.read_bytes()
+            if any(secret and secret.encode() in content for secret in secrets):
+                raise ValueError(f"{path}: holds a Kaggle credential; it must not be bundled")
+            zipped.writestr(path.relative_to(root).as_posix(), content)
+        if spec_file is not None:
+            zipped.write(spec_file, f"specs/{Path(spec_file).name}")
+    archive.with_suffix(".tmp").replace(archive)
+    atomic_write_json(destination / "dataset-metadata.json", {
+        "id": f"{owner}/{BUNDLE_SLUG}", "title": "headstart kit", "licenses": [{"name": "Apache 2.0"}],
+        "subtitle": "The headstart competition kit, for notebooks", "keywords": []})
+    return destination
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", value)
+    return text
+
+
+def render_kernel(destination: Path, owner: str, competition: str, kernel: KernelConfig,
+                  spec: str | None = None) -> Path:
+    """Write the kernel's code file and kernel-metadata.json into `destination`."""
+    slug, code_file = kernel_slug(competition), TEMPLATE_FILES[kernel.kernel_type]
+    datasets = (f"{owner}/{BUNDLE_SLUG}", *kernel.datasets)
+    values = {"title": slug.replace("-", " "), "competition": competition, "accelerator": kernel.accelerator,
+              "datasets": ", ".join(datasets), "models": ", ".join(kernel.models) or "none",
+              "competition_literal": repr(competition), "spec_literal": repr(spec),
+              "settings_literal": repr(dict(kernel.settings))}
+    template = (TEMPLATES / code_file).read_text()
+    if kernel.kernel_type == "notebook":
+        notebook = json.loads(template)
+        for cell in notebook["cells"]:
+            cell["source"] = _fill("".join(cell["source"]), values).splitlines(keepends=True)
+        text = json.dumps(notebook, indent=1) + "\n"
+    else:
+        text = _fill(template, values)
+    destination.mkdir(parents=True, exist_ok=True)
+    (destination / code_file).write_text(text)
+    metadata = {**json.loads((TEMPLATES / "kernel-metadata.json").read_text()),
+                "id": f"{owner}/{slug}", "title": values["title"], "code_file": code_file,
+                "kernel_type": kernel.kernel_type, "enable_internet": False,
+                "dataset_sources": list(datasets), "competition_sources": [competition],
+                "model_sources": list(kernel.models), **ACCELERATORS[kernel.accelerator]}
+    atomic_write_json(destination / "kernel-metadata.json", metadata)
+    return destination
+
+
+def dataset_exists(api, ref: str) -> bool:
+    try:
+        call_kaggle(api, ref, "read the kit dataset", api.dataset_status, ref)
+    except KaggleNotFoundError:
+        return False
+    return True
+
+
+def publish_bundle(api, folder: Path, ref: str) -> str:
+    """Create the kit dataset, or add a version when it exists; returns its ref."""
+    if dataset_exists(api, ref):
+        response = call_kaggle(api, ref, "version the kit dataset", api.dataset_create_version, str(folder),
+                               "headstart kit update", quiet=True)
+    else:
+        response = call_kaggle(api, ref, "create the kit dataset", api.dataset_create_new, str(folder), quiet=True)
+    if (response.status or "").lower() != "ok":
+        raise KaggleError(f"publishing the kit dataset {ref} failed: {response.error or response.status}")
+    return ref
+
+
+def push_kernel(api, folder: Path) -> int:
+    """Push a rendered kernel; returns the new version number."""
+    metadata = json.loads((folder / "kernel-metadata.json").read_text())
+    response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder))
+    if response.error:
+        raise KaggleError(f"pushing {metadata['id']} failed: {response.error}")
+    return int(response.version_number)
+
+
+def wait_for_kernel(api, ref: str, poll_interval: float, timeout: float) -> None:
+    """Poll the kernel's status until it completes; an error or a timeout raises with what to look at."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call_kaggle(api, ref, "check the kernel", api.kernels_status, ref)
+        status = getattr(response.status, "name", str(response.status))
+        if status == "COMPLETE":
+            return
+        if status in ("ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"):
+            raise KaggleError(f"kernel {ref} ended with {status}: {response.failure_message or 'no message'}; "
+                              f"see its log with `kaggle kernels output {ref}`")
+        if time.monotonic() > deadline:
+            raise KaggleError(f"kernel {ref} still {status} after {timeout:.0f} s")
+        time.sleep(poll_interval)
+
+
+def kernel_owner(api) -> str:
+    owner = api.config_values.get("username")
+    if not owner:
+        raise KaggleError("cannot tell your Kaggle user name from the credentials")
+    return owner
+
+
+@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def publish_kit(config, kernel_dir: Path) -> str:
+    """Bundle the kit (and the spec file) into <kernel_dir>/bundle and publish it as a dataset."""
+    api = authenticated_api()
+    owner = kernel_owner(api)
+    spec_file = Path(config.spec) if config.spec and config.spec.endswith(".toml") else None
+    secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
+    folder = build_bundle(Path(kernel_dir) / "bundle", owner, spec_file, secrets)
+    return publish_bundle(api, folder, f"{owner}/{BUNDLE_SLUG}")
+
+
+def _kernel_spec(spec: str | None) -> str | None:
+    """The spec as the kernel sees it: a bundled .toml under specs/, or a built-in name."""
+    return f"specs/{Path(spec).name}" if spec and spec.endswith(".toml") else spec
+
+
+@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path) -> tuple[str, int]:
+    """Render the kernel into <kernel_dir>/kernel and push it; returns (owner/slug, version)."""
+    api = authenticated_api()
+    owner = kernel_owner(api)
+    folder = render_kernel(Path(kernel_dir) / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec))
+    return f"{owner}/{kernel_slug(config.competition)}", push_kernel(api, folder)
+
+
+@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def collect_kernel_output(kernel: KernelConfig, kernel_dir: Path, ref: str, version: int) -> Path:
+    """Wait for the kernel version to finish; download its output to <kernel_dir>/output/<version>/."""
+    api = authenticated_api()
+    wait_for_kernel(api, f"{ref}/{version}", kernel.poll_interval, kernel.timeout)
+    output = Path(kernel_dir) / "output" / str(version)
+    call_kaggle(api, ref, "download the kernel output", api.kernels_output, f"{ref}/{version}", str(output),
+                quiet=True)
+    return output
+
+
+@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, version: int, force: bool = False) -> dict:
+    """Submit the kernel's submission.csv through the guard: by CreateCodeSubmission in a code competition."""
+    from tasks.backends import backend_for
+    from tasks.guard import LOG_NAME, guarded_submit
+
+    backend = backend_for(config)
+    sample = config.paths.raw(config.competition) / backend.spec.sample_submission
+    if not sample.is_file():  # the data was never downloaded here: fetch just the sample to check against
+        sample = backend.download_file(backend.spec.sample_submission, Path(kernel_dir) / "sample")
+    send = None
+    if backend.is_code_competition():
+        def send(path: Path, description: str) -> dict:
+            return backend.send_code(ref, version, path.name, description)
+    return guarded_submit(backend, Path(output) / "submission.csv", sample,
+                          config.paths.submissions(config.competition) / LOG_NAME,
+                          f"{config.message} (kernel {ref} v{version})", force, send=send, if_duplicate="previous")
