@@ -33,6 +33,11 @@ class BackboneSpec:
     weights_file: str
     min_size: int = 32
 
+    @property
+    def label(self) -> str:
+        """A short name for progress bars and folders."""
+        return Path(self.weights_file).stem if self.builder == "file" else self.name
+
 
 def _spec(name, builder, size, width, preprocessing, weights_file, min_size=32) -> BackboneSpec:
     return BackboneSpec(name, builder, size, width, preprocessing, weights_file, min_size)
@@ -135,7 +140,7 @@ def build_extractor(spec: BackboneSpec, weights: Path | None, image_size: int | 
     features = base(features, training=False)
     if len(features.shape) == 4:
         features = layers.GlobalAveragePooling2D(name="pool")(features)
-    return keras.Model(inputs, features, name=f"{spec.name.replace(':', '_').replace('/', '_')}_features")
+    return keras.Model(inputs, features, name=f"{spec.label}_features")
 
 
 def download_weights(spec: BackboneSpec) -> None:

@@ -1,4 +1,4 @@
-"""Blending members by their out-of-fold predictions."""
+"""Blending members by their out-of-fold predictions: mean, fitted weights, greedy selection."""
 
 from __future__ import annotations
 
@@ -7,42 +7,89 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from scipy.optimize import minimize
 
 from tasks.index import TRAIN, read_index
-from tasks.members import load_member
-from tasks.metrics import score_probabilities
+from tasks.metrics import higher_is_better, score_probabilities
 from tasks.paths import atomic_write_json, atomic_write_npy
 from tasks.plots import plot_confusion_matrix
+from tasks.recipes import load_member
+
+METHODS = ("mean", "weights", "caruana")
 
 
-def blend_mean(predictions: list[np.ndarray]) -> np.ndarray:
-    """The plain mean of the members' probabilities."""
+def blend(predictions: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of the members' probabilities."""
     if not predictions:
         raise ValueError("nothing to blend: no member predictions")
-    return np.mean(np.stack(predictions), axis=0)
+    return np.tensordot(np.asarray(weights, dtype=np.float64), np.stack(predictions).astype(np.float64), axes=1)
 
 
-def member_scores(labels: np.ndarray, oofs: dict[str, np.ndarray], metric: str) -> dict[str, float]:
-    return {name: score_probabilities(labels, oof, metric) for name, oof in oofs.items()}
+def _log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-15, 1.0))))
+
+
+def mean_weights(oofs: list[np.ndarray]) -> np.ndarray:
+    return np.full(len(oofs), 1.0 / len(oofs))
+
+
+def fitted_weights(oofs: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to one that minimise the out-of-fold log loss (smooth, so it fits well)."""
+    def loss(logits: np.ndarray) -> float:
+        weights = np.exp(logits - logits.max())
+        return _log_loss(labels, blend(oofs, weights / weights.sum()))
+
+    result = minimize(loss, np.zeros(len(oofs)), method="Powell", options={"maxiter": 2000})
+    weights = np.exp(result.x - result.x.max())
+    return weights / weights.sum()
+
+
+def caruana_weights(oofs: list[np.ndarray], labels: np.ndarray, metric: str, rounds: int = 50) -> np.ndarray:
+    """Greedy forward selection with replacement (Caruana et al., 2004): add, each round, the member
+    whose addition scores best; the weights are how often each was picked. Ties go to lower log loss."""
+    counts = np.zeros(len(oofs))
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    total = np.zeros_like(oofs[0], dtype=np.float64)
+    for _ in range(rounds):
+        candidates = [(total + oof) / (counts.sum() + 1) for oof in oofs]
+        ranking = [(sign * score_probabilities(labels, c, metric), -_log_loss(labels, c)) for c in candidates]
+        best = max(range(len(oofs)), key=lambda i: ranking[i])
+        counts[best] += 1
+        total += oofs[best]
+    return counts / counts.sum()
+
+
+def blend_weights(method: str, oofs: list[np.ndarray], labels: np.ndarray, metric: str) -> np.ndarray:
+    if method == "mean":
+        return mean_weights(oofs)
+    if method == "weights":
+        return fitted_weights(oofs, labels)
+    if method == "caruana":
+        return caruana_weights(oofs, labels, metric)
+    raise ValueError(f"unknown blend method {method!r}; known methods are {METHODS}")
 
 
 @task(cache_policy=NO_CACHE)
 def blend_members(config, index_dir: Path, member_dirs: list[Path], run_id: str) -> Path:
-    """Blend the members' probabilities; leave ensemble.json and the blend in data/05_predictions/."""
+    """Blend the members by the configured method; ensemble.json records every method's CV score."""
     index = read_index(index_dir)
     spec = index.metadata["spec"]
     labels = index.split(TRAIN)["label"].to_numpy()
-    members = {Path(directory).name: load_member(Path(directory)) for directory in member_dirs}
-    oof = blend_mean([oof for _, oof, _ in members.values()])
-    test = blend_mean([test for _, _, test in members.values()])
-    score = score_probabilities(labels, oof, spec["metric"])
-    plot_confusion_matrix(labels, oof, spec["class_names"], f"blend (CV {spec['metric']} {score:.4f})",
+    members = [load_member(Path(directory)) for directory in member_dirs]
+    names = [meta["name"] for meta, _, _ in members]
+    oofs, tests = [oof for _, oof, _ in members], [test for _, _, test in members]
+    candidates = {method: blend_weights(method, oofs, labels, spec["metric"]) for method in METHODS}
+    scores = {method: score_probabilities(labels, blend(oofs, w), spec["metric"]) for method, w in candidates.items()}
+    weights = candidates[config.blend]
+    oof, test = blend(oofs, weights), blend(tests, weights)
+    plot_confusion_matrix(labels, oof, spec["class_names"], f"blend (CV {spec['metric']} {scores[config.blend]:.4f})",
                           config.paths.models(config.competition, run_id) / "blend" / "confusion_matrix.png")
     directory = config.paths.predictions(config.competition, run_id) / "blend"
-    atomic_write_npy(directory / "oof.npy", oof)
-    atomic_write_npy(directory / "test.npy", test)
+    atomic_write_npy(directory / "oof.npy", oof.astype(np.float32))
+    atomic_write_npy(directory / "test.npy", test.astype(np.float32))
     atomic_write_json(directory / "ensemble.json", {
-        "method": "mean", "metric": spec["metric"], "cv_score": score,
-        "members": {name: {"cv_score": meta["cv_score"], "weight": 1 / len(members)}
-                    for name, (meta, _, _) in members.items()}})
+        "method": config.blend, "metric": spec["metric"], "cv_score": scores[config.blend],
+        "cv_score_by_method": scores,
+        "members": {name: {"cv_score": meta["cv_score"], "weight": float(weight)}
+                    for name, (meta, _, _), weight in zip(names, members, weights)}})
     return directory

@@ -135,7 +135,8 @@ def read_index(directory: Path) -> LoadedIndex:
     if not metadata_path.is_file():
         raise FileNotFoundError(f"{directory}: no index here (missing index.json)")
     metadata = json.loads(metadata_path.read_text())
-    pixels = [np.load(directory / f"{split}_pixels.npy") if metadata["layout"] == "pixels_csv" else None
+    # Memory-mapped: a shard of features reads only its own images, so memory stays flat as data grows.
+    pixels = [np.load(directory / f"{split}_pixels.npy", mmap_mode="r") if metadata["layout"] == "pixels_csv" else None
               for split in (TRAIN, TEST)]
     return LoadedIndex(directory, pd.read_parquet(directory / "index.parquet"), metadata, *pixels)
 

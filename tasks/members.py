@@ -1,11 +1,11 @@
 """Ensemble members: anything that yields out-of-fold and fold-averaged test probabilities.
 
-Each member is a function `(index, config) -> MemberResult`, registered by name in MEMBERS.
+Here: the k-fold machinery shared by every member, and the softmax-on-pixels baseline. Members are
+functions `(MemberContext) -> MemberResult`, registered by kind in tasks/recipes.py.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,13 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.index import TEST, TRAIN, LoadedIndex, read_index
-from tasks.metrics import score_probabilities
-from tasks.paths import atomic_write_json, atomic_write_npy
-from tasks.plots import plot_training_curves
+from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.pipelines import batched, image_dataset, split_source
 from tasks.progress import progress_bar
 
@@ -33,8 +28,36 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 5
-    image_size: int | None = None  # None: the competition's native size
+    image_size: int | None = None  # None: the competition's native size (pixel members)
     seed: int = 0
+    logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
+    mlp_units: int = 512
+
+
+@dataclass(frozen=True)
+class MemberContext:
+    """What a member trains on: the index, its training settings, and its backbone's feature sets."""
+
+    index: LoadedIndex
+    train: TrainConfig
+    seed: int = 0
+    feature_dirs: tuple[Path, ...] = ()  # one per view, identity first
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.index.split(TRAIN)["label"].to_numpy()
+
+    @property
+    def folds(self) -> np.ndarray:
+        return self.index.split(TRAIN)["fold"].to_numpy()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index.metadata["spec"]["class_names"])
+
+    @property
+    def num_test(self) -> int:
+        return int(self.index.metadata["num_test"])
 
 
 @dataclass
@@ -65,16 +88,15 @@ def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold:
     return MemberResult(oof=oof, test=test, histories=histories)
 
 
-def fit_keras_fold(model: keras.Model, train: tf.data.Dataset, valid: tf.data.Dataset, test_x: tf.data.Dataset,
-                   config: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Train with early stopping on the held-out fold (best weights kept), then predict it and the test set."""
+def train_keras_model(model: keras.Model, train: tf.data.Dataset, valid: tf.data.Dataset,
+                      config: TrainConfig) -> dict:
+    """Train with early stopping on the held-out fold, keeping the best weights; return the history."""
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
-    history = model.fit(train, validation_data=valid, epochs=config.epochs, callbacks=[stop], shuffle=False, verbose=0)
-    valid_x = valid.map(lambda inputs, _: inputs)
-    return (model.predict(valid_x, verbose=0), model.predict(test_x, verbose=0),
-            {name: [float(value) for value in values] for name, values in history.history.items()})
+    history = model.fit(train, validation_data=valid, epochs=config.epochs, callbacks=[stop], shuffle=False,
+                        verbose=0)
+    return {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
 def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -85,66 +107,27 @@ def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.
     return keras.Model(inputs, outputs, name="softmax")
 
 
-def pixel_member(index: LoadedIndex, config: TrainConfig, build_model, description: str) -> MemberResult:
+def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> MemberResult:
     """K-fold training of a Keras model built by `build_model(input_shape, num_classes)` on tf.data images."""
-    train_table = index.split(TRAIN)
-    labels = train_table["label"].to_numpy()
+    index, config, labels = context.index, context.train, context.labels
     channels = index.metadata["channels"]
-    size = config.image_size
+    native = max(index.metadata["image_height"], index.metadata["image_width"])
+    size = config.image_size or (min(native, max_size) if max_size and native > max_size else None)
     input_shape = (size or index.metadata["image_height"], size or index.metadata["image_width"], channels)
-    num_classes = len(index.metadata["spec"]["class_names"])
     test_x = batched(image_dataset(split_source(index, TEST), channels, size), config.batch_size)
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(context.seed)
         images = lambda positions: image_dataset(split_source(index, TRAIN, positions), channels, size)
-        train = batched(images(train_positions), config.batch_size, labels[train_positions], config.seed)
+        train = batched(images(train_positions), config.batch_size, labels[train_positions], context.seed)
         valid = batched(images(valid_positions), config.batch_size, labels[valid_positions])
-        return fit_keras_fold(build_model(input_shape, num_classes), train, valid, test_x, config)
+        model = build_model(input_shape, context.num_classes)
+        history = train_keras_model(model, train, valid, config)
+        valid_x = valid.map(lambda inputs, _: inputs)
+        return model.predict(valid_x, verbose=0), model.predict(test_x, verbose=0), history
 
-    return cross_validate(train_table["fold"].to_numpy(), num_classes, len(index.split(TEST)), fit_fold,
-                          description)
-
-
-def fit_softmax(index: LoadedIndex, config: TrainConfig) -> MemberResult:
-    return pixel_member(index, config, softmax_model, "softmax on pixels")
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description)
 
 
-MEMBERS: dict[str, Callable[[LoadedIndex, TrainConfig], MemberResult]] = {
-    "softmax": fit_softmax,
-}
-
-
-def member_function(name: str):
-    if name not in MEMBERS:
-        raise ValueError(f"unknown member {name!r}; known members are {sorted(MEMBERS)}")
-    return MEMBERS[name]
-
-
-def save_member(directory: Path, name: str, result: MemberResult, score: float) -> Path:
-    """oof.npy and test.npy, then member.json (written last: its presence marks a complete member)."""
-    atomic_write_npy(directory / "oof.npy", result.oof)
-    atomic_write_npy(directory / "test.npy", result.test)
-    return atomic_write_json(directory / "member.json", {"name": name, "cv_score": score,
-                                                          "epochs_per_fold": [len(h.get("loss", [])) for h in
-                                                                              result.histories]})
-
-
-@task(cache_policy=NO_CACHE)
-def fit_member(config, index_dir: Path, name: str, run_id: str) -> Path:
-    """Train one member over the folds; leave its predictions in data/05_predictions/<comp>/<run>/<name>/."""
-    index = read_index(index_dir)
-    result = member_function(name)(index, config.train)
-    labels = index.split(TRAIN)["label"].to_numpy()
-    score = score_probabilities(labels, result.oof, index.metadata["spec"]["metric"])
-    if result.histories and result.histories[0]:
-        plot_training_curves(result.histories, name,
-                             config.paths.models(config.competition, run_id) / name / "training_curves.png")
-    directory = config.paths.predictions(config.competition, run_id) / name
-    save_member(directory, name, result, score)
-    return directory
-
-
-def load_member(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
-    return (json.loads((directory / "member.json").read_text()), np.load(directory / "oof.npy"),
-            np.load(directory / "test.npy"))
+def fit_softmax(context: MemberContext) -> MemberResult:
+    return pixel_member(context, softmax_model, "softmax on pixels")

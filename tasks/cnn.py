@@ -1,0 +1,40 @@
+"""A small CNN trained from scratch on pixels, with augmentation: the workshop's comparison model."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from tasks.members import MemberContext, MemberResult, pixel_member
+
+MAX_CNN_SIZE = 64  # larger images are resized down: a from-scratch CNN gains little above this on a CPU
+
+
+def augmentation(flip: bool) -> keras.Sequential:
+    """Random shifts, small rotations and zooms (and mirror images for natural photos), in training only."""
+    steps = [layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+             layers.RandomRotation(0.04, fill_mode="constant"), layers.RandomZoom(0.1, fill_mode="constant")]
+    if flip:
+        steps.insert(0, layers.RandomFlip("horizontal"))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def _block(features, filters: int):
+    for _ in range(2):
+        features = layers.Conv2D(filters, 3, padding="same", use_bias=False)(features)
+        features = layers.Activation("relu")(layers.BatchNormalization(momentum=0.9)(features))
+    return layers.Dropout(0.25)(layers.MaxPooling2D()(features))
+
+
+def cnn_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """Two conv blocks (32, 64 filters), then a dense layer; mirror-flips only colour images."""
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    features = augmentation(flip=input_shape[-1] == 3)(layers.Rescaling(1.0 / 255)(inputs))
+    features = _block(_block(features, 32), 64)
+    features = layers.Dense(128, activation="relu")(layers.Flatten()(features))
+    outputs = layers.Dense(num_classes, activation="softmax")(layers.Dropout(0.5)(features))
+    return keras.Model(inputs, outputs, name="small_cnn")
+
+
+def fit_cnn(context: MemberContext) -> MemberResult:
+    return pixel_member(context, cnn_model, f"cnn (seed {context.seed})", max_size=MAX_CNN_SIZE)

@@ -1,0 +1,146 @@
+"""Run each frozen backbone once over the images; keep the features on disk, content-addressed.
+
+A feature set lives in data/03_features/<comp>/<key>/: float16 shards `<split>-<number>.npy`, each
+written atomically, and manifest.json holding every shard's checksum. A re-run verifies the shards
+and extracts only those missing or corrupt, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.backbones import BackboneSpec, backbone_spec, build_extractor, weights_hash
+from tasks.index import TEST, TRAIN, LoadedIndex, read_index
+from tasks.paths import atomic_write_json, atomic_write_npy, sha256_file, sha256_text
+from tasks.pipelines import batched, image_dataset, split_source
+from tasks.progress import progress_bar
+
+FEATURE_VERSION = 1  # bump when extraction changes what a feature set holds
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which feature sets to extract and how."""
+
+    backbones: tuple[str, ...] = ()
+    views: tuple[str, ...] = ("identity", "flip")
+    image_size: int | None = None  # None: each backbone's native size
+    batch_size: int = 64
+    shard_size: int = 2048
+    weights: str = "imagenet"  # "none": random weights, for tests and benchmarks only
+
+
+def feature_key(images_hash: str, spec: BackboneSpec, weights_digest: str, image_size: int, view: str) -> str:
+    """The content address of one feature set."""
+    parts = {"images": images_hash, "backbone": asdict(spec), "weights": weights_digest, "size": image_size,
+             "view": view, "version": FEATURE_VERSION}
+    return sha256_text(json.dumps(parts, sort_keys=True))[:20]
+
+
+def extract_features(model: keras.Model, dataset: tf.data.Dataset, on_batch=None) -> np.ndarray:
+    """Features of every image in a batched dataset, as float32 (N, width)."""
+    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    outputs = []
+    for images in dataset:
+        outputs.append(forward(images).numpy())
+        if on_batch is not None:
+            on_batch(int(images.shape[0]))
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def plan_shards(num_train: int, num_test: int, shard_size: int) -> list[dict]:
+    """The shards of both splits: file name, split, and [start, stop) positions."""
+    shards = []
+    for split, count in ((TRAIN, num_train), (TEST, num_test)):
+        for number, start in enumerate(range(0, count, shard_size)):
+            shards.append({"file": f"{split}-{number:05d}.npy", "split": split, "start": start,
+                           "stop": min(start + shard_size, count)})
+    return shards
+
+
+def verified_shards(directory: Path, manifest: dict) -> set[str]:
+    """Shards whose file exists and matches the checksum the manifest recorded for it."""
+    good = set()
+    for name, entry in manifest.get("shards", {}).items():
+        path = directory / name
+        # Re-hash rather than trust the file's presence: a crash or a bad disk can leave a wrong file.
+        if path.is_file() and sha256_file(path) == entry["sha256"]:
+            good.add(name)
+    return good
+
+
+def cache_feature_set(index: LoadedIndex, spec: BackboneSpec, weights: Path | None, view: str,
+                      directory: Path, config: FeatureConfig) -> dict:
+    """Extract the shards not yet verified in `directory`; return the completed manifest."""
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    plan = plan_shards(index.metadata["num_train"], index.metadata["num_test"], config.shard_size)
+    done = verified_shards(directory, manifest)
+    todo = [shard for shard in plan if shard["file"] not in done]
+    shards = {name: entry for name, entry in manifest.get("shards", {}).items() if name in done}
+    manifest = {"backbone": spec.name, "view": view, "image_size": config.image_size or spec.input_size,
+                "num_train": index.metadata["num_train"], "num_test": index.metadata["num_test"],
+                "shards": shards, "complete": not todo, "feature_width": manifest.get("feature_width")}
+    if not todo:
+        return manifest
+    model = build_extractor(spec, weights, config.image_size)
+    size = config.image_size or spec.input_size
+    started, images = time.perf_counter(), sum(shard["stop"] - shard["start"] for shard in todo)
+    with progress_bar(f"{spec.label} [{view}] features", total=images, unit="images") as advance:
+        for shard in todo:
+            positions = np.arange(shard["start"], shard["stop"])
+            dataset = batched(image_dataset(split_source(index, shard["split"], positions), 3, size, view),
+                              config.batch_size)
+            features = extract_features(model, dataset, on_batch=advance).astype(np.float16)
+            atomic_write_npy(directory / shard["file"], features)
+            manifest["shards"][shard["file"]] = {**shard, "sha256": sha256_file(directory / shard["file"])}
+            manifest["feature_width"] = int(features.shape[1])
+            atomic_write_json(manifest_path, manifest)  # after every shard: a kill loses one shard at most
+    manifest["complete"] = True
+    atomic_write_json(manifest_path, manifest)
+    _log_extraction(directory, images, time.perf_counter() - started)
+    return manifest
+
+
+def _log_extraction(directory: Path, images: int, seconds: float) -> None:
+    with open(directory / "extractions.jsonl", "a") as stream:
+        stream.write(json.dumps({"images": images, "seconds": round(seconds, 3), "time": time.time()}) + "\n")
+
+
+def load_features(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A complete feature set's (train, test) features as float32, in index order."""
+    manifest = json.loads((Path(directory) / "manifest.json").read_text())
+    if not manifest.get("complete"):
+        raise RuntimeError(f"{directory}: feature set incomplete; run extraction again to resume it")
+    parts = {TRAIN: [], TEST: []}
+    for entry in sorted(manifest["shards"].values(), key=lambda shard: (shard["split"], shard["start"])):
+        parts[entry["split"]].append(np.load(Path(directory) / entry["file"]))
+    width = manifest["feature_width"]
+    return tuple(np.concatenate(parts[split]).astype(np.float32) if parts[split] else
+                 np.zeros((0, width), np.float32) for split in (TRAIN, TEST))
+
+
+def feature_directory(root: Path, index: LoadedIndex, spec: BackboneSpec, weights: Path | None,
+                      view: str, config: FeatureConfig) -> Path:
+    key = feature_key(index.images_hash, spec, weights_hash(weights), config.image_size or spec.input_size, view)
+    return root / f"{spec.label[:40]}-{view}-{key}"
+
+
+@task(cache_policy=NO_CACHE)
+def cache_features(config, index_dir: Path, backbone: str, weights: Path | None, view: str) -> Path:
+    """Leave one backbone x view feature set, complete and verified, under data/03_features/<comp>/."""
+    index = read_index(index_dir)
+    spec = backbone_spec(backbone)
+    directory = feature_directory(config.paths.features(config.competition), index, spec, weights, view,
+                                  config.features)
+    cache_feature_set(index, spec, weights, view, directory, config.features)
+    return directory

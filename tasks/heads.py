@@ -1,0 +1,84 @@
+"""Heads on cached backbone features: logistic regression and a small MLP.
+
+Training uses every view's features of the fold's training images (the flipped copy is free
+augmentation); predictions average the probabilities over views (test-time augmentation).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from tasks.features import load_features
+from tasks.members import MemberContext, MemberResult, cross_validate, train_keras_model
+
+
+def _views(context: MemberContext) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if not context.feature_dirs:
+        raise ValueError("a head member needs a backbone: name it as KIND@BACKBONE, e.g. logistic@efficientnetb0")
+    loaded = [load_features(directory) for directory in context.feature_dirs]
+    return [train for train, _ in loaded], [test for _, test in loaded]
+
+
+def _mean_over_views(predict, views: list[np.ndarray]) -> np.ndarray:
+    return np.mean([predict(features) for features in views], axis=0)
+
+
+def fit_logistic(context: MemberContext) -> MemberResult:
+    """Multinomial logistic regression (scikit-learn, L2) on standardised features."""
+    train_views, test_views = _views(context)
+    labels = context.labels
+
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+        features = np.concatenate([view[train_positions] for view in train_views])
+        scaler = StandardScaler().fit(features)
+        model = LogisticRegression(C=context.train.logistic_c, max_iter=2000)
+        model.fit(scaler.transform(features), np.tile(labels[train_positions], len(train_views)))
+        predict = lambda x: _full_probabilities(model, scaler.transform(x), context.num_classes)
+        return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
+                _mean_over_views(predict, test_views), {})
+
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "logistic head")
+
+
+def _full_probabilities(model: LogisticRegression, features: np.ndarray, num_classes: int) -> np.ndarray:
+    """predict_proba with a column for every class, even one absent from the fold's training part."""
+    probabilities = np.zeros((len(features), num_classes), dtype=np.float32)
+    probabilities[:, model.classes_] = model.predict_proba(features)
+    return probabilities
+
+
+def mlp_model(feature_width: int, num_classes: int, units: int) -> keras.Model:
+    inputs = keras.Input(shape=(feature_width,), name="features")
+    hidden = layers.Dense(units, activation="relu")(layers.Dropout(0.2)(inputs))
+    outputs = layers.Dense(num_classes, activation="softmax")(layers.Dropout(0.5)(hidden))
+    return keras.Model(inputs, outputs, name="mlp_head")
+
+
+def fit_mlp(context: MemberContext) -> MemberResult:
+    """A one-hidden-layer MLP on standardised features, early-stopped on the fold's held-out part."""
+    import tensorflow as tf
+
+    train_views, test_views = _views(context)
+    labels, config = context.labels, context.train
+
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+        keras.utils.set_random_seed(context.seed)
+        features = np.concatenate([view[train_positions] for view in train_views])
+        scaler = StandardScaler().fit(features)
+        scale = lambda x: scaler.transform(x).astype(np.float32)
+        train = tf.data.Dataset.from_tensor_slices(
+            (scale(features), np.tile(labels[train_positions], len(train_views))))
+        train = train.shuffle(len(features), seed=context.seed).batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+        valid = tf.data.Dataset.from_tensor_slices(
+            (scale(train_views[0][valid_positions]), labels[valid_positions])).batch(config.batch_size)
+        model = mlp_model(features.shape[1], context.num_classes, config.mlp_units)
+        history = train_keras_model(model, train, valid, config)
+        predict = lambda x: model.predict(scale(x), batch_size=512, verbose=0)
+        return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
+                _mean_over_views(predict, test_views), history)
+
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "mlp head")

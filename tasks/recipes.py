@@ -1,0 +1,172 @@
+"""Which members a run trains: the registry of member kinds, member names, and the default recipes.
+
+A member is named `KIND[@BACKBONE][#SEED]`: `cnn#1`, `logistic@efficientnetb0`, `mlp@file:my.keras`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.cnn import fit_cnn
+from tasks.heads import fit_logistic, fit_mlp
+from tasks.index import read_index
+from tasks.members import MemberContext, MemberResult, fit_softmax
+from tasks.metrics import score_probabilities
+from tasks.paths import atomic_write_json, atomic_write_npy
+from tasks.plots import plot_confusion_matrix, plot_training_curves
+
+PIXEL_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"softmax": fit_softmax, "cnn": fit_cnn}
+HEAD_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"logistic": fit_logistic, "mlp": fit_mlp}
+KINDS = {**PIXEL_MEMBERS, **HEAD_MEMBERS}
+
+# Chosen by measurement (bench/RESULTS.md, "Default recipes"): on grey digit images a blend of
+# from-scratch CNNs beats heads on ImageNet features; on colour photos feature heads win.
+DIGITS_RECIPE = ("cnn#0", "cnn#1", "cnn#2")
+COLOUR_HEADS = ("logistic", "mlp")
+FALLBACK = ("cnn#0",)
+
+
+@dataclass(frozen=True)
+class MemberName:
+    kind: str
+    backbone: str | None = None
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, name: str) -> MemberName:
+        body, _, seed = name.partition("#")
+        kind, _, backbone = body.partition("@")
+        if kind not in KINDS:
+            raise ValueError(f"unknown member kind {kind!r} in {name!r}; known kinds are {sorted(KINDS)}")
+        if (kind in HEAD_MEMBERS) != bool(backbone):
+            raise ValueError(f"member {name!r}: heads ({', '.join(HEAD_MEMBERS)}) need @BACKBONE; "
+                             f"pixel members ({', '.join(PIXEL_MEMBERS)}) take none")
+        if seed and not seed.isdigit():
+            raise ValueError(f"member {name!r}: the seed after '#' must be a whole number")
+        return cls(kind, backbone or None, int(seed or 0))
+
+    @property
+    def directory_name(self) -> str:
+        return "".join(c if c.isalnum() or c in "-_.#@" else "_" for c in str(self))[:80]
+
+    def __str__(self) -> str:
+        return self.kind + (f"@{self.backbone}" if self.backbone else "") + (f"#{self.seed}" if self.seed else "")
+
+
+def expand_members(kinds: tuple[str, ...], backbones: tuple[str, ...]) -> tuple[str, ...]:
+    """Head kinds given without a backbone apply to every backbone; the rest stay as given."""
+    expanded = []
+    for kind in kinds:
+        if kind in HEAD_MEMBERS:
+            expanded.extend(f"{kind}@{backbone}" for backbone in backbones)
+        else:
+            expanded.append(kind)
+    for name in expanded:
+        MemberName.parse(name)
+    return tuple(dict.fromkeys(expanded))
+
+
+def default_members(layout: str, channels: int, backbones: tuple[str, ...]) -> tuple[str, ...]:
+    """The recipe for a competition when no --member is given."""
+    if layout == "pixels_csv" and channels == 1:
+        return DIGITS_RECIPE + expand_members(("logistic",), backbones)
+    if backbones:
+        return expand_members(COLOUR_HEADS, backbones)
+    return FALLBACK
+
+
+def save_member(directory: Path, name: str, result: MemberResult, score: float) -> Path:
+    """oof.npy and test.npy, then member.json (written last: its presence marks a complete member)."""
+    atomic_write_npy(directory / "oof.npy", result.oof)
+    atomic_write_npy(directory / "test.npy", result.test)
+    return atomic_write_json(directory / "member.json", {
+        "name": name, "cv_score": score, "epochs_per_fold": [len(h.get("loss", [])) for h in result.histories]})
+
+
+def load_member(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    return (json.loads((directory / "member.json").read_text()), np.load(directory / "oof.npy"),
+            np.load(directory / "test.npy"))
+
+
+@task(cache_policy=NO_CACHE)
+def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], run_id: str) -> Path:
+    """Train one member over the folds; leave its predictions in data/05_predictions/<comp>/<run>/<member>/."""
+    member = MemberName.parse(name)
+    index = read_index(index_dir)
+    context = MemberContext(index, config.train, seed=config.seed + member.seed, feature_dirs=tuple(feature_dirs))
+    result = KINDS[member.kind](context)
+    spec = index.metadata["spec"]
+    score = score_probabilities(context.labels, result.oof, spec["metric"])
+    pictures = config.paths.models(config.competition, run_id) / member.directory_name
+    if any(result.histories):
+        plot_training_curves(result.histories, str(member), pictures / "training_curves.png")
+    plot_confusion_matrix(context.labels, result.oof, spec["class_names"],
+                          f"{member} (CV {spec['metric']} {score:.4f})", pictures / "confusion_matrix.png")
+    directory = config.paths.predictions(config.competition, run_id) / member.directory_name
+    save_member(directory, str(member), result, score)
+    return directory
+
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The members a run trains and the weights file of each backbone they need (None: random)."""
+
+    members: tuple[str, ...]
+    weights: dict[str, str | None]
+
+
+def weights_search_dirs(extra: tuple[str, ...], keras_home: str | None, kaggle_input: Path) -> list[Path]:
+    """Where weights files are looked for, in order: given folders, Keras' cache, attached Kaggle inputs."""
+    cache = Path(keras_home) if keras_home else Path.home() / ".keras"
+    return [*map(Path, extra), cache / "models", kaggle_input]
+
+
+def plan_members(config, layout: str, channels: int, search_dirs: list[Path], warn=print) -> RunPlan:
+    """Resolve members and backbone weights; default backbones without weights are skipped with a warning,
+    a backbone asked for by name fails with an error naming the file to place and where."""
+    from tasks.backbones import WeightsUnavailableError, backbone_spec, resolve_weights
+    from tasks.config import DEFAULT_BACKBONES
+
+    asked = config.backbones or tuple(b for m in config.members if (b := MemberName.parse(m).backbone))
+    candidates = asked or (DEFAULT_BACKBONES if layout != "pixels_csv" else ())
+    weights: dict[str, str | None] = {}
+    for name in candidates:
+        spec = backbone_spec(name)
+        if config.features.weights == "none" and spec.builder != "file":
+            weights[name] = None
+            continue
+        try:
+            weights[name] = str(resolve_weights(spec, search_dirs))
+        except WeightsUnavailableError as error:
+            if asked:
+                raise
+            warn(f"skipping default backbone: {error}")
+    backbones = tuple(weights)
+    members = (expand_members(config.members, backbones) if config.members
+               else default_members(layout, channels, backbones))
+    if not members:
+        raise ValueError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
+    return RunPlan(members, {b: weights[b] for b in backbones
+                             if any(MemberName.parse(m).backbone == b for m in members)})
+
+
+@task(cache_policy=NO_CACHE)
+def plan_run(config, index_dir: Path) -> RunPlan:
+    """Decide what this run trains, from the config, the competition's images and the weights at hand."""
+    import os
+
+    from prefect import get_run_logger
+
+    metadata = json.loads((Path(index_dir) / "index.json").read_text())
+    search_dirs = weights_search_dirs(config.weights_dirs, os.environ.get("KERAS_HOME"),
+                                      Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")))
+    return plan_members(config, metadata["layout"], metadata["channels"], search_dirs,
+                        warn=get_run_logger().warning)
