@@ -17,6 +17,9 @@ local_app = typer.Typer(help="Local competitions: made from a Kaggle zip or a TF
 app.add_typer(local_app, name="local")
 console = Console()
 
+from flows.cli_kaggle import Backend, Spec, show_leaderboard, show_submissions  # noqa: E402
+from flows.cli_kaggle import register as register_kaggle_commands  # noqa: E402
+
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="HEADSTART_DATA",
                                        help="Root of the data layers (default ./data, or $HEADSTART_DATA).")]
 
@@ -46,6 +49,7 @@ def run(
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")] = 40,
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     backend: Annotated[str, typer.Option(help="local or kaggle.")] = "local",
+    spec: Spec = None,
 ) -> None:
     """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
     import dataclasses
@@ -59,7 +63,7 @@ def run(
         features = dataclasses.replace(
             defaults.features, views=tuple(view or defaults.features.views), image_size=image_size,
             weights="none" if random_weights else "imagenet")
-        config = Config(competition=competition, data_dir=str(data_dir), backend=backend,
+        config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
                         members=tuple(member or ()), backbones=tuple(backbone or ()),
                         weights_dirs=tuple(map(str, weights_dir or ())), folds=folds, seed=seed,
                         train=dataclasses.replace(defaults.train, epochs=epochs), features=features,
@@ -147,21 +151,17 @@ def _print_table(title: str, rows: list[dict], columns: list[str]) -> None:
 
 
 @app.command()
-def leaderboard(name: Annotated[str, typer.Argument(help="Local competition name.")] = "digits",
-                data_dir: DataDir = Path("data")) -> None:
-    """Show a local competition's public leaderboard (each team's best)."""
-    backend = _local_backend(name, data_dir)
-    _print_table(f"{name} leaderboard ({backend.spec.metric})", backend.leaderboard(),
-                 ["rank", "team", "score", "date", "ref"])
+def leaderboard(name: Annotated[str, typer.Argument(help="Competition name (local) or slug (Kaggle).")] = "digits",
+                data_dir: DataDir = Path("data"), backend: Backend = "local", spec: Spec = None) -> None:
+    """Show a competition's public leaderboard (each team's best)."""
+    show_leaderboard(name, data_dir, backend, spec)
 
 
 @app.command()
-def submissions(name: Annotated[str, typer.Argument(help="Local competition name.")] = "digits",
-                data_dir: DataDir = Path("data")) -> None:
-    """List a local competition's submissions, newest first."""
-    backend = _local_backend(name, data_dir)
-    _print_table(f"{name} submissions", list(reversed(backend.submissions())),
-                 ["ref", "date", "team", "file_name", "status", "public_score", "description", "error"])
+def submissions(name: Annotated[str, typer.Argument(help="Competition name (local) or slug (Kaggle).")] = "digits",
+                data_dir: DataDir = Path("data"), backend: Backend = "local", spec: Spec = None) -> None:
+    """List a competition's submissions, newest first."""
+    show_submissions(name, data_dir, backend, spec)
 
 
 def main() -> None:
@@ -173,6 +173,8 @@ def main() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not problems
     app()
 
+
+register_kaggle_commands(app)
 
 if __name__ == "__main__":
     main()
