@@ -16,7 +16,8 @@ from pathlib import Path
 
 from prefect.tasks import exponential_backoff
 
-from tasks.competitions import BUILTIN_SPECS, CompetitionSpec, resolve_spec, unpack_archive, unpack_image_archives
+from tasks.competitions import (BUILTIN_SPECS, CompetitionSpec, resolve_spec, spec_from_dict, unpack_archive,
+                                unpack_image_archives)
 from tasks.paths import atomic_write_json, sha256_file
 
 CREDENTIALS_HELP = ("set Kaggle credentials as the kaggle CLI finds them: ~/.kaggle/kaggle.json "
@@ -147,7 +148,12 @@ def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
 
 
 def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
-    """A Kaggle competition's spec: from `spec` (built-in name or .toml path), else built in by slug."""
+    """A Kaggle competition's spec: from `spec` (built-in name, .toml path, or a local competition's
+    competition.json, as for one served by `headstart host`), else built in by slug."""
+    if spec and spec.endswith(".json") and Path(spec).is_file():
+        values = json.loads(Path(spec).read_text())
+        if "spec" in values:
+            return spec_from_dict(values["spec"], source=spec).with_slug(name)
     if spec:
         return resolve_spec(spec).with_slug(name)
     if name in BUILTIN_SPECS:

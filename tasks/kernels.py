@@ -23,6 +23,7 @@ BUNDLED = ("tasks", "flows", "pyproject.toml")
 # Never bundled, whatever the tree holds: caches, data, and anything that may hold credentials.
 EXCLUDED = re.compile(r"(^|/)(__pycache__|\.[^/]*|data|kaggle\.json|access_token(\.txt)?|credentials\.json)(/|$)"
                       r"|\.pyc$")
+SPEC_FILES = (".toml", ".json")
 TEMPLATE_FILES = {"script": "script.py", "notebook": "notebook.ipynb"}
 ACCELERATORS = {"none": {}, "gpu": {"enable_gpu": True}, "tpu": {"enable_tpu": True}}
 
@@ -172,7 +173,7 @@ def publish_kit(config, kernel_dir: Path) -> str:
     """Bundle the kit (and the spec file) into <kernel_dir>/bundle and publish it as a dataset."""
     api = authenticated_api()
     owner = kernel_owner(api)
-    spec_file = Path(config.spec) if config.spec and config.spec.endswith(".toml") else None
+    spec_file = Path(config.spec) if config.spec and config.spec.endswith(SPEC_FILES) else None
     secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
     folder = build_bundle(Path(kernel_dir) / "bundle", owner, spec_file, secrets)
     return publish_bundle(api, folder, f"{owner}/{BUNDLE_SLUG}")
@@ -180,7 +181,7 @@ def publish_kit(config, kernel_dir: Path) -> str:
 
 def _kernel_spec(spec: str | None) -> str | None:
     """The spec as the kernel sees it: a bundled .toml under specs/, or a built-in name."""
-    return f"specs/{Path(spec).name}" if spec and spec.endswith(".toml") else spec
+    return f"specs/{Path(spec).name}" if spec and spec.endswith(SPEC_FILES) else spec
 
 
 @task(cache_policy=NO_CACHE, **NETWORK_RETRIES)

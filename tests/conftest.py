@@ -13,6 +13,9 @@ os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_SANDBOX / "prefect-results")
 os.environ["KAGGLE_CONFIG_DIR"] = str(_SANDBOX / "kaggle")
+# The kaggle client reads this once, at import: tests only ever reach `headstart host` on 127.0.0.1
+# (through HTTP_PROXY), never api.kaggle.com.
+os.environ["KAGGLE_API_ENVIRONMENT"] = "LOCALHOST"
 os.environ.pop("PREFECT_API_URL", None)
 for _name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
     os.environ.pop(_name, None)
