@@ -286,7 +286,8 @@ class HostServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> HostServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="headstart-host", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="headstart-host",
+                                        daemon=True)
         self._thread.start()
         return self
 

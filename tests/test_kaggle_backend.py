@@ -1,0 +1,155 @@
+"""KaggleBackend through the real kaggle client, against `headstart host` on 127.0.0.1."""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from tasks.kaggle import (KaggleAuthError, KaggleBackend, KaggleError, KaggleRulesError, SubmissionUploadError,
+                          kaggle_spec)
+from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory, perfect_submission  # noqa: F401
+
+SUBMISSION_RPCS = ("StartSubmissionUpload", "CreateSubmission")
+
+
+def open_backend(hosted, **options) -> KaggleBackend:
+    return KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.05, **options)
+
+
+def sent(hosted, *names) -> list[str]:
+    return [rpc.split("/")[-1] for rpc in hosted.host.rpcs() if rpc.split("/")[-1] in names]
+
+
+def test_download_unpacks_and_skips_when_unchanged(hosted, tmp_path):
+    backend = open_backend(hosted)
+    raw = backend.download(tmp_path / "raw" / "digits")
+    assert {path.name for path in raw.iterdir()} >= {"train.csv", "test.csv", "sample_submission.csv"}
+    first = (raw / "train.csv").stat().st_mtime_ns
+    assert backend.download(raw) == raw
+    assert (raw / "train.csv").stat().st_mtime_ns == first  # not unpacked again
+    assert len(sent(hosted, "DownloadDataFiles")) == 2
+
+
+def test_submit_polls_until_scored_then_lists(hosted, tmp_path):
+    backend = open_backend(hosted)
+    record = backend.submit(perfect_submission(hosted, tmp_path / "perfect.csv"), "all right")
+    assert record["status"] == "complete" and record["public_score"] == 1.0 and record["ref"] == 1
+    assert backend.submissions()[0]["ref"] == 1 and backend.submissions()[0]["description"] == "all right"
+    assert backend.leaderboard()[0]["team"] == USER and backend.leaderboard()[0]["score"] == 1.0
+    assert backend.limits() == {"daily_limit": 5, "used": 1, "remaining": 4}
+    assert hosted.backend.submissions(USER)[0]["sha256"]  # the host scored it with the LocalBackend
+
+
+def test_failed_upload_is_a_clear_error_and_nothing_is_created(hosted, tmp_path):
+    hosted.host.fail_next(403, path_contains="/upload/")
+    with pytest.raises(SubmissionUploadError, match="uploading perfect.csv failed.*nothing was submitted"):
+        open_backend(hosted).send(perfect_submission(hosted, tmp_path / "perfect.csv"))
+    assert sent(hosted, *SUBMISSION_RPCS) == [SUBMISSION_RPCS[0]]  # the upload was started, never created
+    assert hosted.backend.submissions() == []
+
+
+def test_wrong_key_says_how_to_set_credentials(hosted, monkeypatch):
+    monkeypatch.setenv("KAGGLE_KEY", "not-" + KEY[4:])
+    with pytest.raises(KaggleAuthError) as error:
+        open_backend(hosted).submissions()
+    assert "401" in str(error.value) and "KAGGLE_USERNAME and KAGGLE_KEY" in str(error.value)
+    assert "kaggle.json" in str(error.value) and KEY[4:] not in str(error.value)
+
+
+def test_no_credentials_at_all(hosted, monkeypatch):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name)
+    with pytest.raises(KaggleAuthError, match="no Kaggle credentials found.*KAGGLE_API_TOKEN"):
+        open_backend(hosted)
+
+
+@pytest.fixture
+def kaggle_json():
+    """kaggle.json where the client looks (its config dir is fixed when kaggle is first imported)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+    path = Path(KaggleApi.config_dir) / "kaggle.json"
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def test_kaggle_json_with_mode_0600_is_found(hosted, monkeypatch, kaggle_json, recwarn):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name)
+    kaggle_json.write_text(json.dumps({"username": USER, "key": KEY}))
+    kaggle_json.chmod(0o600)
+    assert open_backend(hosted).limits()["used"] == 0
+    assert not [warning for warning in recwarn if "readable" in str(warning.message)]
+    kaggle_json.chmod(0o644)
+    with pytest.warns(UserWarning, match="readable by other users.*chmod 600"):
+        open_backend(hosted)
+
+
+def test_an_api_token_is_found(hosted, monkeypatch):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", KEY)  # the host takes a user's key as their bearer token
+    assert open_backend(hosted).limits()["remaining"] == 5
+    assert "security.OAuthService/IntrospectToken" in hosted.host.rpcs()
+
+
+def test_rules_not_accepted_points_at_the_rules_page(hosted_factory, tmp_path):
+    hosted = hosted_factory(rules_accepted_by=("bob",), run_kernels=False)
+    backend = open_backend(hosted)
+    with pytest.raises(KaggleRulesError, match=r"403.*https://www.kaggle.com/competitions/digits/rules"):
+        backend.download(tmp_path / "raw" / "digits")
+    with pytest.raises(KaggleRulesError, match="accept the competition's rules"):
+        backend.send(perfect_submission(hosted, tmp_path / "perfect.csv"))
+    assert sent(hosted, "CreateSubmission") == [] and hosted.backend.submissions() == []
+
+
+def test_unknown_competition_and_missing_spec(hosted):
+    with pytest.raises(KaggleError, match="404"):
+        KaggleBackend(kaggle_spec("digits", hosted.spec_file).with_slug("nope")).limits()
+    with pytest.raises(ValueError, match="--spec"):
+        kaggle_spec("my-own-competition")
+
+
+def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
+    """503 twice, then the download works: Prefect's retry condition lets only 429/5xx through."""
+    from tasks.backends import fetch_competition
+    from tasks.config import Config
+
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    fetch = fetch_competition.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
+    hosted.host.fail_next(503, count=1, path_contains="DownloadDataFiles")
+    hosted.host.fail_next(429, count=1, path_contains="DownloadDataFiles")
+    raw = fetch(config)
+    assert (Path(raw) / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 3
+    hosted.host.fail_next(403, count=5, path_contains="DownloadDataFiles")
+    with pytest.raises(KaggleRulesError):
+        fetch(config)
+    assert len(sent(hosted, "DownloadDataFiles")) == 4  # a 403 is not retried
+
+
+def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, capfd):
+    """`headstart run digits --backend kaggle`: download, train, submit through the guard, scored."""
+    import dataclasses
+
+    from flows.compete import compete
+    from tasks.config import Config
+
+    caplog.set_level(logging.INFO, logger="prefect")
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file,
+                    members=("softmax",), folds=2)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
+    record = json.loads(Path(compete(config)).read_text())
+    result = record["backend_result"]
+    assert result["status"] == "complete" and result["public_score"] > 0.5 and result["ref"] == 1
+    log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "digits" / "log.jsonl").open()]
+    assert [entry["status"] for entry in log] == ["pending", "complete"] and log[-1]["sha256"]
+    assert hosted.backend.leaderboard()[0]["team"] == USER
+    captured = capfd.readouterr()
+    assert_no_secret(captured.out, captured.err, caplog.text,
+                     paths=(hosted.data_dir, Path(os.environ["PREFECT_HOME"]), hosted.home))
