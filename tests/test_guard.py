@@ -1,0 +1,162 @@
+"""The submission guard: validate before any request, the day's quota, one send per file, the log."""
+
+import json
+import os
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from tasks.guard import (DuplicateSubmissionError, check_quota, guarded_submit, latest_records, newest_submission,
+                         read_log)
+from tasks.kaggle import KaggleBackend, kaggle_spec
+from tasks.local import SubmissionLimitError
+from tasks.submission import SubmissionError
+from tests.hosting import (assert_no_secret, hosted, hosted_factory, labelled_submission,  # noqa: F401
+                           perfect_submission)
+
+NOW = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
+
+
+def kaggle_backend(hosted) -> KaggleBackend:
+    return KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.05)
+
+
+def sample_path(hosted, tmp_path) -> Path:
+    path = tmp_path / "sample_submission.csv"
+    hosted.backend.sample_submission().to_csv(path, index=False)
+    return path
+
+
+def rpc_names(hosted) -> list[str]:
+    return [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
+
+
+def test_invalid_file_is_refused_before_any_request(hosted, tmp_path):
+    bad = tmp_path / "bad.csv"
+    hosted.backend.sample_submission().assign(Label="eleven").to_csv(bad, index=False)
+    backend = kaggle_backend(hosted)
+    with pytest.raises(SubmissionError, match=r"bad.csv: row 2, column 'Label': label 'eleven' is not one of"):
+        guarded_submit(backend, bad, sample_path(hosted, tmp_path), tmp_path / "log.jsonl")
+    assert hosted.host.requests == [] and not (tmp_path / "log.jsonl").exists()
+
+
+def test_missing_sample_says_to_download_first(hosted, tmp_path):
+    with pytest.raises(SubmissionError, match="no sample submission.*download the competition first"):
+        guarded_submit(kaggle_backend(hosted), perfect_submission(hosted, tmp_path / "p.csv"),
+                       tmp_path / "missing.csv", tmp_path / "log.jsonl")
+
+
+def test_same_file_is_sent_once_unless_forced(hosted, tmp_path):
+    backend, sample, log = kaggle_backend(hosted), sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    first = guarded_submit(backend, path, sample, log, "first")
+    assert first["status"] == "complete" and first["public_score"] == 1.0
+    copy = Path(shutil.copyfile(path, tmp_path / "renamed.csv"))
+    with pytest.raises(DuplicateSubmissionError, match="renamed.csv: this exact file .* submitted already as ref 1"
+                                                       ".*nothing was sent; use --force"):
+        guarded_submit(backend, copy, sample, log)
+    assert rpc_names(hosted).count("CreateSubmission") == 1
+    assert guarded_submit(backend, copy, sample, log, if_duplicate="previous")["duplicate"] is True
+    forced = guarded_submit(backend, copy, sample, log, force=True)
+    assert forced["ref"] == 2 and forced["forced"] is True
+    assert [record["ref"] for record in latest_records(read_log(log))] == [1, 2]
+    assert all(record["sha256"] == read_log(log)[0]["sha256"] for record in read_log(log))
+
+
+def test_quota_from_the_server_refuses_without_uploading(hosted, tmp_path):
+    hosted.set_daily_limit(1)
+    backend, sample, log = kaggle_backend(hosted), sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    guarded_submit(backend, labelled_submission(hosted, tmp_path / "a.csv", "1"), sample, log)
+    with pytest.raises(SubmissionLimitError, match=r"quota used \(1/1 today by the server's count\); nothing was sent"):
+        guarded_submit(backend, labelled_submission(hosted, tmp_path / "b.csv", "2"), sample, log)
+    assert rpc_names(hosted).count("StartSubmissionUpload") == 1
+
+
+def test_quota_falls_back_to_the_local_log(hosted, tmp_path):
+    """The server cannot say (500): the log's count of today's submissions decides."""
+    backend, sample, log = kaggle_backend(hosted), sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ref": ref, "date": NOW.isoformat(), "sha256": str(ref), "status": "complete"})
+                           + "\n" for ref in range(1, 6)))
+    hosted.host.fail_next(500, path_contains="GetSubmissionLimits")
+    with pytest.raises(SubmissionLimitError, match=r"\(5/5 today by the local log\)"):
+        guarded_submit(backend, labelled_submission(hosted, tmp_path / "c.csv", "3"), sample, log, now=NOW)
+    assert "StartSubmissionUpload" not in rpc_names(hosted)
+
+
+def test_check_quota_counts_today_only():
+    yesterday = (NOW - timedelta(days=1)).isoformat()
+    records = [{"ref": 1, "date": yesterday}, {"ref": 2, "date": NOW.isoformat()},
+               {"ref": 2, "date": NOW.isoformat(), "status": "complete"}]
+    check_quota(None, records, NOW, daily_limit=2)  # one today: allowed
+    with pytest.raises(SubmissionLimitError):
+        check_quota(None, records, NOW, daily_limit=1)
+    check_quota({"used": 4, "remaining": 1}, records, NOW, daily_limit=1)  # the server's word wins
+
+
+class PendingBackend:
+    """Was sent, is still being scored: a retry must wait for it, not send it again."""
+
+    def __init__(self, spec):
+        self.spec, self.name, self.sent, self.waited = spec, spec.slug, 0, []
+
+    def send(self, path, description):
+        self.sent += 1
+        return {"ref": 7, "status": "pending"}
+
+    def wait(self, ref):
+        self.waited.append(ref)
+        return {"ref": ref, "status": "complete", "public_score": 0.5}
+
+    def limits(self):
+        return {"used": 0, "remaining": 5}
+
+
+def test_a_pending_submission_is_awaited_not_resent(hosted, tmp_path):
+    backend, sample, log = PendingBackend(hosted.backend.spec), sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    guarded_submit(backend, path, sample, log)
+    log.write_text(log.read_text().splitlines()[0] + "\n")  # as if the process died while polling
+    assert guarded_submit(backend, path, sample, log)["public_score"] == 0.5
+    assert backend.sent == 1 and backend.waited == [7, 7]
+
+
+def test_newest_submission(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no submission files"):
+        newest_submission(tmp_path)
+    older, newer = tmp_path / "a.csv", tmp_path / "b.csv"
+    older.write_text("x")
+    newer.write_text("y")
+    os.utime(older, (1, 1))
+    assert newest_submission(tmp_path) == newer
+
+
+def test_local_backend_goes_through_the_guard_and_the_cli(prefect_server, digits_store, tmp_path):
+    """`headstart submit digits`: the newest file, validated, logged with its hash; never twice."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    from tasks.backends import open_local_backend
+    from tasks.paths import DataPaths
+
+    paths = DataPaths(data_dir)
+    backend = open_local_backend("digits", paths)
+    backend.download(paths.raw("digits"))
+    submissions = paths.submissions("digits")
+    submissions.mkdir(parents=True)
+    backend.solution()[["ImageId", "Label"]].to_csv(submissions / "20260101T000000Z-perfect.csv", index=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["submit", "digits", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "status complete, public score 1.0" in result.output
+    log = read_log(submissions / "log.jsonl")
+    assert log[0]["backend"] == "LocalBackend" and len(log[0]["sha256"]) == 64 and log[0]["public_score"] == 1.0
+    again = runner.invoke(app, ["submit", "digits", "--data-dir", str(data_dir)])
+    assert again.exit_code == 1 and "submitted already as ref 1" in again.output
+    bad = submissions / "bad.csv"
+    bad.write_text("ImageId,Label\n1,3\n")
+    refused = runner.invoke(app, ["submit", "digits", str(bad), "--data-dir", str(data_dir)])
+    assert refused.exit_code == 1 and "bad.csv: 1 rows; expected 540" in refused.output
+    assert len(backend.submissions()) == 1
