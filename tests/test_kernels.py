@@ -1,0 +1,144 @@
+"""Kernel templates, the kit bundle, and `headstart kernel push` end to end against `headstart host`."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tasks.competitions import DIGIT_RECOGNIZER
+from tasks.host_kernels import notebook_to_script
+from tasks.kernels import BUNDLE_NAME, KernelConfig, build_bundle, render_kernel
+from tasks.practice import digits_frames
+from tasks.submission import read_submission, validate_submission
+from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory  # noqa: F401
+
+SETTINGS = {"members": ["softmax"], "epochs": 1, "folds": 2}
+
+
+def write_spec(path: Path) -> Path:
+    path.write_text(json.dumps({"spec": DIGIT_RECOGNIZER.with_slug("digits").to_dict()}))
+    return path
+
+
+def test_render_script_and_metadata(tmp_path):
+    kernel = KernelConfig(accelerator="gpu", datasets=("alice/effnet-weights",),
+                          models=("keras/efficientnet/keras/b0/1",), settings=SETTINGS)
+    folder = render_kernel(tmp_path, USER, "digits", kernel, spec="specs/digits.json")
+    metadata = json.loads((folder / "kernel-metadata.json").read_text())
+    assert metadata["id"] == "alice/headstart-digits" and metadata["title"] == "headstart digits"
+    assert (metadata["code_file"], metadata["language"], metadata["kernel_type"]) == ("script.py", "python", "script")
+    assert metadata["enable_gpu"] is True and metadata["enable_internet"] is False
+    assert metadata["competition_sources"] == ["digits"]
+    assert metadata["dataset_sources"] == ["alice/headstart-kit", "alice/effnet-weights"]
+    assert metadata["model_sources"] == ["keras/efficientnet/keras/b0/1"]
+    script = (folder / "script.py").read_text()
+    assert "{{" not in script and "accelerator:  gpu" in script and "internet:     off" in script
+    assert "COMPETITION = 'digits'" in script and "SPEC = 'specs/digits.json'" in script
+    compile(script, "script.py", "exec")
+
+
+def test_render_notebook(tmp_path):
+    folder = render_kernel(tmp_path, USER, "digits", KernelConfig(kernel_type="notebook"))
+    metadata = json.loads((folder / "kernel-metadata.json").read_text())
+    assert metadata["code_file"] == "notebook.ipynb" and metadata["kernel_type"] == "notebook"
+    assert "enable_gpu" in metadata and metadata["enable_gpu"] is False
+    notebook = json.loads((folder / "notebook.ipynb").read_text())
+    assert notebook["cells"][0]["cell_type"] == "markdown" and "internet: off" in "".join(notebook["cells"][0]["source"])
+    compile(notebook_to_script((folder / "notebook.ipynb").read_text()), "notebook", "exec")
+    with pytest.raises(ValueError, match="kernel type"):
+        KernelConfig(kernel_type="rmarkdown")
+
+
+def test_bundle_holds_the_kit_and_nothing_else(tmp_path):
+    folder = build_bundle(tmp_path / "bundle", USER, write_spec(tmp_path / "digits.json"), secrets=(KEY,))
+    names = zipfile.ZipFile(folder / BUNDLE_NAME).namelist()
+    assert {"pyproject.toml", "tasks/kaggle.py", "flows/compete.py", "flows/kaggle_notebook.py",
+            "flows/_offline/prefect/__init__.py", "specs/digits.json"} <= set(names)
+    assert not [name for name in names if "__pycache__" in name or name.startswith("data/") or name.endswith(".pyc")]
+    metadata = json.loads((folder / "dataset-metadata.json").read_text())
+    assert metadata["id"] == "alice/headstart-kit" and len(metadata["licenses"]) == 1
+
+
+def test_bundle_refuses_credentials(tmp_path):
+    root = tmp_path / "kit"
+    (root / "tasks").mkdir(parents=True)
+    (root / "flows").mkdir()
+    (root / "pyproject.toml").write_text("[project]\n")
+    (root / "tasks" / "kaggle.json").write_text(json.dumps({"username": USER, "key": KEY}))
+    names = zipfile.ZipFile(build_bundle(tmp_path / "bundle", USER, root=root, secrets=(KEY,)) / BUNDLE_NAME).namelist()
+    assert "tasks/kaggle.json" not in names
+    (root / "flows" / "settings.py").write_text(f"KEY = {KEY!r}\n")
+    with pytest.raises(ValueError, match="settings.py: holds a Kaggle credential"):
+        build_bundle(tmp_path / "bundle", USER, root=root, secrets=(KEY,))
+
+
+@pytest.fixture(scope="module")
+def kaggle_layout(tmp_path_factory) -> Path:
+    """/kaggle/input with the digits files and the kit bundle (still zipped), as a notebook sees them."""
+    root = tmp_path_factory.mktemp("kaggle")
+    competition = root / "input" / "digits"
+    competition.mkdir(parents=True)
+    frames = digits_frames()
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        frames[name].to_csv(competition / name, index=False)
+    build_bundle(root / "input" / "headstart-kit", USER, write_spec(root / "digits.json"))
+    return root
+
+
+@pytest.mark.parametrize("kernel_type", ["script", "notebook"])
+def test_each_template_writes_a_valid_submission_offline(kaggle_layout, tmp_path, kernel_type):
+    folder = render_kernel(tmp_path / "kernel", USER, "digits", KernelConfig(kernel_type=kernel_type,
+                                                                            settings=SETTINGS), "specs/digits.json")
+    code = folder / ("script.py" if kernel_type == "script" else "notebook.ipynb")
+    if kernel_type == "notebook":
+        code = tmp_path / "notebook.py"
+        code.write_text(notebook_to_script((folder / "notebook.ipynb").read_text()))
+    working = tmp_path / "working"
+    dead_proxy = "http://127.0.0.1:9"  # no internet
+    environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "HEADSTART_KAGGLE_INPUT": str(kaggle_layout / "input"), "HEADSTART_KAGGLE_WORKING": str(working),
+                   "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy}
+    result = subprocess.run([sys.executable, str(code)], env=environment, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sample = read_submission(kaggle_layout / "input" / "digits" / "sample_submission.csv")
+    validate_submission(read_submission(working / "submission.csv"), sample, DIGIT_RECOGNIZER.with_slug("digits"),
+                        "submission.csv")
+    assert json.loads((working / "headstart-run.json").read_text())["config"]["submit"] is False
+
+
+def test_publish_kit_creates_then_versions_the_dataset(hosted, tmp_path):
+    from tasks.config import Config
+    from tasks.kernels import publish_kit
+
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    assert publish_kit.fn(config, tmp_path) == "alice/headstart-kit"
+    assert publish_kit.fn(config, tmp_path) == "alice/headstart-kit"
+    files = hosted.host.datasets.files_dir(USER, "headstart-kit")
+    assert files.parent.name == "2" and (files / BUNDLE_NAME).is_file()
+    rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
+    assert rpcs.count("CreateDataset") == 1 and rpcs.count("CreateDatasetVersion") == 1
+
+
+def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_factory, capfd):
+    """Bundle, publish, push, run (in a subprocess on the host), collect, submit by CreateCodeSubmission."""
+    from flows.kernel import kernel_push
+    from tasks.config import Config
+
+    hosted = hosted_factory(run_kernels=True, code_competition=True)
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    record = json.loads(Path(kernel_push(config, KernelConfig(settings=SETTINGS, poll_interval=0.2, timeout=300)))
+                        .read_text())
+    assert record["kernel"] == "alice/headstart-digits" and record["version"] == 1
+    assert record["submission"]["status"] == "complete" and record["submission"]["public_score"] > 0.3
+    assert (Path(record["output"]) / "submission.csv").is_file()
+    rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
+    assert "CreateCodeSubmission" in rpcs and "StartSubmissionUpload" not in rpcs
+    log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "digits" / "log.jsonl").open()]
+    assert log[-1]["status"] == "complete" and "kernel alice/headstart-digits v1" in log[-1]["description"]
+    captured = capfd.readouterr()
+    assert_no_secret(captured.out, captured.err, paths=(hosted.data_dir, hosted.host.store))
