@@ -77,7 +77,7 @@ def backbone_spec(name: str) -> BackboneSpec:
         path = Path(name[len(FILE_PREFIX):])
         if path.suffix != ".keras":
             raise ValueError(f"backbone {name!r}: expected file:PATH.keras (a Keras 3 model file)")
-        return BackboneSpec(name, "file", 224, 0, "", str(path), min_size=32)
+        return BackboneSpec(name, "file", 224, 0, "", str(path), min_size=8)
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known backbones are {sorted(BACKBONES)} "
                          "or file:PATH.keras")

@@ -46,9 +46,14 @@ def feature_key(images_hash: str, spec: BackboneSpec, weights_digest: str, image
     return sha256_text(json.dumps(parts, sort_keys=True))[:20]
 
 
-def extract_features(model: keras.Model, dataset: tf.data.Dataset, on_batch=None) -> np.ndarray:
+def inference_function(model: keras.Model):
+    """The model's forward pass in inference mode, traced once and reused for every shard."""
+    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+
+
+def extract_features(model: keras.Model, dataset: tf.data.Dataset, on_batch=None, forward=None) -> np.ndarray:
     """Features of every image in a batched dataset, as float32 (N, width)."""
-    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    forward = forward or inference_function(model)
     outputs = []
     for images in dataset:
         outputs.append(forward(images).numpy())
@@ -93,6 +98,7 @@ def cache_feature_set(index: LoadedIndex, spec: BackboneSpec, weights: Path | No
     if not todo:
         return manifest
     model = build_extractor(spec, weights, config.image_size)
+    forward = inference_function(model)
     size = config.image_size or spec.input_size
     started, images = time.perf_counter(), sum(shard["stop"] - shard["start"] for shard in todo)
     with progress_bar(f"{spec.label} [{view}] features", total=images, unit="images") as advance:
@@ -100,7 +106,7 @@ def cache_feature_set(index: LoadedIndex, spec: BackboneSpec, weights: Path | No
             positions = np.arange(shard["start"], shard["stop"])
             dataset = batched(image_dataset(split_source(index, shard["split"], positions), 3, size, view),
                               config.batch_size)
-            features = extract_features(model, dataset, on_batch=advance).astype(np.float16)
+            features = extract_features(model, dataset, advance, forward).astype(np.float16)
             atomic_write_npy(directory / shard["file"], features)
             manifest["shards"][shard["file"]] = {**shard, "sha256": sha256_file(directory / shard["file"])}
             manifest["feature_width"] = int(features.shape[1])

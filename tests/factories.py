@@ -67,3 +67,32 @@ def kaggle_zip(tmp_path: Path, layout: str, **options) -> tuple[Path, Path]:
     solution_path = tmp_path / f"{layout}-solution.csv"
     solution.to_csv(solution_path, index=False)
     return zip_folder(folder, tmp_path / f"{layout}.zip"), solution_path
+
+
+def tiny_backbone_file(path: Path, seed: int = 0) -> Path:
+    """A small bring-your-own backbone saved as .keras: RGB 0..255 of any size in, a feature map out."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(None, None, 3))
+    features = layers.Conv2D(8, 3, strides=2)(layers.Rescaling(1 / 255)(inputs))
+    features = layers.Activation("relu")(layers.BatchNormalization()(features))
+    model = keras.Model(inputs, layers.Conv2D(12, 3)(features))
+    model.save(path)
+    return path
+
+
+def write_separable_digits(folder: Path, num_train: int = 120, num_test: int = 10) -> Path:
+    """digit-recognizer files with three easy classes: 0 blank, 1 a bright central square, 2 stripes;
+    they differ in a way that survives pooling and small shifts, plus a little noise."""
+    write_digit_recognizer(folder, num_train=num_train, num_test=num_test)
+    frame = pd.read_csv(folder / "train.csv")
+    labels = np.arange(num_train) % 3
+    pixels = np.random.default_rng(0).integers(0, 40, (num_train, 28, 28)).astype(np.uint8)
+    pixels[labels == 1, 8:20, 8:20] = 255
+    pixels[labels == 2, :, ::4] = 255
+    frame["label"] = labels
+    frame.iloc[:, 1:] = pixels.reshape(num_train, -1)
+    frame.to_csv(folder / "train.csv", index=False)
+    return folder

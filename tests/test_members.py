@@ -1,10 +1,10 @@
 import numpy as np
 
-from tasks.index import ensure_index, read_index
 from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.members import TrainConfig, cross_validate, fit_softmax
+from tasks.index import ensure_index, read_index
+from tasks.members import MemberContext, TrainConfig, cross_validate, fit_softmax
 from tasks.metrics import score_probabilities
-from tests.factories import write_digit_recognizer
+from tests.factories import write_separable_digits
 
 
 def test_cross_validate_fills_every_oof_row_from_the_fold_that_held_it_out():
@@ -24,19 +24,10 @@ def test_cross_validate_fills_every_oof_row_from_the_fold_that_held_it_out():
 
 
 def test_softmax_member_learns(tmp_path):
-    raw = tmp_path / "raw"
-    write_digit_recognizer(raw, num_train=100, num_test=10)
-    # Make the classes separable: class k has a bright band at rows 2k..2k+2.
-    import pandas as pd
-
-    frame = pd.read_csv(raw / "train.csv")
-    pixels = np.zeros((100, 28, 28), dtype=np.uint8)
-    for row, label in enumerate(frame["label"]):
-        pixels[row, 2 * label: 2 * label + 3] = 255
-    frame.iloc[:, 1:] = pixels.reshape(100, -1)
-    frame.to_csv(raw / "train.csv", index=False)
+    raw = write_separable_digits(tmp_path / "raw")
     index = read_index(ensure_index(DIGIT_RECOGNIZER, raw, tmp_path / "index", folds=2, seed=0))
-    result = fit_softmax(index, TrainConfig(epochs=30, batch_size=16, learning_rate=0.05))
-    labels = index.split("train")["label"].to_numpy()
-    assert result.oof.shape == (100, 10) and result.test.shape == (10, 10)
-    assert score_probabilities(labels, result.oof, "accuracy") > 0.9
+    context = MemberContext(index, TrainConfig(epochs=30, batch_size=16, learning_rate=0.05))
+    result = fit_softmax(context)
+    assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
+    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.9
+    assert len(result.histories) == 2 and "val_loss" in result.histories[0]

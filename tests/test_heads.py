@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from tasks.backbones import backbone_spec
+from tasks.cnn import cnn_model, fit_cnn
+from tasks.competitions import DIGIT_RECOGNIZER
+from tasks.features import FeatureConfig, cache_feature_set
+from tasks.heads import fit_logistic, fit_mlp
+from tasks.index import ensure_index, read_index
+from tasks.members import MemberContext, TrainConfig
+from tasks.metrics import score_probabilities
+from tests.factories import tiny_backbone_file, write_separable_digits
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory):
+    root = tmp_path_factory.mktemp("heads")
+    raw = write_separable_digits(root / "raw", num_train=120, num_test=10)
+    index = read_index(ensure_index(DIGIT_RECOGNIZER, raw, root / "index", folds=3, seed=0))
+    model = tiny_backbone_file(root / "tiny.keras")
+    spec, config = backbone_spec(f"file:{model}"), FeatureConfig(image_size=28)
+    directories = []
+    for view in ("identity", "flip"):
+        cache_feature_set(index, spec, model, view, root / view, config)
+        directories.append(root / view)
+    return MemberContext(index, TrainConfig(epochs=40, batch_size=16, patience=8), feature_dirs=tuple(directories))
+
+
+@pytest.mark.parametrize("fit", [fit_logistic, fit_mlp])
+def test_heads_learn_from_features(context, fit):
+    result = fit(context)
+    assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
+    np.testing.assert_allclose(result.test.sum(axis=1), 1.0, rtol=1e-4)
+    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8  # chance is 0.1
+
+
+def test_head_without_backbone_is_refused(context):
+    bare = MemberContext(context.index, context.train)
+    with pytest.raises(ValueError, match="needs a backbone"):
+        fit_logistic(bare)
+
+
+def test_cnn_learns_and_augments_only_in_training(context):
+    result = fit_cnn(MemberContext(context.index, TrainConfig(epochs=20, batch_size=8, learning_rate=3e-3)))
+    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8
+    model = cnn_model((28, 28, 1), 10)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(model(images, training=False), model(images, training=False))
+    assert "random_flip" not in [layer.name for layer in model.get_layer("augmentation").layers]
+    assert "random_flip" in [layer.name for layer in cnn_model((28, 28, 3), 10).get_layer("augmentation").layers]

@@ -1,0 +1,58 @@
+import pytest
+
+from tasks.backbones import BACKBONES, WeightsUnavailableError
+from tasks.config import Config
+from tasks.features import FeatureConfig
+from tasks.recipes import DIGITS_RECIPE, MemberName, default_members, expand_members, plan_members
+from tests.factories import tiny_backbone_file
+
+
+def test_member_names_round_trip():
+    name = MemberName.parse("mlp@efficientnetb0#2")
+    assert (name.kind, name.backbone, name.seed) == ("mlp", "efficientnetb0", 2) and str(name) == "mlp@efficientnetb0#2"
+    assert MemberName.parse("cnn").seed == 0 and str(MemberName.parse("cnn#0")) == "cnn"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("forest", "unknown member kind 'forest'"), ("logistic", "need @BACKBONE"), ("cnn@vgg16", "take none"),
+    ("cnn#x", "whole number"),
+])
+def test_bad_member_names(name, message):
+    with pytest.raises(ValueError, match=message):
+        MemberName.parse(name)
+
+
+def test_heads_expand_over_backbones():
+    assert expand_members(("cnn", "logistic"), ("vgg16", "xception")) == ("cnn", "logistic@vgg16", "logistic@xception")
+
+
+def test_default_recipes():
+    assert default_members("pixels_csv", 1, ()) == DIGITS_RECIPE
+    assert default_members("image_folder", 3, ("vgg16",)) == ("logistic@vgg16", "mlp@vgg16")
+    assert default_members("image_folder", 3, ()) == ("cnn#0",)
+
+
+def test_default_backbone_without_weights_is_skipped_with_one_warning(tmp_path):
+    warnings = []
+    plan = plan_members(Config(), "image_folder", 3, [tmp_path], warn=warnings.append)
+    assert plan.members == ("cnn#0",) and plan.weights == {}
+    assert len(warnings) == 1 and BACKBONES["efficientnetb0"].weights_file in warnings[0]
+
+
+def test_named_backbone_without_weights_fails(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match=BACKBONES["vgg16"].weights_file):
+        plan_members(Config(backbones=("vgg16",)), "image_folder", 3, [tmp_path])
+
+
+def test_plan_with_local_weights_and_files(tmp_path):
+    weights = tmp_path / BACKBONES["vgg16"].weights_file
+    weights.write_bytes(b"x")
+    mine = tiny_backbone_file(tmp_path / "mine.keras")
+    plan = plan_members(Config(backbones=("vgg16", f"file:{mine}")), "image_folder", 3, [tmp_path])
+    assert plan.weights == {"vgg16": str(weights), f"file:{mine}": str(mine)}
+    assert plan.members == ("logistic@vgg16", f"logistic@file:{mine}", "mlp@vgg16", f"mlp@file:{mine}")
+
+
+def test_random_weights_only_when_asked(tmp_path):
+    config = Config(members=("logistic",), backbones=("vgg16",), features=FeatureConfig(weights="none"))
+    assert plan_members(config, "pixels_csv", 1, [tmp_path]).weights == {"vgg16": None}
