@@ -34,19 +34,20 @@ def compete(config: Config = Config()) -> Path:
     plan = plan_run(config, index_dir)
     features = {backbone: tuple(cache_features(config, index_dir, backbone, weights and Path(weights), view)
                                 for view in config.features.views) for backbone, weights in plan.weights.items()}
-    member_dirs = [fit_member(config, index_dir, name, features.get(MemberName.parse(name).backbone, ()), run_id)
+    member_dirs = [fit_member(config, index_dir, name, features.get(MemberName.parse(name).backbone, ()))
                    for name in plan.members]
     blend_dir = blend_members(config, index_dir, member_dirs, run_id)
     submission = write_submission_file(config, spec, index_dir, blend_dir, raw_dir)
     result = submit_file(config, submission) if config.submit else None
-    return record_run(config, run_id, plan.members, blend_dir, submission, result)
+    return record_run(config, run_id, member_dirs, blend_dir, submission, result)
 
 
-def record_run(config: Config, run_id: str, members: tuple[str, ...], blend_dir: Path, submission: Path,
+def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: Path, submission: Path,
                result: dict | None) -> Path:
     """Write run.json beside the run's predictions, and the scores as Prefect artifacts."""
     ensemble = json.loads((blend_dir / "ensemble.json").read_text())
-    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"], "members_trained": members,
+    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"],
+              "member_dirs": [str(directory) for directory in member_dirs],
               "members": {name: member["cv_score"] for name, member in ensemble["members"].items()},
               "weights": {name: member["weight"] for name, member in ensemble["members"].items()},
               "blend": ensemble["method"], "blend_cv_score": ensemble["cv_score"],

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from tasks.competitions import CompetitionData, CompetitionDataError, CompetitionSpec, load_competition
 from tasks.paths import atomic_write_json
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 TRAIN, TEST = "train", "test"
 
 
@@ -153,7 +153,9 @@ def ensure_index(spec: CompetitionSpec, raw_dir: Path, directory: Path, folds: i
     data = load_competition(spec, raw_dir)
     index = build_index(data, raw_dir, folds, seed)
     metadata = {**wanted, "layout": spec.layout, **image_geometry(spec, data), "raw_dir": str(raw_dir.resolve()),
-                "images_hash": images_digest(index, data), "num_train": len(data.train_ids),
+                "images_hash": images_digest(index, data),
+                "content_hash": hashlib.sha256(pd.util.hash_pandas_object(index, index=False).to_numpy().tobytes())
+                .hexdigest(), "num_train": len(data.train_ids),
                 "num_test": len(data.test_ids), "class_counts": np.bincount(data.train_labels).tolist()}
     write_index(directory, index, data, metadata)
     return directory

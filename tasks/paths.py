@@ -32,6 +32,13 @@ class DataPaths:
     def predictions(self, competition: str, run_id: str) -> Path:
         return self.root / "05_predictions" / competition / run_id
 
+    def member(self, competition: str, name: str) -> Path:
+        """A member's cached predictions, named by a hash of everything they depend on."""
+        return self.root / "05_predictions" / competition / "members" / name
+
+    def member_pictures(self, competition: str, name: str) -> Path:
+        return self.root / "04_models" / competition / "members" / name
+
     def submissions(self, competition: str) -> Path:
         return self.root / "06_submissions" / competition
 

@@ -6,7 +6,7 @@ A member is named `KIND[@BACKBONE][#SEED]`: `cnn#1`, `logistic@efficientnetb0`, 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,9 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.cnn import fit_cnn
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import read_index
-from tasks.members import MemberContext, MemberResult, fit_softmax
+from tasks.members import MemberContext, MemberResult, TrainConfig, fit_softmax
 from tasks.metrics import score_probabilities
-from tasks.paths import atomic_write_json, atomic_write_npy
+from tasks.paths import atomic_write_json, atomic_write_npy, sha256_text
 from tasks.plots import plot_confusion_matrix, plot_training_curves
 
 PIXEL_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"softmax": fit_softmax, "cnn": fit_cnn}
@@ -95,24 +95,40 @@ def load_member(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
             np.load(directory / "test.npy"))
 
 
+MEMBER_VERSION = 1  # bump when training changes what a member's predictions are
+
+
+def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: str,
+               feature_dirs: tuple[Path, ...]) -> str:
+    """The cache key of a member's predictions: its name, training settings, the index (labels and
+    folds included) and its feature sets (whose directory names are their own content keys)."""
+    parts = {"member": str(member), "train": asdict(train), "seed": seed, "index": index_hash,
+             "features": [Path(directory).name for directory in feature_dirs], "version": MEMBER_VERSION}
+    return sha256_text(json.dumps(parts, sort_keys=True))[:16]
+
+
 @task(cache_policy=NO_CACHE)
-def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], run_id: str) -> Path:
-    """Train one member over the folds; leave its predictions in data/05_predictions/<comp>/<run>/<member>/."""
+def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...]) -> Path:
+    """Train one member over the folds, unless the same member on the same inputs is cached; return the
+    directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/)."""
     member = MemberName.parse(name)
     index = read_index(index_dir)
-    context = MemberContext(index, config.train, seed=config.seed + member.seed, feature_dirs=tuple(feature_dirs))
+    seed = config.seed + member.seed
+    key = f"{member.directory_name}-{member_key(member, config.train, seed, index.metadata['content_hash'], feature_dirs)}"
+    directory = config.paths.member(config.competition, key)
+    if (directory / "member.json").is_file():
+        return directory
+    context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs))
     result = KINDS[member.kind](context)
     spec = index.metadata["spec"]
     score = score_probabilities(context.labels, result.oof, spec["metric"])
-    pictures = config.paths.models(config.competition, run_id) / member.directory_name
+    pictures = config.paths.member_pictures(config.competition, key)
     if any(result.histories):
         plot_training_curves(result.histories, str(member), pictures / "training_curves.png")
     plot_confusion_matrix(context.labels, result.oof, spec["class_names"],
                           f"{member} (CV {spec['metric']} {score:.4f})", pictures / "confusion_matrix.png")
-    directory = config.paths.predictions(config.competition, run_id) / member.directory_name
     save_member(directory, str(member), result, score)
     return directory
-
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ def test_run_on_builtin_digits_scores_well_above_chance(prefect_server, digits_s
     submission = pd.read_csv(record["submission"])
     assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == 540
     run_dir = run_json.parent
-    assert (run_dir / "blend" / "ensemble.json").is_file() and (run_dir / "softmax" / "oof.npy").is_file()
+    assert (run_dir / "blend" / "ensemble.json").is_file()
+    assert all((Path(directory) / "oof.npy").is_file() for directory in record["member_dirs"])
     assert (data_dir / "04_models" / "digits" / run_dir.name / "blend" / "confusion_matrix.png").is_file()
     board = invoke("leaderboard", "--data-dir", data_dir)
     assert "you" in board
@@ -49,6 +50,13 @@ def test_run_without_submitting(prefect_server, digits_store, tmp_path):
     record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
     assert record["backend_result"] is None and Path(record["submission"]).is_file()
     assert "complete" not in invoke("submissions", "--data-dir", data_dir)  # nothing was sent
+    member_json = Path(record["member_dirs"][0]) / "member.json"
+    stamp = member_json.stat().st_mtime_ns
+    again = invoke("run", "digits", "--data-dir", data_dir, "--member", "softmax", "--epochs", "2", "--folds", "2",
+                   "--no-submit")
+    second = json.loads(Path(again.strip().splitlines()[-1]).read_text())
+    assert second["member_dirs"] == record["member_dirs"] and member_json.stat().st_mtime_ns == stamp  # cached
+    assert second["run_id"] != record["run_id"]
 
 
 @pytest.mark.parametrize("layout, spec, options", [
