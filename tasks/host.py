@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,7 +39,7 @@ class Redirect:
 class HostSettings:
     """Who may call, whose rules are accepted, and how kernels behave."""
 
-    users: tuple[tuple[str, str], ...] = ()  # (name, key); empty: anyone, named by their Basic-auth user
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, key); empty: anyone
     rules_accepted_by: tuple[str, ...] | None = None  # None: no rules to accept
     code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
     run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
@@ -219,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(error.status, error.message, rpc)
         except json.JSONDecodeError:
             return self._send_error(400, "Request body is not JSON", rpc)
+        except Exception as error:  # a bug or a malformed request: answer, don't drop the connection
+            return self._send_error(500, f"Internal error ({type(error).__name__})", rpc)
         self._record(302 if isinstance(result, Redirect) else 200, rpc)
         if isinstance(result, Redirect):
             return self._send(302, headers=[("Location", result.url)])
@@ -302,7 +303,3 @@ class HostServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def clear_store(host: CompetitionHost) -> None:
-    """Forget uploads, kernels and datasets (the competition's own submissions stay)."""
-    shutil.rmtree(host.store, ignore_errors=True)

@@ -236,7 +236,10 @@ class KaggleBackend:
         """Poll a submission until it is scored (or errors); raises after `poll_timeout` seconds."""
         deadline = time.monotonic() + self.poll_timeout
         while True:
-            record = submission_record(self._call("check the submission", self.api.get_submission, ref))
+            try:
+                record = submission_record(self._call("check the submission", self.api.get_submission, ref))
+            except KaggleNotFoundError:  # as the kaggle CLI does: a new submission may not be visible yet
+                record = {"status": "pending"}
             if record["status"] != "pending":
                 return record
             if time.monotonic() > deadline:

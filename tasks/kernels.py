@@ -20,6 +20,8 @@ TEMPLATES = KIT_ROOT / "kernels"
 BUNDLE_NAME = "headstart-kit.zip"
 BUNDLE_SLUG = "headstart-kit"
 BUNDLED = ("tasks", "flows", "pyproject.toml")
+# The dataset is private; CC0-1.0 is the license name Kaggle's API documents (the code stays Apache-2.0).
+BUNDLE_LICENSE = "CC0-1.0"
 # Never bundled, whatever the tree holds: caches, data, and anything that may hold credentials.
 EXCLUDED = re.compile(r"(^|/)(__pycache__|\.[^/]*|data|kaggle\.json|access_token(\.txt)?|credentials\.json)(/|$)"
                       r"|\.pyc$")
@@ -77,7 +79,7 @@ def build_bundle(destination: Path, owner: str, spec_file: Path | None = None,
             zipped.write(spec_file, f"specs/{Path(spec_file).name}")
     archive.with_suffix(".tmp").replace(archive)
     atomic_write_json(destination / "dataset-metadata.json", {
-        "id": f"{owner}/{BUNDLE_SLUG}", "title": "headstart kit", "licenses": [{"name": "Apache 2.0"}],
+        "id": f"{owner}/{BUNDLE_SLUG}", "title": "headstart kit", "licenses": [{"name": BUNDLE_LICENSE}],
         "subtitle": "The headstart competition kit, for notebooks", "keywords": []})
     return destination
 
@@ -204,6 +206,11 @@ def collect_kernel_output(kernel: KernelConfig, kernel_dir: Path, ref: str, vers
     return output
 
 
+def _code_sender(backend, ref: str, version: int):
+    """Send a kernel version's output file by CreateCodeSubmission (no upload), as code competitions want."""
+    return lambda path, description: backend.send_code(ref, version, Path(path).name, description)
+
+
 @task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, version: int, force: bool = False) -> dict:
     """Submit the kernel's submission.csv through the guard: by CreateCodeSubmission in a code competition."""
@@ -214,10 +221,7 @@ def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, versi
     sample = config.paths.raw(config.competition) / backend.spec.sample_submission
     if not sample.is_file():  # the data was never downloaded here: fetch just the sample to check against
         sample = backend.download_file(backend.spec.sample_submission, Path(kernel_dir) / "sample")
-    send = None
-    if backend.is_code_competition():
-        def send(path: Path, description: str) -> dict:
-            return backend.send_code(ref, version, path.name, description)
+    send = _code_sender(backend, ref, version) if backend.is_code_competition() else None
     return guarded_submit(backend, Path(output) / "submission.csv", sample,
                           config.paths.submissions(config.competition) / LOG_NAME,
                           f"{config.message} (kernel {ref} v{version})", force, send=send, if_duplicate="previous")

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ class Hosted:
     server: HostServer
     data_dir: Path
     home: Path
-    env: dict  # for subprocesses: the client's environment
+    env: dict = field(repr=False)  # for subprocesses: the client's environment (holds the key)
 
     @property
     def backend(self) -> LocalBackend:
