@@ -55,8 +55,10 @@ def show_submissions(name: str, data_dir: Path, backend: str, spec: str | None) 
     except ERRORS as error:
         _fail(error)
     rows = list(reversed(rows)) if isinstance(competition, LocalBackend) else rows
-    _print_table(f"{name} submissions", rows,
-                 ["ref", "date", "team", "file_name", "status", "public_score", "description", "error"])
+    columns = ["ref", "date", "team", "file_name", "status", "public_score", "description", "error"]
+    # Kaggle lists only your team's submissions: leave out the columns nobody filled.
+    shown = [column for column in columns if any(row.get(column) not in (None, "") for row in rows)]
+    _print_table(f"{name} submissions", rows, shown or columns)
 
 
 def submit(

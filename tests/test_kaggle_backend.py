@@ -153,3 +153,33 @@ def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, ca
     captured = capfd.readouterr()
     assert_no_secret(captured.out, captured.err, caplog.text,
                      paths=(hosted.data_dir, Path(os.environ["PREFECT_HOME"]), hosted.home))
+
+
+def test_verbose_client_mode_is_never_used(hosted, monkeypatch, capfd):
+    """VERBOSE=1 makes the client print Authorization headers; the backend drops that mode."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setattr(KaggleApi, "args", [*KaggleApi.args, "--verbose"])
+    backend = open_backend(hosted)
+    assert "--verbose" not in backend.api.args
+    backend.limits()
+    captured = capfd.readouterr()
+    assert_no_secret(captured.out, captured.err)
+
+
+def test_cli_reads_kaggle_standings_and_fails_in_one_line(hosted, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    open_backend(hosted).submit(perfect_submission(hosted, tmp_path / "perfect.csv"))
+    options = ["digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir", str(hosted.data_dir)]
+    runner = CliRunner(env={"COLUMNS": "200"})
+    board = runner.invoke(app, ["leaderboard", *options])
+    assert board.exit_code == 0 and USER in board.output and "1.0" in board.output
+    listing = runner.invoke(app, ["submissions", *options])
+    assert listing.exit_code == 0 and "perfect.csv" in listing.output and "complete" in listing.output
+    monkeypatch.setenv("KAGGLE_KEY", "wrong-" + KEY)
+    failed = runner.invoke(app, ["submissions", *options])
+    assert failed.exit_code == 1 and "401" in failed.output and "KAGGLE_KEY" in failed.output
+    assert_no_secret(board.output, listing.output, failed.output)
