@@ -63,8 +63,9 @@ def run_in_notebook(competition: str, input_root: str | Path = "/kaggle/input",
     spec_path = str(KIT_ROOT / spec) if spec and spec.endswith((".toml", ".json")) else spec
     # Intermediate layers go to a scratch folder: everything in /kaggle/working becomes output.
     data_dir = Path(tempfile.mkdtemp(prefix="headstart-data-"))
-    config = notebook_config(competition, competition_input(input_root, competition), data_dir, spec_path,
-                             settings or {})
+    # Weights come from attached datasets and models, wherever the input root is.
+    settings = {"weights_dirs": [str(input_root)], **(settings or {})}
+    config = notebook_config(competition, competition_input(input_root, competition), data_dir, spec_path, settings)
     run_json = Path(compete(config))
     working_root.mkdir(parents=True, exist_ok=True)
     submission = Path(json.loads(run_json.read_text())["submission"])
