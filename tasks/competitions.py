@@ -152,6 +152,7 @@ class CompetitionData:
     test_pixels: np.ndarray | None = None
     train_images: tuple[str, ...] | None = None
     test_images: tuple[str, ...] | None = None
+    same_size: bool = True  # every image has the same height and width
 
 
 def read_csv(path: Path, required_columns: list[str], text_only: bool = True) -> pd.DataFrame:
@@ -251,22 +252,23 @@ def load_pixels_csv(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
         test_pixels=read_pixels(test_path, test, spec))
 
 
-def _image_paths(folder: Path, ids: np.ndarray, extension: str) -> tuple[str, ...]:
-    """The image file of every id, checked to exist and to decode."""
+def _image_paths(folder: Path, ids: np.ndarray, extension: str) -> tuple[tuple[str, ...], set]:
+    """The image file of every id, checked to exist and to decode, and the set of their sizes."""
     if not folder.is_dir():
         raise CompetitionDataError(f"{folder}: image folder not found")
-    paths = []
+    paths, sizes = [], set()
     for image_id in map(str, ids):
         path = folder / f"{image_id}{extension}"
         if not path.is_file():
             raise CompetitionDataError(f"{path}: missing image for id {image_id!r}")
         try:
             with Image.open(path) as image:
+                sizes.add(image.size)
                 image.verify()  # checks the file's structure and checksums without decoding every pixel
         except Exception as error:  # PIL raises many types for broken files
             raise CompetitionDataError(f"{path}: undecodable image for id {image_id!r} ({error})") from None
         paths.append(str(path))
-    return tuple(paths)
+    return tuple(paths), sizes
 
 
 def load_image_folders(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
@@ -277,12 +279,13 @@ def load_image_folders(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
     _check_unique(labels[spec.id_column], labels_path, spec.id_column)
     train_ids = labels[spec.id_column].to_numpy(dtype=str)
     test_ids = read_test_ids(spec, raw_dir)
+    train_images, train_sizes = _image_paths(raw_dir / spec.train_images, train_ids, spec.image_extension)
+    test_images, test_sizes = _image_paths(raw_dir / spec.test_images, test_ids, spec.image_extension)
     return CompetitionData(
         train_ids=train_ids,
         train_labels=encode_labels(labels[spec.label_column], spec.class_names, labels_path, spec.label_column),
-        test_ids=test_ids,
-        train_images=_image_paths(raw_dir / spec.train_images, train_ids, spec.image_extension),
-        test_images=_image_paths(raw_dir / spec.test_images, test_ids, spec.image_extension))
+        test_ids=test_ids, train_images=train_images, test_images=test_images,
+        same_size=len(train_sizes | test_sizes) == 1)
 
 
 def load_competition(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:

@@ -7,6 +7,7 @@ and extracts only those missing or corrupt, so a killed run resumes where it sto
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.backbones import BackboneSpec, backbone_spec, build_extractor, weights_hash
 from tasks.index import TEST, TRAIN, LoadedIndex, read_index
 from tasks.paths import atomic_write_json, atomic_write_npy, sha256_file, sha256_text
-from tasks.pipelines import batched, image_dataset, split_source
+from tasks.pipelines import image_batches, split_source
 from tasks.progress import progress_bar
 
 FEATURE_VERSION = 1  # bump when extraction changes what a feature set holds
@@ -51,15 +52,25 @@ def inference_function(model: keras.Model):
     return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
 
 
-def extract_features(model: keras.Model, dataset: tf.data.Dataset, on_batch=None, forward=None) -> np.ndarray:
-    """Features of every image in a batched dataset, as float32 (N, width)."""
-    forward = forward or inference_function(model)
+class Extractor:
+    """A backbone's frozen extractor at one input size, built on first use and shared by every view."""
+
+    def __init__(self, spec: BackboneSpec, weights: Path | None, image_size: int | None = None):
+        self.spec, self.weights, self.image_size = spec, weights, image_size or spec.input_size
+
+    @functools.cached_property
+    def forward(self):
+        return inference_function(build_extractor(self.spec, self.weights, self.image_size))
+
+
+def extract_features(forward, dataset: tf.data.Dataset, on_batch=None) -> np.ndarray:
+    """Features of every image in a batched dataset, as float32 (N, width), by `forward(batch)`."""
     outputs = []
     for images in dataset:
         outputs.append(forward(images).numpy())
         if on_batch is not None:
             on_batch(int(images.shape[0]))
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.concatenate(outputs)
 
 
 def plan_shards(num_train: int, num_test: int, shard_size: int) -> list[dict]:
@@ -83,30 +94,28 @@ def verified_shards(directory: Path, manifest: dict) -> set[str]:
     return good
 
 
-def cache_feature_set(index: LoadedIndex, spec: BackboneSpec, weights: Path | None, view: str,
-                      directory: Path, config: FeatureConfig) -> dict:
+def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, directory: Path,
+                      config: FeatureConfig) -> dict:
     """Extract the shards not yet verified in `directory`; return the completed manifest."""
+    spec, size = extractor.spec, extractor.image_size
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     plan = plan_shards(index.metadata["num_train"], index.metadata["num_test"], config.shard_size)
     done = verified_shards(directory, manifest)
     todo = [shard for shard in plan if shard["file"] not in done]
     shards = {name: entry for name, entry in manifest.get("shards", {}).items() if name in done}
-    manifest = {"backbone": spec.name, "view": view, "image_size": config.image_size or spec.input_size,
+    manifest = {"backbone": spec.name, "view": view, "image_size": size,
                 "num_train": index.metadata["num_train"], "num_test": index.metadata["num_test"],
                 "shards": shards, "complete": not todo, "feature_width": manifest.get("feature_width")}
     if not todo:
         return manifest
-    model = build_extractor(spec, weights, config.image_size)
-    forward = inference_function(model)
-    size = config.image_size or spec.input_size
     started, images = time.perf_counter(), sum(shard["stop"] - shard["start"] for shard in todo)
     with progress_bar(f"{spec.label} [{view}] features", total=images, unit="images") as advance:
         for shard in todo:
             positions = np.arange(shard["start"], shard["stop"])
-            dataset = batched(image_dataset(split_source(index, shard["split"], positions), 3, size, view),
-                              config.batch_size)
-            features = extract_features(model, dataset, advance, forward).astype(np.float16)
+            dataset = image_batches(split_source(index, shard["split"], positions), 3, size, config.batch_size,
+                                    view, same_size=index.same_size)
+            features = extract_features(extractor.forward, dataset, advance).astype(np.float16)
             atomic_write_npy(directory / shard["file"], features)
             manifest["shards"][shard["file"]] = {**shard, "sha256": sha256_file(directory / shard["file"])}
             manifest["feature_width"] = int(features.shape[1])
@@ -142,11 +151,15 @@ def feature_directory(root: Path, index: LoadedIndex, spec: BackboneSpec, weight
 
 
 @task(cache_policy=NO_CACHE)
-def cache_features(config, index_dir: Path, backbone: str, weights: Path | None, view: str) -> Path:
-    """Leave one backbone x view feature set, complete and verified, under data/03_features/<comp>/."""
+def cache_features(config, index_dir: Path, backbone: str, weights: Path | None) -> tuple[Path, ...]:
+    """Leave one backbone's feature set per view, complete and verified, under data/03_features/<comp>/;
+    the backbone is built once, and only if some shard is missing."""
     index = read_index(index_dir)
-    spec = backbone_spec(backbone)
-    directory = feature_directory(config.paths.features(config.competition), index, spec, weights, view,
-                                  config.features)
-    cache_feature_set(index, spec, weights, view, directory, config.features)
-    return directory
+    extractor = Extractor(backbone_spec(backbone), weights, config.features.image_size)
+    directories = []
+    for view in config.features.views:
+        directory = feature_directory(config.paths.features(config.competition), index, extractor.spec, weights,
+                                      view, config.features)
+        cache_feature_set(index, extractor, view, directory, config.features)
+        directories.append(directory)
+    return tuple(directories)

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from tasks.competitions import CompetitionData, CompetitionDataError, CompetitionSpec, load_competition
 from tasks.paths import atomic_write_json
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 TRAIN, TEST = "train", "test"
 
 
@@ -73,10 +73,10 @@ def image_geometry(spec: CompetitionSpec, data: CompetitionData) -> dict:
     """Native channels and size of the images (the first image's, for image folders)."""
     if data.train_pixels is not None:
         height, width, channels = spec.image_shape
-        return {"channels": channels, "image_height": height, "image_width": width}
+        return {"channels": channels, "image_height": height, "image_width": width, "same_size": True}
     with Image.open(data.train_images[0]) as image:
         return {"channels": 1 if image.mode in ("L", "I", "I;16", "1") else 3,
-                "image_height": image.height, "image_width": image.width}
+                "image_height": image.height, "image_width": image.width, "same_size": data.same_size}
 
 
 def raw_fingerprint(raw_dir: Path) -> str:
@@ -121,6 +121,10 @@ class LoadedIndex:
     @property
     def raw_dir(self) -> Path:
         return Path(self.metadata["raw_dir"])
+
+    @property
+    def same_size(self) -> bool:
+        return bool(self.metadata.get("same_size"))
 
     @property
     def images_hash(self) -> str:

@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras import layers
 
 from tasks.index import TEST, TRAIN, LoadedIndex
-from tasks.pipelines import batched, image_dataset, split_source
+from tasks.pipelines import image_batches, split_source
 from tasks.progress import progress_bar
 
 
@@ -114,13 +114,15 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
     native = max(index.metadata["image_height"], index.metadata["image_width"])
     size = config.image_size or (min(native, max_size) if max_size and native > max_size else None)
     input_shape = (size or index.metadata["image_height"], size or index.metadata["image_width"], channels)
-    test_x = batched(image_dataset(split_source(index, TEST), channels, size), config.batch_size)
+    batches = lambda source, **options: image_batches(source, channels, size, config.batch_size,
+                                                      same_size=index.same_size, **options)
+    test_x = batches(split_source(index, TEST))
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
         keras.utils.set_random_seed(context.seed)
-        images = lambda positions: image_dataset(split_source(index, TRAIN, positions), channels, size)
-        train = batched(images(train_positions), config.batch_size, labels[train_positions], context.seed)
-        valid = batched(images(valid_positions), config.batch_size, labels[valid_positions])
+        train = batches(split_source(index, TRAIN, train_positions), labels=labels[train_positions],
+                        shuffle_seed=context.seed)
+        valid = batches(split_source(index, TRAIN, valid_positions), labels=labels[valid_positions])
         model = build_model(input_shape, context.num_classes)
         history = train_keras_model(model, train, valid, config)
         valid_x = valid.map(lambda inputs, _: inputs)

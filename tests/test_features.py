@@ -12,8 +12,8 @@ import pytest
 
 from tasks.backbones import BACKBONES, backbone_spec, build_extractor
 from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.features import (FeatureConfig, cache_feature_set, feature_directory, feature_key, load_features,
-                            plan_shards)
+from tasks.features import (Extractor, FeatureConfig, cache_feature_set, feature_directory, feature_key,
+                            load_features, plan_shards)
 from tasks.index import ensure_index, read_index
 from tests.factories import tiny_backbone_file, write_digit_recognizer
 
@@ -32,7 +32,8 @@ def setup(tmp_path_factory):
 def _extract(setup, directory, view="identity", config=CONFIG):
     _, index_dir, model_path = setup
     spec = backbone_spec(f"file:{model_path}")
-    return cache_feature_set(read_index(index_dir), spec, model_path, view, directory, config)
+    return cache_feature_set(read_index(index_dir), Extractor(spec, model_path, config.image_size), view, directory,
+                             config)
 
 
 def test_plan_covers_both_splits():
@@ -114,11 +115,12 @@ KILLED_RUN = """
 import sys
 from pathlib import Path
 from tasks.backbones import backbone_spec
-from tasks.features import FeatureConfig, cache_feature_set
+from tasks.features import Extractor, FeatureConfig, cache_feature_set
 from tasks.index import read_index
 index_dir, model, out = map(Path, sys.argv[1:4])
 config = FeatureConfig(batch_size=4, shard_size=4, image_size=64)
-cache_feature_set(read_index(index_dir), backbone_spec(f"file:{model}"), model, "identity", out, config)
+extractor = Extractor(backbone_spec(f"file:{model}"), model, config.image_size)
+cache_feature_set(read_index(index_dir), extractor, "identity", out, config)
 """
 
 

@@ -4,7 +4,7 @@ import pytest
 from tasks.backbones import backbone_spec
 from tasks.cnn import cnn_model, fit_cnn
 from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.features import FeatureConfig, cache_feature_set
+from tasks.features import Extractor, FeatureConfig, cache_feature_set
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import ensure_index, read_index
 from tasks.members import MemberContext, TrainConfig
@@ -18,10 +18,10 @@ def context(tmp_path_factory):
     raw = write_separable_digits(root / "raw", num_train=120, num_test=10)
     index = read_index(ensure_index(DIGIT_RECOGNIZER, raw, root / "index", folds=3, seed=0))
     model = tiny_backbone_file(root / "tiny.keras")
-    spec, config = backbone_spec(f"file:{model}"), FeatureConfig(image_size=28)
+    extractor, config = Extractor(backbone_spec(f"file:{model}"), model, 28), FeatureConfig(image_size=28)
     directories = []
     for view in ("identity", "flip"):
-        cache_feature_set(index, spec, model, view, root / view, config)
+        cache_feature_set(index, extractor, view, root / view, config)
         directories.append(root / view)
     return MemberContext(index, TrainConfig(epochs=40, batch_size=16, patience=8), feature_dirs=tuple(directories))
 

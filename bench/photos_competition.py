@@ -1,0 +1,25 @@
+"""Make the offline colour-image practice competition `photos-N` with `headstart local create --tfds`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.common import store_photos_as_tfds
+
+
+def ensure_photos(data_dir: Path, train_per_class: int = 625, test_per_class: int = 100) -> str:
+    """Create (once) a local competition of 8 x train_per_class training patches; return its name."""
+    from tasks.paths import DataPaths
+    from tasks.practice import create_from_tfds
+
+    name = f"photos-{8 * train_per_class}"
+    root = DataPaths(data_dir).local(name)
+    if not (root / "competition.json").is_file():
+        dataset = store_photos_as_tfds(data_dir / "tfds", train_per_class, test_per_class)
+        create_from_tfds(root, name, dataset, data_dir / "tfds")
+    return name
+
+
+if __name__ == "__main__":
+    print(ensure_photos(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("data")))
