@@ -29,7 +29,7 @@ def measure(name: str, size: int, count: int, index, scratch: Path) -> dict:
     import tensorflow as tf
 
     from tasks.backbones import backbone_spec, build_extractor
-    from tasks.features import Extractor, FeatureConfig, cache_feature_set
+    from tasks.features import Extractor, FeatureConfig, cache_feature_set, inference_function
     from tasks.index import TRAIN
     from tasks.pipelines import image_batches, split_source
 
@@ -37,14 +37,17 @@ def measure(name: str, size: int, count: int, index, scratch: Path) -> dict:
     weights = LITE0 if spec.builder == "file" else None
     keras.utils.set_random_seed(0)
     extractor = Extractor(spec, weights, size)
-    forward = extractor.forward  # built and traced once, shared by the three ways below
+    forward = inference_function(extractor.model)  # the bare model, on pre-resized float batches
     subset = index.split(TRAIN).iloc[:count]
     paths = [str(index.raw_dir / image) for image in subset["image"]]
     pixels = np.stack([np.asarray(tf.io.decode_png(tf.io.read_file(p), channels=3)) for p in paths])
     resized = [tf.image.resize(tf.cast(pixels[i:i + 64], tf.float32), (size, size)) for i in range(0, count, 64)]
     plain = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Resizing(size, size),
                               build_extractor(spec, weights, size)])
-    forward(resized[0]), plain.predict(pixels[:64], verbose=0)  # trace and warm up outside the timings
+    # Trace and warm up all three outside the timings (full and last partial batch).
+    forward(resized[0]), forward(resized[-1])
+    extractor.forward("identity")(pixels[:64]), extractor.forward("identity")(pixels[-(count % 64 or 64):])
+    plain.predict(pixels[:64], verbose=0)
 
     def limit():
         for batch in resized:

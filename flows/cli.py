@@ -40,7 +40,8 @@ def run(
         "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")] = None,
     weights_dir: Annotated[Optional[list[Path]], typer.Option(
         "--weights-dir", help="Folder searched first for backbone weights files (repeatable).")] = None,
-    view: Annotated[Optional[list[str]], typer.Option("--view", help="Feature views: identity, flip.")] = None,
+    view: Annotated[Optional[list[str]], typer.Option(
+        "--view", help="Feature views (repeatable): identity, flip; default: flip too for colour images.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Backbone input size (default: its native).")] = None,
     random_weights: Annotated[bool, typer.Option(
         "--random-weights", help="Registry backbones with random weights (tests and benchmarks only).")] = False,
@@ -61,7 +62,7 @@ def run(
     try:
         defaults = Config()
         features = dataclasses.replace(
-            defaults.features, views=tuple(view or defaults.features.views), image_size=image_size,
+            defaults.features, views=tuple(view or ()), image_size=image_size,
             weights="none" if random_weights else "imagenet")
         config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
                         members=tuple(member or ()), backbones=tuple(backbone or ()),

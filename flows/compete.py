@@ -32,7 +32,7 @@ def compete(config: Config = Config()) -> Path:
     raw_dir = fetch_competition(config)
     index_dir = index_competition(config, spec, raw_dir)
     plan = plan_run(config, index_dir)
-    features = {backbone: cache_features(config, index_dir, backbone, weights and Path(weights))
+    features = {backbone: cache_features(config, index_dir, backbone, weights and Path(weights), plan.views)
                 for backbone, weights in plan.weights.items()}
     member_dirs = [fit_member(config, index_dir, name, features.get(MemberName.parse(name).backbone, ()))
                    for name in plan.members]

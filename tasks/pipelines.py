@@ -89,6 +89,17 @@ def image_batches(source: np.ndarray | list[str], channels: int, image_size: int
     return dataset.prefetch(AUTOTUNE)
 
 
+def uint8_batches(source: np.ndarray | list[str], channels: int, image_size: int | None, batch_size: int,
+                  same_size: bool = False) -> tf.data.Dataset:
+    """Batches of uint8 images for a model that resizes inside its own traced function: at their native
+    size when all share one (batched as decoded), else each resized to `image_size` first."""
+    dataset = decoded_images(source, channels)
+    if not (same_size or isinstance(source, np.ndarray)):
+        to_uint8 = lambda image: tf.cast(tf.round(tf.clip_by_value(resize(image, image_size), 0, 255)), tf.uint8)
+        dataset = dataset.map(to_uint8, num_parallel_calls=AUTOTUNE)
+    return dataset.batch(batch_size)
+
+
 def split_source(index, split: str, positions: np.ndarray | None = None) -> np.ndarray | list[str]:
     """The images of one split of a LoadedIndex (optionally a subset of positions), as array or paths."""
     pixels = index.train_pixels if split == "train" else index.test_pixels

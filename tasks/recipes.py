@@ -133,10 +133,17 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
 
 @dataclass(frozen=True)
 class RunPlan:
-    """The members a run trains and the weights file of each backbone they need (None: random)."""
+    """The members a run trains, the weights file of each backbone they need (None: random), and the
+    views their features are extracted from."""
 
     members: tuple[str, ...]
     weights: dict[str, str | None]
+    views: tuple[str, ...] = ("identity",)
+
+
+def default_views(layout: str, channels: int) -> tuple[str, ...]:
+    """Mirror images are free extra data for photos; a mirrored digit is not a digit."""
+    return ("identity",) if layout == "pixels_csv" and channels == 1 else ("identity", "flip")
 
 
 def weights_search_dirs(extra: tuple[str, ...], keras_home: str | None, kaggle_input: Path) -> list[Path]:
@@ -171,7 +178,8 @@ def plan_members(config, layout: str, channels: int, search_dirs: list[Path], wa
     if not members:
         raise ValueError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
     return RunPlan(members, {b: weights[b] for b in backbones
-                             if any(MemberName.parse(m).backbone == b for m in members)})
+                             if any(MemberName.parse(m).backbone == b for m in members)},
+                   config.features.views or default_views(layout, channels))
 
 
 @task(cache_policy=NO_CACHE)

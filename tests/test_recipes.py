@@ -56,3 +56,10 @@ def test_plan_with_local_weights_and_files(tmp_path):
 def test_random_weights_only_when_asked(tmp_path):
     config = Config(members=("logistic",), backbones=("vgg16",), features=FeatureConfig(weights="none"))
     assert plan_members(config, "pixels_csv", 1, [tmp_path]).weights == {"vgg16": None}
+
+
+def test_views_follow_the_images(tmp_path):
+    assert plan_members(Config(), "pixels_csv", 1, [tmp_path]).views == ("identity",)
+    assert plan_members(Config(), "image_folder", 3, [tmp_path], warn=lambda _: None).views == ("identity", "flip")
+    config = Config(features=FeatureConfig(views=("flip",)))
+    assert plan_members(config, "pixels_csv", 1, [tmp_path]).views == ("flip",)
