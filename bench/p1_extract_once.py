@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import LITE0, timed
-from bench.photos_competition import ensure_photos
+from bench.photos_competition import photos_index
 
 
 def softmax_head(width: int, num_classes: int):
@@ -42,16 +42,13 @@ def main() -> None:
 
     from tasks.backbones import backbone_spec, build_extractor
     from tasks.features import Extractor, FeatureConfig, cache_feature_set, load_features
-    from tasks.index import TEST, TRAIN, ensure_index, read_index
-    from tasks.local import LocalBackend
+    from tasks.index import TEST, TRAIN
     from tasks.paths import DataPaths
     from tasks.pipelines import image_batches, split_source
 
     paths = DataPaths(args.data_dir)
-    name = ensure_photos(args.data_dir)
-    backend = LocalBackend(paths.local(name))
-    raw = backend.download(paths.raw(name))
-    index = read_index(ensure_index(backend.spec, raw, paths.index(name), folds=5, seed=0))
+    backend, index = photos_index(args.data_dir)
+    name = backend.name
     labels = index.split(TRAIN)["label"].to_numpy()
     solution = pd.read_csv(backend.root / "solution.csv", dtype=str).set_index("id")
     truth = solution.loc[index.split(TEST)["id"], "label"].map(backend.spec.class_names.index).to_numpy()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.common import LITE0
-from bench.photos_competition import ensure_photos
+from bench.photos_competition import photos_index
 
 CASES = (("mobilenetv2", 96, 2000), (f"file:{LITE0}", 224, 600))
 
@@ -75,7 +75,8 @@ def measure(name: str, size: int, count: int, index, scratch: Path) -> dict:
     return {"backbone": spec.label, "size": size, "images": count,
             **{f"{label}_images_per_s": count / seconds for label, seconds in medians.items()},
             "vs_limit": medians["limit"] / medians["headstart"], "vs_predict": medians["predict"] / medians["headstart"],
-            "repeats": args.repeats, "seconds": {label: [round(v, 3) for v in values] for label, values in timings.items()}}
+            "repeats": args.repeats,
+            "seconds": {label: [round(value, 3) for value in values] for label, values in timings.items()}}
 
 
 if __name__ == "__main__":
@@ -83,13 +84,5 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="p2-")))
     args = parser.parse_args()
-    from tasks.index import ensure_index, read_index
-    from tasks.local import LocalBackend
-    from tasks.paths import DataPaths
-
-    paths = DataPaths(args.data_dir)
-    name = ensure_photos(args.data_dir)
-    backend = LocalBackend(paths.local(name))
-    raw = backend.download(paths.raw(name))
-    index = read_index(ensure_index(backend.spec, raw, paths.index(name), folds=5, seed=0))
+    _, index = photos_index(args.data_dir)
     print(json.dumps([measure(case, size, count, index, args.data_dir) for case, size, count in CASES], indent=2))

@@ -21,5 +21,18 @@ def ensure_photos(data_dir: Path, train_per_class: int = 625, test_per_class: in
     return name
 
 
+def photos_index(data_dir: Path):
+    """The photos competition fetched and indexed, as `headstart run` would: (backend, LoadedIndex)."""
+    from tasks.index import ensure_index, read_index
+    from tasks.local import LocalBackend
+    from tasks.paths import DataPaths
+
+    paths = DataPaths(data_dir)
+    name = ensure_photos(data_dir)
+    backend = LocalBackend(paths.local(name))
+    raw = backend.download(paths.raw(name))
+    return backend, read_index(ensure_index(backend.spec, raw, paths.index(name), folds=5, seed=0))
+
+
 if __name__ == "__main__":
     print(ensure_photos(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("data")))
