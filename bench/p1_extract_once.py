@@ -37,7 +37,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
-    import numpy as np
     import pandas as pd
 
     from tasks.backbones import backbone_spec, build_extractor

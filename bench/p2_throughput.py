@@ -31,7 +31,6 @@ def measure(name: str, size: int, count: int, index, scratch: Path) -> dict:
     from tasks.backbones import backbone_spec, build_extractor
     from tasks.features import Extractor, FeatureConfig, cache_feature_set, inference_function
     from tasks.index import TRAIN
-    from tasks.pipelines import image_batches, split_source
 
     spec = backbone_spec(name)
     weights = LITE0 if spec.builder == "file" else None
@@ -74,7 +73,8 @@ def measure(name: str, size: int, count: int, index, scratch: Path) -> dict:
     medians = {label: statistics.median(values) for label, values in timings.items()}
     return {"backbone": spec.label, "size": size, "images": count,
             **{f"{label}_images_per_s": count / seconds for label, seconds in medians.items()},
-            "vs_limit": medians["limit"] / medians["headstart"], "vs_predict": medians["predict"] / medians["headstart"],
+            "vs_limit": medians["limit"] / medians["headstart"],
+            "vs_predict": medians["predict"] / medians["headstart"],
             "repeats": args.repeats,
             "seconds": {label: [round(value, 3) for value in values] for label, values in timings.items()}}
 

@@ -114,7 +114,8 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     member = MemberName.parse(name)
     index = read_index(index_dir)
     seed = config.seed + member.seed
-    key = f"{member.directory_name}-{member_key(member, config.train, seed, index.metadata['content_hash'], feature_dirs)}"
+    digest = member_key(member, config.train, seed, index.metadata["content_hash"], feature_dirs)
+    key = f"{member.directory_name}-{digest}"
     directory = config.paths.member(config.competition, key)
     if (directory / "member.json").is_file():
         return directory

@@ -130,7 +130,8 @@ def test_sigkill_resumes_to_identical_features(setup, tmp_path):
     config = FeatureConfig(batch_size=4, shard_size=4, image_size=64)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(index_dir), str(model_path),
-                                str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     manifest = tmp_path / "killed" / "manifest.json"
     deadline = time.time() + 120
     while time.time() < deadline:
