@@ -64,7 +64,8 @@ def evaluate(data_dir: Path, name: str, record: dict, groups: dict) -> dict:
     members = {meta["name"]: (oof, test) for meta, oof, test in map(load_member, map(Path, record["member_dirs"]))}
     results = {}
     for label, prefixes in groups.items():
-        chosen = [n for n in members if prefixes is None or any(n == p or n.startswith(p) for p in prefixes)]
+        chosen = [n for n in members if prefixes is None
+                  or any(n == p or (p.endswith("@") and n.startswith(p)) for p in prefixes)]
         oofs, tests = [members[n][0] for n in chosen], [members[n][1] for n in chosen]
         weights = caruana_weights(oofs, labels, "accuracy")
         results[label] = {"members": chosen, "cv": score_probabilities(labels, blend(oofs, weights), "accuracy"),
