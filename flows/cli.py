@@ -132,16 +132,6 @@ def local_create(
                   f"at {root}", soft_wrap=True)
 
 
-def _local_backend(name: str, data_dir: Path):
-    from tasks.backends import open_local_backend
-    from tasks.paths import DataPaths
-
-    try:
-        return open_local_backend(name, DataPaths(data_dir))
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
-
-
 def _print_table(title: str, rows: list[dict], columns: list[str]) -> None:
     table = Table(title=title)
     for column in columns:

@@ -111,9 +111,7 @@ def spec_from_dict(values: dict, source: str = "spec") -> CompetitionSpec:
             values[key] = tuple(values[key])
     try:
         return CompetitionSpec(**values)
-    except TypeError as error:
-        raise ValueError(f"{source}: {error}") from None
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise ValueError(f"{source}: {error}") from None
 
 

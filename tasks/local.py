@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, log_loss
 
 from tasks.competitions import (CompetitionDataError, CompetitionSpec, read_csv, spec_from_dict,
                                 unpack_archive, unpack_image_archives)
+from tasks.metrics import higher_is_better, score_probabilities
 from tasks.paths import atomic_write_json, sha256_file
 from tasks.submission import SubmissionError, read_submission, validate_submission
 
@@ -30,31 +30,18 @@ class SubmissionLimitError(RuntimeError):
 def score_submission(submission: pd.DataFrame, solution: pd.DataFrame, spec: CompetitionSpec) -> dict:
     """Public and private scores of a validated submission (rows aligned by id) by the spec's metric."""
     aligned = solution.set_index(spec.submission_id_column).loc[submission[spec.submission_id_column]]
-    truth = aligned[spec.submission_label_column].map({name: i for i, name in enumerate(spec.class_names)})
-    if spec.submission_form == "label":
-        predicted = submission[spec.submission_label_column].to_numpy(dtype=str)
+    class_index = {name: index for index, name in enumerate(spec.class_names)}
+    truth = aligned[spec.submission_label_column].map(class_index).to_numpy()
+    if spec.submission_form == "label":  # a label is a certain prediction: one-hot probabilities
+        probabilities = np.eye(spec.num_classes)[submission[spec.submission_label_column].map(class_index)]
     else:
         probabilities = submission[list(spec.class_names)].to_numpy(dtype=np.float64)
-        # As Kaggle does: clip, then rescale each row to sum to one.
-        probabilities = np.clip(probabilities, 1e-15, 1 - 1e-15)
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
     scores = {}
     for usage in ("Public", "Private"):
         rows = (aligned[USAGE_COLUMN] == usage).to_numpy()
-        if not rows.any():
-            scores[usage.lower()] = None
-        elif spec.metric == "accuracy":
-            labels = predicted[rows] if spec.submission_form == "label" else \
-                np.asarray(spec.class_names)[probabilities[rows].argmax(axis=1)]
-            scores[usage.lower()] = float(accuracy_score(aligned[spec.submission_label_column][rows], labels))
-        else:
-            scores[usage.lower()] = float(log_loss(truth[rows], probabilities[rows],
-                                                   labels=list(range(spec.num_classes))))
+        scores[usage.lower()] = score_probabilities(truth[rows], probabilities[rows], spec.metric) if rows.any() \
+            else None
     return scores
-
-
-def higher_is_better(spec: CompetitionSpec) -> bool:
-    return spec.metric == "accuracy"
 
 
 class LocalBackend:
@@ -144,7 +131,7 @@ class LocalBackend:
     def leaderboard(self) -> list[dict]:
         """Each team's best public score, best first."""
         best: dict[str, dict] = {}
-        sign = 1 if higher_is_better(self.spec) else -1
+        sign = 1 if higher_is_better(self.spec.metric) else -1
         for record in self.submissions():
             if record["status"] != "complete":
                 continue

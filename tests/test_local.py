@@ -105,3 +105,17 @@ def test_existing_competition_is_not_overwritten(digit_backend, tmp_path):
 def test_missing_store_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="headstart local create"):
         LocalBackend(tmp_path / "nothing")
+
+
+def test_probability_submissions_are_scored_by_log_loss():
+    import numpy as np
+
+    from tasks.competitions import spec_from_dict
+    from tasks.local import score_submission
+
+    spec = spec_from_dict({**DIGIT_RECOGNIZER.to_dict(), "submission_form": "probabilities", "metric": "log_loss"})
+    solution = pd.DataFrame({"ImageId": ["1", "2"], "Label": ["3", "7"], "Usage": ["Public", "Private"]})
+    certain = pd.DataFrame({"ImageId": ["2", "1"], **{str(d): [float(d == 7), float(d == 3)] for d in range(10)}})
+    uniform = pd.DataFrame({"ImageId": ["1", "2"], **{str(d): [0.1, 0.1] for d in range(10)}})
+    assert score_submission(certain, solution, spec) == pytest.approx({"public": 0.0, "private": 0.0}, abs=1e-9)
+    assert score_submission(uniform, solution, spec)["public"] == pytest.approx(np.log(10))
