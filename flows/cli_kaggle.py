@@ -104,10 +104,10 @@ def host(
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
-    from flows.cli import _fail, _local_backend, console
+    from flows.cli import _fail, console
     from tasks.host import CompetitionHost, HostServer, HostSettings, parse_users
 
-    backend = _local_backend(name, data_dir)
+    backend = competition_backend(name, data_dir, "local", None)
     try:
         settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
                                 rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tasks.host import CompetitionHost, HostError
+from tasks.paths import atomic_write_json
 
 KERNELS = "kernels.KernelsApiService/"
 DATASETS = "datasets.DatasetApiService/"
@@ -94,9 +95,7 @@ class KernelStore:
         return {"ref": f"/code/{owner}/{slug}", "url": url, "versionNumber": version, "kernelId": version}
 
     def _write(self, directory: Path, record: dict) -> None:
-        temporary = directory / ".kernel.json.tmp"
-        temporary.write_text(json.dumps(record, indent=2))
-        temporary.replace(directory / "kernel.json")
+        atomic_write_json(directory / "kernel.json", record)
 
     def _update(self, directory: Path, **changes) -> None:
         with self.host.lock:

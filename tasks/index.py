@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.model_selection import StratifiedKFold
 
 from tasks.competitions import CompetitionData, CompetitionDataError, CompetitionSpec, load_competition
-from tasks.paths import atomic_write_json
+from tasks.paths import atomic_write_bytes, atomic_write_json, atomic_write_npy
 
 INDEX_VERSION = 3
 TRAIN, TEST = "train", "test"
@@ -91,16 +91,10 @@ def raw_fingerprint(raw_dir: Path) -> str:
 
 def write_index(directory: Path, index: pd.DataFrame, data: CompetitionData, metadata: dict) -> Path:
     """Write the index (parquet), pixel arrays (for pixel layouts) and index.json last, each atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    table = directory / "index.parquet"
-    index.to_parquet(table.with_suffix(".tmp"), index=False)
-    table.with_suffix(".tmp").replace(table)
+    atomic_write_bytes(directory / "index.parquet", index.to_parquet(index=False))
     if data.train_pixels is not None:
         for split, pixels in ((TRAIN, data.train_pixels), (TEST, data.test_pixels)):
-            target = directory / f"{split}_pixels.npy"
-            with open(target.with_suffix(".tmp"), "wb") as stream:
-                np.save(stream, pixels)
-            target.with_suffix(".tmp").replace(target)
+            atomic_write_npy(directory / f"{split}_pixels.npy", pixels)
     # index.json goes last: its presence says the rest is complete.
     return atomic_write_json(directory / "index.json", metadata)
 
