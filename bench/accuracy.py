@@ -47,9 +47,9 @@ def run(data_dir: Path, name: str, members: list[str], extra: list[str]) -> dict
 
 
 def evaluate(data_dir: Path, name: str, record: dict, groups: dict) -> dict:
+    from tasks.backends.local import LocalBackend
     from tasks.ensemble import blend, caruana_weights
     from tasks.index import TEST, TRAIN, read_index
-    from tasks.local import LocalBackend
     from tasks.metrics import score_probabilities
     from tasks.paths import DataPaths
     from tasks.recipes import load_member

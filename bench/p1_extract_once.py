@@ -40,7 +40,12 @@ def main() -> None:
     import pandas as pd
 
     from tasks.backbones import backbone_spec, build_extractor
-    from tasks.features import Extractor, FeatureConfig, cache_feature_set, load_features
+    from tasks.features import (
+        Extractor,
+        FeatureConfig,
+        cache_feature_set,
+        load_features,
+    )
     from tasks.index import TEST, TRAIN
     from tasks.paths import DataPaths
     from tasks.pipelines import image_batches, split_source

@@ -29,7 +29,12 @@ def measure(name: str, size: int, count: int, index, scratch: Path) -> dict:
     import tensorflow as tf
 
     from tasks.backbones import backbone_spec, build_extractor
-    from tasks.features import Extractor, FeatureConfig, cache_feature_set, inference_function
+    from tasks.features import (
+        Extractor,
+        FeatureConfig,
+        cache_feature_set,
+        inference_function,
+    )
     from tasks.index import TRAIN
 
     spec = backbone_spec(name)

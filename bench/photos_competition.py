@@ -10,8 +10,8 @@ from bench.common import store_photos_as_tfds
 
 def ensure_photos(data_dir: Path, train_per_class: int = 625, test_per_class: int = 100) -> str:
     """Create (once) a local competition of 8 x train_per_class training patches; return its name."""
+    from tasks.backends.practice import create_from_tfds
     from tasks.paths import DataPaths
-    from tasks.practice import create_from_tfds
 
     name = f"photos-{8 * train_per_class}"
     root = DataPaths(data_dir).local(name)
@@ -23,8 +23,8 @@ def ensure_photos(data_dir: Path, train_per_class: int = 625, test_per_class: in
 
 def photos_index(data_dir: Path):
     """The photos competition fetched and indexed, as `headstart run` would: (backend, LoadedIndex)."""
+    from tasks.backends.local import LocalBackend
     from tasks.index import ensure_index, read_index
-    from tasks.local import LocalBackend
     from tasks.paths import DataPaths
 
     paths = DataPaths(data_dir)

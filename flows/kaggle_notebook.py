@@ -1,8 +1,8 @@
-"""Inside a Kaggle notebook: run `compete` on the mounted competition and leave submission.csv.
+"""Inside a Kaggle notebook: run the stages on the mounted competition and leave submission.csv.
 
-The rendered kernels (kernels/) call `run_in_notebook` and nothing else. Imported before anything
-else of the kit, so it can put the Prefect stand-in (flows/_offline) first on sys.path: Kaggle's
-image has no Prefect, and a one-shot offline run gains nothing from orchestration.
+The rendered kernels (kernels/) call `run_in_notebook` and nothing else. Kaggle's image has no Prefect,
+and a one-shot offline run gains nothing from orchestration: the stages run as plain calls, in the one
+order tasks/stages.py writes down. Nothing here imports Prefect.
 """
 
 from __future__ import annotations
@@ -10,20 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
+from tasks.errors import NotFoundError
+
 KIT_ROOT = Path(__file__).resolve().parent.parent
-STAND_IN = Path(__file__).resolve().parent / "_offline"
-
-
-def use_offline_prefect() -> None:
-    """Make `import prefect` give the stand-in (tasks and flows as plain calls)."""
-    if "prefect" in sys.modules and not getattr(sys.modules["prefect"], "IS_STAND_IN", False):
-        raise RuntimeError("the real prefect is imported already; call run_in_notebook in a fresh process")
-    if str(STAND_IN) not in sys.path:
-        sys.path.insert(0, str(STAND_IN))
 
 
 def competition_input(input_root: Path, competition: str) -> Path:
@@ -32,8 +24,8 @@ def competition_input(input_root: Path, competition: str) -> Path:
         if candidate.is_dir():
             return candidate
     attached = sorted(path.name for path in input_root.glob("*")) if input_root.is_dir() else []
-    raise FileNotFoundError(f"{input_root}: competition {competition!r} is not attached (found {attached}); "
-                            "add it to competition_sources in kernel-metadata.json")
+    raise NotFoundError(f"{input_root}: competition {competition!r} is not attached (found {attached}); "
+                        "add it to competition_sources in kernel-metadata.json")
 
 
 def notebook_config(competition: str, input_dir: Path, data_dir: Path, spec: str | None, settings: dict):
@@ -56,8 +48,7 @@ def run_in_notebook(competition: str, input_root: str | Path = "/kaggle/input",
                     working_root: str | Path = "/kaggle/working", spec: str | None = None,
                     settings: dict | None = None) -> Path:
     """Train on the mounted competition and write <working>/submission.csv (and headstart-run.json)."""
-    use_offline_prefect()
-    from flows.compete import compete
+    from tasks.stages import compete
 
     input_root, working_root = Path(input_root), Path(working_root)
     spec_path = str(KIT_ROOT / spec) if spec and spec.endswith((".toml", ".json")) else spec

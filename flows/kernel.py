@@ -6,10 +6,16 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows.orchestration import stage_task
+from tasks.backends import kernels
+from tasks.backends.kernels import KernelConfig
 from tasks.config import Config
-from tasks.kernels import (KernelConfig, collect_kernel_output, publish_kit, push_kernel_version,
-                           submit_kernel_output)
-from tasks.paths import atomic_write_json
+from tasks.files import atomic_write_json
+
+publish_kit = stage_task(kernels.publish_kit, network=True)
+push_kernel_version = stage_task(kernels.push_kernel_version, network=True)
+collect_kernel_output = stage_task(kernels.collect_kernel_output, network=True)
+submit_kernel_output = stage_task(kernels.submit_kernel_output, network=True)
 
 
 @flow(name="kernel-push")

@@ -6,12 +6,14 @@ vector; each backbone's own preprocessing sits inside the model.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
+
+from tasks.errors import ConfigError, WeightsUnavailableError
+from tasks.files import sha256_file
 
 FILE_PREFIX = "file:"
 
@@ -69,19 +71,15 @@ BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in (
 )}
 
 
-class WeightsUnavailableError(RuntimeError):
-    """A pretrained backbone's weights cannot be had here (offline, and no local file)."""
-
-
 def backbone_spec(name: str) -> BackboneSpec:
     """A registered spec, or one for a bring-your-own `file:PATH.keras` model."""
     if name.startswith(FILE_PREFIX):
         path = Path(name[len(FILE_PREFIX):])
         if path.suffix != ".keras":
-            raise ValueError(f"backbone {name!r}: expected file:PATH.keras (a Keras 3 model file)")
+            raise ConfigError(f"backbone {name!r}: expected file:PATH.keras (a Keras 3 model file)")
         return BackboneSpec(name, "file", 224, 0, "", str(path), min_size=8)
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; known backbones are {sorted(BACKBONES)} "
+        raise ConfigError(f"unknown backbone {name!r}; known backbones are {sorted(BACKBONES)} "
                          "or file:PATH.keras")
     return BACKBONES[name]
 
@@ -104,13 +102,7 @@ def find_weights(spec: BackboneSpec, search_dirs: list[Path]) -> Path | None:
 
 def weights_hash(path: Path | None) -> str:
     """sha256 of a weights file ('none' for random weights), part of the feature cache key."""
-    if path is None:
-        return "none"
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def missing_weights_message(spec: BackboneSpec, search_dirs: list[Path]) -> str:
@@ -126,7 +118,7 @@ def build_extractor(spec: BackboneSpec, weights: Path | None, image_size: int | 
     """The frozen extractor: RGB 0..255 in, pooled features out, BatchNorm in inference mode."""
     size = image_size or spec.input_size
     if size < spec.min_size:
-        raise ValueError(f"backbone {spec.name}: image size {size} is below its minimum {spec.min_size}")
+        raise ConfigError(f"backbone {spec.name}: image size {size} is below its minimum {spec.min_size}")
     inputs = keras.Input(shape=(size, size, 3), name="pixels")
     if spec.builder == "file":
         base = keras.saving.load_model(spec.weights_file, compile=False)

@@ -15,14 +15,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tasks.errors import CompetitionDataError, SpecError
+
 LAYOUTS = ("pixels_csv", "image_folder", "image_csv")
 METRICS = ("accuracy", "log_loss")
 SUBMISSION_FORMS = ("label", "probabilities")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-class CompetitionDataError(ValueError):
-    """A competition's files are not what its spec expects; the message names the file and the place."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class CompetitionSpec:
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(f"competition spec: {message}")
+        raise SpecError(f"competition spec: {message}")
 
 
 DIGIT_RECOGNIZER = CompetitionSpec(
@@ -104,7 +102,7 @@ def spec_from_dict(values: dict, source: str = "spec") -> CompetitionSpec:
     known = {field.name for field in dataclasses.fields(CompetitionSpec)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{source}: unknown keys {unknown}; known keys are {sorted(known)}")
+        raise SpecError(f"{source}: unknown keys {unknown}; known keys are {sorted(known)}")
     values = dict(values)
     for key in ("class_names", "image_shape"):
         if key in values:
@@ -112,19 +110,19 @@ def spec_from_dict(values: dict, source: str = "spec") -> CompetitionSpec:
     try:
         return CompetitionSpec(**values)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{source}: {error}") from None
+        raise SpecError(f"{source}: {error}") from None
 
 
 def load_spec_file(path: Path) -> CompetitionSpec:
     """Read a spec from a TOML file (or the JSON a local competition stores)."""
     if not path.is_file():
-        raise CompetitionDataError(f"{path}: spec file not found")
+        raise SpecError(f"{path}: spec file not found")
     if path.suffix == ".json":
         return spec_from_dict(json.loads(path.read_text()), source=str(path))
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise CompetitionDataError(f"{path}: not valid TOML ({error})") from None
+        raise SpecError(f"{path}: not valid TOML ({error})") from None
     return spec_from_dict(values, source=str(path))
 
 
@@ -135,7 +133,7 @@ def resolve_spec(name_or_path: str) -> CompetitionSpec:
     path = Path(name_or_path)
     if path.suffix in (".toml", ".json"):
         return load_spec_file(path)
-    raise ValueError(f"unknown competition spec {name_or_path!r}: use one of {sorted(BUILTIN_SPECS)} "
+    raise SpecError(f"unknown competition spec {name_or_path!r}: use one of {sorted(BUILTIN_SPECS)} "
                      "or the path of a .toml spec file")
 
 

@@ -1,4 +1,6 @@
-"""One frozen run configuration, with a small block per stage."""
+"""One frozen run configuration, with a small block per stage.
+
+Plain dataclasses only: building a Config imports neither TensorFlow nor any stage module."""
 
 from __future__ import annotations
 
@@ -6,12 +8,37 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.features import FeatureConfig
-from tasks.members import TrainConfig
+from tasks.errors import ConfigError
 from tasks.paths import DataPaths
 
 # Tried for colour-image competitions when no --backbone is given; skipped (one warning) without weights.
 DEFAULT_BACKBONES = ("efficientnetb0",)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a Keras member trains on each fold."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 5
+    image_size: int | None = None  # None: the competition's native size (pixel members)
+    seed: int = 0
+    logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
+    mlp_units: int = 512
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which feature sets to extract and how."""
+
+    backbones: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()  # empty: the recipe's (identity only for digits, identity + flip for photos)
+    image_size: int | None = None  # None: each backbone's native size
+    batch_size: int = 64
+    shard_size: int = 2048
+    weights: str = "imagenet"  # "none": random weights, for tests and benchmarks only
 
 
 @dataclass(frozen=True)
@@ -36,9 +63,9 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "kaggle"):
-            raise ValueError(f"backend must be 'local' or 'kaggle', got {self.backend!r}")
+            raise ConfigError(f"backend must be 'local' or 'kaggle', got {self.backend!r}")
         if self.blend not in ("mean", "weights", "caruana"):
-            raise ValueError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
+            raise ConfigError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
 
     @property
     def paths(self) -> DataPaths:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from scipy.optimize import minimize
 
+from tasks.errors import ConfigError
+from tasks.files import atomic_write_json, atomic_write_npy
 from tasks.index import TRAIN, read_index
 from tasks.metrics import higher_is_better, score_probabilities
-from tasks.paths import atomic_write_json, atomic_write_npy
 from tasks.plots import plot_confusion_matrix
 from tasks.recipes import load_member
 
@@ -21,7 +20,7 @@ METHODS = ("mean", "weights", "caruana")
 def blend(predictions: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """Weighted mean of the members' probabilities."""
     if not predictions:
-        raise ValueError("nothing to blend: no member predictions")
+        raise ConfigError("nothing to blend: no member predictions")
     return np.tensordot(np.asarray(weights, dtype=np.float64), np.stack(predictions).astype(np.float64), axes=1)
 
 
@@ -66,10 +65,9 @@ def blend_weights(method: str, oofs: list[np.ndarray], labels: np.ndarray, metri
         return fitted_weights(oofs, labels)
     if method == "caruana":
         return caruana_weights(oofs, labels, metric)
-    raise ValueError(f"unknown blend method {method!r}; known methods are {METHODS}")
+    raise ConfigError(f"unknown blend method {method!r}; known methods are {METHODS}")
 
 
-@task(cache_policy=NO_CACHE)
 def blend_members(config, index_dir: Path, member_dirs: list[Path], run_id: str) -> Path:
     """Blend the members by the configured method; ensemble.json records every method's CV score."""
     index = read_index(index_dir)

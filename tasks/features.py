@@ -10,35 +10,22 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.backbones import BackboneSpec, backbone_spec, build_extractor, weights_hash
+from tasks.config import FeatureConfig
+from tasks.files import atomic_write_json, atomic_write_npy, sha256_file, sha256_text
 from tasks.index import TEST, TRAIN, LoadedIndex, read_index
-from tasks.paths import atomic_write_json, atomic_write_npy, sha256_file, sha256_text
 from tasks.pipelines import apply_view, resize, split_source, uint8_batches
 from tasks.progress import progress_bar
 
 FEATURE_VERSION = 1  # bump when extraction changes what a feature set holds
 DECODE_CHUNK = 512  # images decoded ahead of the model at a time: bounds memory, keeps it flat
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Which feature sets to extract and how."""
-
-    backbones: tuple[str, ...] = ()
-    views: tuple[str, ...] = ()  # empty: the recipe's (identity only for digits, identity + flip for photos)
-    image_size: int | None = None  # None: each backbone's native size
-    batch_size: int = 64
-    shard_size: int = 2048
-    weights: str = "imagenet"  # "none": random weights, for tests and benchmarks only
 
 
 def feature_key(images_hash: str, spec: BackboneSpec, weights_digest: str, image_size: int, view: str) -> str:
@@ -163,7 +150,6 @@ def feature_directory(root: Path, index: LoadedIndex, spec: BackboneSpec, weight
     return root / f"{spec.label[:40]}-{view}-{key}"
 
 
-@task(cache_policy=NO_CACHE)
 def cache_features(config, index_dir: Path, backbone: str, weights: Path | None,
                    views: tuple[str, ...]) -> tuple[Path, ...]:
     """Leave one backbone's feature set per view, complete and verified, under data/03_features/<comp>/;

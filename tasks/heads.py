@@ -12,13 +12,14 @@ from keras import layers
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from tasks.errors import ConfigError
 from tasks.features import load_features
 from tasks.members import MemberContext, MemberResult, cross_validate, train_keras_model
 
 
 def _views(context: MemberContext) -> tuple[list[np.ndarray], list[np.ndarray]]:
     if not context.feature_dirs:
-        raise ValueError("a head member needs a backbone: name it as KIND@BACKBONE, e.g. logistic@efficientnetb0")
+        raise ConfigError("a head member needs a backbone: name it as KIND@BACKBONE, e.g. logistic@efficientnetb0")
     loaded = [load_features(directory) for directory in context.feature_dirs]
     return [train for train, _ in loaded], [test for _, test in loaded]
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sklearn.model_selection import StratifiedKFold
 
-from tasks.competitions import CompetitionData, CompetitionDataError, CompetitionSpec, load_competition
-from tasks.paths import atomic_write_bytes, atomic_write_json, atomic_write_npy
+from tasks.competitions import CompetitionData, CompetitionSpec, load_competition
+from tasks.errors import CompetitionDataError, ConfigError
+from tasks.files import atomic_write_bytes, atomic_write_json, atomic_write_npy
 
 INDEX_VERSION = 3
 TRAIN, TEST = "train", "test"
@@ -24,7 +23,7 @@ TRAIN, TEST = "train", "test"
 def assign_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Stratified fold number of every training example."""
     if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}")
+        raise ConfigError(f"folds must be at least 2, got {folds}")
     counts = np.bincount(labels)
     present = counts[counts > 0]
     if present.min() < folds:
@@ -159,7 +158,6 @@ def ensure_index(spec: CompetitionSpec, raw_dir: Path, directory: Path, folds: i
     return directory
 
 
-@task(cache_policy=NO_CACHE)
 def index_competition(config, spec: CompetitionSpec, raw_dir: Path) -> Path:
     """Index the raw files into data/02_index/<competition>/ (skipped when up to date)."""
     return ensure_index(spec, raw_dir, config.paths.index(config.competition), config.folds, config.seed)

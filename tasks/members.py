@@ -15,23 +15,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from tasks.config import TrainConfig
 from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.pipelines import image_batches, split_source
 from tasks.progress import progress_bar
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a Keras member trains on each fold."""
-
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    patience: int = 5
-    image_size: int | None = None  # None: the competition's native size (pixel members)
-    seed: int = 0
-    logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
-    mlp_units: int = 512
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tasks.errors import CompetitionDataError, ConfigError
+
 AUTOTUNE = tf.data.AUTOTUNE
 VIEWS = ("identity", "flip")
 
@@ -28,7 +30,7 @@ def match_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
         return tf.image.grayscale_to_rgb(image)
     if have == 3 and channels == 1:
         return tf.image.rgb_to_grayscale(image)
-    raise ValueError(f"cannot turn {have}-channel images into {channels}-channel images")
+    raise CompetitionDataError(f"cannot turn {have}-channel images into {channels}-channel images")
 
 
 def resize(images: tf.Tensor, image_size: int | None) -> tf.Tensor:
@@ -54,7 +56,7 @@ def apply_view(image: tf.Tensor, view: str) -> tf.Tensor:
         return image
     if view == "flip":
         return tf.image.flip_left_right(image)
-    raise ValueError(f"unknown view {view!r}; known views are {VIEWS}")
+    raise ConfigError(f"unknown view {view!r}; known views are {VIEWS}")
 
 
 def decoded_images(source: np.ndarray | list[str], channels: int) -> tf.data.Dataset:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from tasks.paths import atomic_write_bytes  # noqa: E402
+from tasks.files import atomic_write_bytes  # noqa: E402
 
 
 def _save(figure, path: Path) -> Path:

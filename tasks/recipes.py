@@ -6,21 +6,24 @@ A member is named `KIND[@BACKBONE][#SEED]`: `cnn#1`, `logistic@efficientnetb0`, 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.cnn import fit_cnn
+from tasks.config import DEFAULT_BACKBONES, TrainConfig
+from tasks.errors import ConfigError, WeightsUnavailableError
+from tasks.files import atomic_write_json, atomic_write_npy, sha256_text
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import read_index
-from tasks.members import MemberContext, MemberResult, TrainConfig, fit_softmax
+from tasks.members import MemberContext, MemberResult, fit_softmax
 from tasks.metrics import score_probabilities
-from tasks.paths import atomic_write_json, atomic_write_npy, sha256_text
 from tasks.plots import plot_confusion_matrix, plot_training_curves
+
+logger = logging.getLogger("headstart")
 
 PIXEL_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"softmax": fit_softmax, "cnn": fit_cnn}
 HEAD_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"logistic": fit_logistic, "mlp": fit_mlp}
@@ -44,12 +47,12 @@ class MemberName:
         body, _, seed = name.partition("#")
         kind, _, backbone = body.partition("@")
         if kind not in KINDS:
-            raise ValueError(f"unknown member kind {kind!r} in {name!r}; known kinds are {sorted(KINDS)}")
+            raise ConfigError(f"unknown member kind {kind!r} in {name!r}; known kinds are {sorted(KINDS)}")
         if (kind in HEAD_MEMBERS) != bool(backbone):
-            raise ValueError(f"member {name!r}: heads ({', '.join(HEAD_MEMBERS)}) need @BACKBONE; "
+            raise ConfigError(f"member {name!r}: heads ({', '.join(HEAD_MEMBERS)}) need @BACKBONE; "
                              f"pixel members ({', '.join(PIXEL_MEMBERS)}) take none")
         if seed and not seed.isdigit():
-            raise ValueError(f"member {name!r}: the seed after '#' must be a whole number")
+            raise ConfigError(f"member {name!r}: the seed after '#' must be a whole number")
         return cls(kind, backbone or None, int(seed or 0))
 
     @property
@@ -107,7 +110,6 @@ def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: st
     return sha256_text(json.dumps(parts, sort_keys=True))[:16]
 
 
-@task(cache_policy=NO_CACHE)
 def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...]) -> Path:
     """Train one member over the folds, unless the same member on the same inputs is cached; return the
     directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/)."""
@@ -156,8 +158,7 @@ def weights_search_dirs(extra: tuple[str, ...], keras_home: str | None, kaggle_i
 def plan_members(config, layout: str, channels: int, search_dirs: list[Path], warn=print) -> RunPlan:
     """Resolve members and backbone weights; default backbones without weights are skipped with a warning,
     a backbone asked for by name fails with an error naming the file to place and where."""
-    from tasks.backbones import WeightsUnavailableError, backbone_spec, resolve_weights
-    from tasks.config import DEFAULT_BACKBONES
+    from tasks.backbones import backbone_spec, resolve_weights
 
     asked = config.backbones or tuple(b for m in config.members if (b := MemberName.parse(m).backbone))
     candidates = asked or (DEFAULT_BACKBONES if layout != "pixels_csv" else ())
@@ -177,21 +178,18 @@ def plan_members(config, layout: str, channels: int, search_dirs: list[Path], wa
     members = (expand_members(config.members, backbones) if config.members
                else default_members(layout, channels, backbones))
     if not members:
-        raise ValueError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
+        raise ConfigError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
     return RunPlan(members, {b: weights[b] for b in backbones
                              if any(MemberName.parse(m).backbone == b for m in members)},
                    config.features.views or default_views(layout, channels))
 
 
-@task(cache_policy=NO_CACHE)
 def plan_run(config, index_dir: Path) -> RunPlan:
     """Decide what this run trains, from the config, the competition's images and the weights at hand."""
     import os
-
-    from prefect import get_run_logger
 
     metadata = json.loads((Path(index_dir) / "index.json").read_text())
     search_dirs = weights_search_dirs(config.weights_dirs, os.environ.get("KERAS_HOME"),
                                       Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")))
     return plan_members(config, metadata["layout"], metadata["channels"], search_dirs,
-                        warn=get_run_logger().warning)
+                        warn=logger.warning)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.competitions import CompetitionSpec, read_csv
+from tasks.errors import SubmissionError
+from tasks.files import atomic_write_text, sha256_text
 from tasks.index import TEST, read_index
-from tasks.paths import atomic_write_text
-
-
-class SubmissionError(ValueError):
-    """A submission does not match what the competition expects; the message says where."""
 
 
 def expected_columns(spec: CompetitionSpec) -> list[str]:
@@ -100,12 +94,11 @@ def write_submission(frame: pd.DataFrame, sample_path: Path, spec: CompetitionSp
     """Validate, then write atomically to `<time>-<hash>.csv`; nothing is written when invalid."""
     sample = read_csv(sample_path, [spec.submission_id_column])
     text = render_submission(frame, sample, spec, source="submission")
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    digest = sha256_text(text)[:12]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return atomic_write_text(directory / f"{stamp}-{digest}.csv", text)
 
 
-@task(cache_policy=NO_CACHE)
 def write_submission_file(config, spec: CompetitionSpec, index_dir: Path, blend_dir: Path, raw_dir: Path) -> Path:
     """Turn the blend's test probabilities into a validated file in data/06_submissions/<competition>/."""
     test_ids = read_index(index_dir).split(TEST)["id"].to_numpy(dtype=str)

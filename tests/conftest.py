@@ -20,7 +20,12 @@ os.environ.pop("PREFECT_API_URL", None)
 for _name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
     os.environ.pop(_name, None)
 
+import prefect.main  # noqa: E402, F401  (configures logging)
 import pytest  # noqa: E402
+
+# Prefect configures logging when first imported, closing the handlers that exist then. Imported later,
+# inside a CliRunner (which swaps sys.stderr), it would close TensorFlow's absl handler and with it the
+# stderr stream pytest captured when TensorFlow was imported. Importing it first keeps that from happening.
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +40,8 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def digits_store(tmp_path_factory) -> Path:
     """A data root holding the built-in digits competition (created once per session)."""
+    from tasks.backends.practice import ensure_digits
     from tasks.paths import DataPaths
-    from tasks.practice import ensure_digits
 
     root = tmp_path_factory.mktemp("digits-data")
     ensure_digits(DataPaths(root).local("digits"))

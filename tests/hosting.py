@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.host import CompetitionHost, HostServer, HostSettings
-from tasks.local import LocalBackend
+from tasks.backends.local import LocalBackend
+from tasks.host.common import HostSettings
+from tasks.host.server import HostServer
+from tasks.host.state import CompetitionHost
 
 USER = "alice"
 # A fresh key per session: every test that might leak it greps for it.

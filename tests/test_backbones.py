@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from tasks.backbones import (BACKBONES, WeightsUnavailableError, backbone_spec, build_extractor, find_weights,
-                             resolve_weights)
+from tasks.backbones import (
+    BACKBONES,
+    WeightsUnavailableError,
+    backbone_spec,
+    build_extractor,
+    find_weights,
+    resolve_weights,
+)
+from tasks.errors import ConfigError
 from tests.factories import tiny_backbone_file
 
 
@@ -43,12 +50,12 @@ def test_bring_your_own_file_pools_a_feature_map(tmp_path):
     ("file:model.h5", r"expected file:PATH\.keras"),
 ])
 def test_bad_backbone_names(name, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         backbone_spec(name)
 
 
 def test_too_small_input():
-    with pytest.raises(ValueError, match="image size 40 is below its minimum 75"):
+    with pytest.raises(ConfigError, match="image size 40 is below its minimum 75"):
         build_extractor(BACKBONES["inceptionv3"], None, 40)
 
 

@@ -2,8 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.competitions import (BUILTIN_SPECS, CIFAR_10, DIGIT_RECOGNIZER, CompetitionDataError, load_competition,
-                                load_spec_file, resolve_spec, unpack_image_archives)
+from tasks.competitions import (
+    BUILTIN_SPECS,
+    CIFAR_10,
+    DIGIT_RECOGNIZER,
+    CompetitionDataError,
+    load_competition,
+    load_spec_file,
+    resolve_spec,
+    unpack_image_archives,
+)
+from tasks.errors import SpecError
 from tests.factories import write_cifar, write_digit_recognizer
 
 
@@ -130,10 +139,10 @@ def test_spec_from_toml(tmp_path):
 def test_bad_spec_files(tmp_path, text, expected):
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(SpecError, match=expected):
         load_spec_file(path)
 
 
 def test_unknown_spec_name():
-    with pytest.raises(ValueError, match=r"unknown competition spec 'mnist'.*cifar-10"):
+    with pytest.raises(SpecError, match=r"unknown competition spec 'mnist'.*cifar-10"):
         resolve_spec("mnist")

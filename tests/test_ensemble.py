@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tasks.ensemble import blend, blend_weights, caruana_weights, fitted_weights
+from tasks.errors import ConfigError
 from tasks.metrics import score_probabilities
 
 
@@ -23,7 +24,7 @@ def members():
 def test_blend_is_a_weighted_mean():
     a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     np.testing.assert_allclose(blend([a, b], np.array([0.25, 0.75])), [[0.25, 0.75]])
-    with pytest.raises(ValueError, match="nothing to blend"):
+    with pytest.raises(ConfigError, match="nothing to blend"):
         blend([], np.array([]))
 
 
@@ -52,5 +53,5 @@ def test_fitted_weights_beat_the_mean_on_log_loss(members):
 
 def test_unknown_method(members):
     labels, oofs = members
-    with pytest.raises(ValueError, match="unknown blend method 'median'"):
+    with pytest.raises(ConfigError, match="unknown blend method 'median'"):
         blend_weights("median", oofs, labels, "accuracy")

@@ -12,8 +12,15 @@ import pytest
 
 from tasks.backbones import BACKBONES, backbone_spec, build_extractor
 from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.features import (Extractor, FeatureConfig, cache_feature_set, feature_directory, feature_key,
-                            load_features, plan_shards)
+from tasks.features import (
+    Extractor,
+    FeatureConfig,
+    cache_feature_set,
+    feature_directory,
+    feature_key,
+    load_features,
+    plan_shards,
+)
 from tasks.index import ensure_index, read_index
 from tests.factories import tiny_backbone_file, write_digit_recognizer
 

@@ -10,13 +10,22 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.guard import (DuplicateSubmissionError, check_quota, guarded_submit, latest_records, newest_submission,
-                         read_log)
-from tasks.kaggle import KaggleBackend, kaggle_spec
-from tasks.local import SubmissionLimitError
-from tasks.submission import SubmissionError
-from tests.hosting import (assert_no_secret, hosted, hosted_factory, labelled_submission,  # noqa: F401
-                           perfect_submission)
+from tasks.backends.guard import (
+    check_quota,
+    guarded_submit,
+    latest_records,
+    newest_submission,
+)
+from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+from tasks.errors import ConfigError, DuplicateSubmissionError, QuotaError, SubmissionError
+from tasks.files import JsonLines
+from tests.hosting import (  # noqa: F401
+    assert_no_secret,
+    hosted,
+    hosted_factory,
+    labelled_submission,
+    perfect_submission,
+)
 
 NOW = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
 
@@ -63,15 +72,15 @@ def test_same_file_is_sent_once_unless_forced(hosted, tmp_path):
     assert guarded_submit(backend, copy, sample, log, if_duplicate="previous")["duplicate"] is True
     forced = guarded_submit(backend, copy, sample, log, force=True)
     assert forced["ref"] == 2 and forced["forced"] is True
-    assert [record["ref"] for record in latest_records(read_log(log))] == [1, 2]
-    assert all(record["sha256"] == read_log(log)[0]["sha256"] for record in read_log(log))
+    assert [record["ref"] for record in latest_records(JsonLines(log).read())] == [1, 2]
+    assert all(record["sha256"] == JsonLines(log).read()[0]["sha256"] for record in JsonLines(log).read())
 
 
 def test_quota_from_the_server_refuses_without_uploading(hosted, tmp_path):
     hosted.set_daily_limit(1)
     backend, sample, log = kaggle_backend(hosted), sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
     guarded_submit(backend, labelled_submission(hosted, tmp_path / "a.csv", "1"), sample, log)
-    with pytest.raises(SubmissionLimitError, match=r"quota used \(1/1 today by the server's count\); nothing was sent"):
+    with pytest.raises(QuotaError, match=r"quota used \(1/1 today by the server's count\); nothing was sent"):
         guarded_submit(backend, labelled_submission(hosted, tmp_path / "b.csv", "2"), sample, log)
     assert rpc_names(hosted).count("StartSubmissionUpload") == 1
 
@@ -82,7 +91,7 @@ def test_quota_falls_back_to_the_local_log(hosted, tmp_path):
     log.write_text("".join(json.dumps({"ref": ref, "date": NOW.isoformat(), "sha256": str(ref), "status": "complete"})
                            + "\n" for ref in range(1, 6)))
     hosted.host.fail_next(500, path_contains="GetSubmissionLimits")
-    with pytest.raises(SubmissionLimitError, match=r"\(5/5 today by the local log\)"):
+    with pytest.raises(QuotaError, match=r"\(5/5 today by the local log\)"):
         guarded_submit(backend, labelled_submission(hosted, tmp_path / "c.csv", "3"), sample, log, now=NOW)
     assert "StartSubmissionUpload" not in rpc_names(hosted)
 
@@ -92,7 +101,7 @@ def test_check_quota_counts_today_only():
     records = [{"ref": 1, "date": yesterday}, {"ref": 2, "date": NOW.isoformat()},
                {"ref": 2, "date": NOW.isoformat(), "status": "complete"}]
     check_quota(None, records, NOW, daily_limit=2)  # one today: allowed
-    with pytest.raises(SubmissionLimitError):
+    with pytest.raises(QuotaError):
         check_quota(None, records, NOW, daily_limit=1)
     check_quota({"used": 4, "remaining": 1}, records, NOW, daily_limit=1)  # the server's word wins
 
@@ -125,7 +134,7 @@ def test_a_pending_submission_is_awaited_not_resent(hosted, tmp_path):
 
 
 def test_newest_submission(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no submission files"):
+    with pytest.raises(ConfigError, match="no submission files"):
         newest_submission(tmp_path)
     older, newer = tmp_path / "a.csv", tmp_path / "b.csv"
     older.write_text("x")
@@ -151,7 +160,7 @@ def test_local_backend_goes_through_the_guard_and_the_cli(prefect_server, digits
     result = runner.invoke(app, ["submit", "digits", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     assert "status complete, public score 1.0" in result.output
-    log = read_log(submissions / "log.jsonl")
+    log = JsonLines(submissions / "log.jsonl").read()
     assert log[0]["backend"] == "LocalBackend" and len(log[0]["sha256"]) == 64 and log[0]["public_score"] == 1.0
     again = runner.invoke(app, ["submit", "digits", "--data-dir", str(data_dir)])
     assert again.exit_code == 1 and "submitted already as ref 1" in again.output

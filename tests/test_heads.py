@@ -4,6 +4,7 @@ import pytest
 from tasks.backbones import backbone_spec
 from tasks.cnn import cnn_model, fit_cnn
 from tasks.competitions import DIGIT_RECOGNIZER
+from tasks.errors import ConfigError
 from tasks.features import Extractor, FeatureConfig, cache_feature_set
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import ensure_index, read_index
@@ -36,7 +37,7 @@ def test_heads_learn_from_features(context, fit):
 
 def test_head_without_backbone_is_refused(context):
     bare = MemberContext(context.index, context.train)
-    with pytest.raises(ValueError, match="needs a backbone"):
+    with pytest.raises(ConfigError, match="needs a backbone"):
         fit_logistic(bare)
 
 

@@ -12,8 +12,16 @@ import zipfile
 
 import pytest
 
-from tests.hosting import (KEY, USER, assert_no_secret, client_environment, hosted, hosted_factory,  # noqa: F401
-                           labelled_submission, perfect_submission)
+from tests.hosting import (  # noqa: F401
+    KEY,
+    USER,
+    assert_no_secret,
+    client_environment,
+    hosted,
+    hosted_factory,
+    labelled_submission,
+    perfect_submission,
+)
 
 TINY_KERNEL = '''import os, shutil
 from pathlib import Path

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, CompetitionDataError
+from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER
+from tasks.errors import CompetitionDataError
 from tasks.index import assign_folds, ensure_index, read_index
 from tests.factories import write_cifar, write_digit_recognizer
 

@@ -7,9 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from tasks.kaggle import (KaggleAuthError, KaggleBackend, KaggleError, KaggleRulesError, SubmissionUploadError,
-                          kaggle_spec)
-from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory, perfect_submission  # noqa: F401
+from tasks.backends.kaggle import (
+    AccessDeniedError,
+    AuthenticationError,
+    BackendError,
+    KaggleBackend,
+    UploadError,
+    kaggle_spec,
+)
+from tasks.errors import SpecError
+from tests.hosting import (  # noqa: F401
+    KEY,
+    USER,
+    assert_no_secret,
+    hosted,
+    hosted_factory,
+    perfect_submission,
+)
 
 SUBMISSION_RPCS = ("StartSubmissionUpload", "CreateSubmission")
 
@@ -44,7 +58,7 @@ def test_submit_polls_until_scored_then_lists(hosted, tmp_path):
 
 def test_failed_upload_is_a_clear_error_and_nothing_is_created(hosted, tmp_path):
     hosted.host.fail_next(403, path_contains="/upload/")
-    with pytest.raises(SubmissionUploadError, match="uploading perfect.csv failed.*nothing was submitted"):
+    with pytest.raises(UploadError, match="uploading perfect.csv failed.*nothing was submitted"):
         open_backend(hosted).send(perfect_submission(hosted, tmp_path / "perfect.csv"))
     assert sent(hosted, *SUBMISSION_RPCS) == [SUBMISSION_RPCS[0]]  # the upload was started, never created
     assert hosted.backend.submissions() == []
@@ -52,7 +66,7 @@ def test_failed_upload_is_a_clear_error_and_nothing_is_created(hosted, tmp_path)
 
 def test_wrong_key_says_how_to_set_credentials(hosted, monkeypatch):
     monkeypatch.setenv("KAGGLE_KEY", "not-" + KEY[4:])
-    with pytest.raises(KaggleAuthError) as error:
+    with pytest.raises(AuthenticationError) as error:
         open_backend(hosted).submissions()
     assert "401" in str(error.value) and "KAGGLE_USERNAME and KAGGLE_KEY" in str(error.value)
     assert "kaggle.json" in str(error.value) and KEY[4:] not in str(error.value)
@@ -61,7 +75,7 @@ def test_wrong_key_says_how_to_set_credentials(hosted, monkeypatch):
 def test_no_credentials_at_all(hosted, monkeypatch):
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(name)
-    with pytest.raises(KaggleAuthError, match="no Kaggle credentials found.*KAGGLE_API_TOKEN"):
+    with pytest.raises(AuthenticationError, match="no Kaggle credentials found.*KAGGLE_API_TOKEN"):
         open_backend(hosted)
 
 
@@ -102,33 +116,33 @@ def test_an_api_token_is_found(hosted, monkeypatch):
 def test_rules_not_accepted_points_at_the_rules_page(hosted_factory, tmp_path):
     hosted = hosted_factory(rules_accepted_by=("bob",), run_kernels=False)
     backend = open_backend(hosted)
-    with pytest.raises(KaggleRulesError, match=r"403.*https://www.kaggle.com/competitions/digits/rules"):
+    with pytest.raises(AccessDeniedError, match=r"403.*https://www.kaggle.com/competitions/digits/rules"):
         backend.download(tmp_path / "raw" / "digits")
-    with pytest.raises(KaggleRulesError, match="accept the competition's rules"):
+    with pytest.raises(AccessDeniedError, match="accept the competition's rules"):
         backend.send(perfect_submission(hosted, tmp_path / "perfect.csv"))
     assert sent(hosted, "CreateSubmission") == [] and hosted.backend.submissions() == []
 
 
 def test_unknown_competition_and_missing_spec(hosted):
-    with pytest.raises(KaggleError, match="404"):
+    with pytest.raises(BackendError, match="404"):
         KaggleBackend(kaggle_spec("digits", hosted.spec_file).with_slug("nope")).limits()
-    with pytest.raises(ValueError, match="--spec"):
+    with pytest.raises(SpecError, match="--spec"):
         kaggle_spec("my-own-competition")
 
 
 def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
     """503 twice, then the download works: Prefect's retry condition lets only 429/5xx through."""
-    from tasks.backends import fetch_competition
+    from flows.compete import STAGES
     from tasks.config import Config
 
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
-    fetch = fetch_competition.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
+    fetch = STAGES.fetch.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
     hosted.host.fail_next(503, count=1, path_contains="DownloadDataFiles")
     hosted.host.fail_next(429, count=1, path_contains="DownloadDataFiles")
     raw = fetch(config)
     assert (Path(raw) / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 3
     hosted.host.fail_next(403, count=5, path_contains="DownloadDataFiles")
-    with pytest.raises(KaggleRulesError):
+    with pytest.raises(AccessDeniedError):
         fetch(config)
     assert len(sent(hosted, "DownloadDataFiles")) == 4  # a 403 is not retried
 

@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tasks.backends.kernels import (
+    BUNDLE_NAME,
+    KernelConfig,
+    build_bundle,
+    render_kernel,
+)
+from tasks.backends.practice import digits_frames
 from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.host_kernels import notebook_to_script
-from tasks.kernels import BUNDLE_NAME, KernelConfig, build_bundle, render_kernel
-from tasks.practice import digits_frames
+from tasks.errors import ConfigError, UploadError
+from tasks.host.kernels import notebook_to_script
 from tasks.submission import read_submission, validate_submission
 from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory  # noqa: F401
 
@@ -49,15 +55,15 @@ def test_render_notebook(tmp_path):
     notebook = json.loads((folder / "notebook.ipynb").read_text())
     assert notebook["cells"][0]["cell_type"] == "markdown" and "internet: off" in "".join(notebook["cells"][0]["source"])
     compile(notebook_to_script((folder / "notebook.ipynb").read_text()), "notebook", "exec")
-    with pytest.raises(ValueError, match="kernel type"):
+    with pytest.raises(ConfigError, match="kernel type"):
         KernelConfig(kernel_type="rmarkdown")
 
 
 def test_bundle_holds_the_kit_and_nothing_else(tmp_path):
     folder = build_bundle(tmp_path / "bundle", USER, write_spec(tmp_path / "digits.json"), secrets=(KEY,))
     names = zipfile.ZipFile(folder / BUNDLE_NAME).namelist()
-    assert {"pyproject.toml", "tasks/kaggle.py", "flows/compete.py", "flows/kaggle_notebook.py",
-            "flows/_offline/prefect/__init__.py", "specs/digits.json"} <= set(names)
+    assert {"pyproject.toml", "tasks/backends/kaggle.py", "tasks/stages.py", "flows/compete.py", "flows/kaggle_notebook.py",
+            "specs/digits.json"} <= set(names)
     assert not [name for name in names if "__pycache__" in name or name.startswith("data/") or name.endswith(".pyc")]
     metadata = json.loads((folder / "dataset-metadata.json").read_text())
     assert metadata["id"] == "alice/headstart-kit" and len(metadata["licenses"]) == 1
@@ -72,7 +78,7 @@ def test_bundle_refuses_credentials(tmp_path):
     names = zipfile.ZipFile(build_bundle(tmp_path / "bundle", USER, root=root, secrets=(KEY,)) / BUNDLE_NAME).namelist()
     assert "tasks/kaggle.json" not in names
     (root / "flows" / "settings.py").write_text(f"KEY = {KEY!r}\n")
-    with pytest.raises(ValueError, match="settings.py: holds a Kaggle credential"):
+    with pytest.raises(UploadError, match="settings.py: holds a Kaggle credential"):
         build_bundle(tmp_path / "bundle", USER, root=root, secrets=(KEY,))
 
 
@@ -112,12 +118,12 @@ def test_each_template_writes_a_valid_submission_offline(kaggle_layout, tmp_path
 
 
 def test_publish_kit_creates_then_versions_the_dataset(hosted, tmp_path):
+    from tasks.backends.kernels import publish_kit
     from tasks.config import Config
-    from tasks.kernels import publish_kit
 
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
-    assert publish_kit.fn(config, tmp_path) == "alice/headstart-kit"
-    assert publish_kit.fn(config, tmp_path) == "alice/headstart-kit"
+    assert publish_kit(config, tmp_path) == "alice/headstart-kit"
+    assert publish_kit(config, tmp_path) == "alice/headstart-kit"
     files = hosted.host.datasets.files_dir(USER, "headstart-kit")
     assert files.parent.name == "2" and (files / BUNDLE_NAME).is_file()
     rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]

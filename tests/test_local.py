@@ -3,8 +3,14 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, CompetitionDataError, load_competition
-from tasks.local import LocalBackend, SubmissionLimitError, create_local_competition
+from tasks.backends.local import LocalBackend, create_local_competition
+from tasks.competitions import (
+    CIFAR_10,
+    DIGIT_RECOGNIZER,
+    CompetitionDataError,
+    load_competition,
+)
+from tasks.errors import ConfigError, NotFoundError, QuotaError
 from tests.factories import kaggle_zip
 
 
@@ -60,7 +66,7 @@ def test_daily_limit(digit_backend, tmp_path):
     for _ in range(3):
         digit_backend.submit(path)
     assert digit_backend.limits()["remaining"] == 0
-    with pytest.raises(SubmissionLimitError, match=r"daily submission limit reached \(3/3"):
+    with pytest.raises(QuotaError, match=r"daily submission limit reached \(3/3"):
         digit_backend.submit(path)
     tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
     assert digit_backend.submit(path, now=tomorrow)["status"] == "complete"
@@ -98,20 +104,20 @@ def test_solution_label_outside_classes(tmp_path):
 def test_existing_competition_is_not_overwritten(digit_backend, tmp_path):
     (tmp_path / "again").mkdir()
     archive, solution = kaggle_zip(tmp_path / "again", "digit-recognizer")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ConfigError, match="exists already"):
         create_local_competition(digit_backend.root, "dr", DIGIT_RECOGNIZER, archive, solution)
 
 
 def test_missing_store_is_explained(tmp_path):
-    with pytest.raises(FileNotFoundError, match="headstart local create"):
+    with pytest.raises(NotFoundError, match="headstart local create"):
         LocalBackend(tmp_path / "nothing")
 
 
 def test_probability_submissions_are_scored_by_log_loss():
     import numpy as np
 
+    from tasks.backends.local import score_submission
     from tasks.competitions import spec_from_dict
-    from tasks.local import score_submission
 
     spec = spec_from_dict({**DIGIT_RECOGNIZER.to_dict(), "submission_form": "probabilities", "metric": "log_loss"})
     solution = pd.DataFrame({"ImageId": ["1", "2"], "Label": ["3", "7"], "Usage": ["Public", "Private"]})

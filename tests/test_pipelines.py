@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tasks.errors import ConfigError
 from tasks.pipelines import apply_view, image_batches, resize
 from tests.factories import write_cifar
 
@@ -26,7 +27,7 @@ def test_flip_view():
     image = np.arange(12, dtype=np.float32).reshape(1, 2, 2, 3)
     flipped = apply_view(image, "flip").numpy()
     assert np.array_equal(flipped[0, :, 0], image[0, :, 1])
-    with pytest.raises(ValueError, match="unknown view 'rotate'"):
+    with pytest.raises(ConfigError, match="unknown view 'rotate'"):
         apply_view(image, "rotate")
 
 
@@ -51,5 +52,5 @@ def test_antialias_only_when_shrinking():
 
 
 def test_unknown_view_fails_before_reading():
-    with pytest.raises(ValueError, match="unknown view 'rotate'"):
+    with pytest.raises(ConfigError, match="unknown view 'rotate'"):
         image_batches(np.zeros((2, 4, 4, 1), np.uint8), 1, None, 2, view="rotate")

@@ -2,8 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.backends.practice import (
+    create_from_tfds,
+    digits_frames,
+    ensure_digits,
+    upsample_digits,
+)
 from tasks.competitions import load_competition
-from tasks.practice import create_from_tfds, digits_frames, ensure_digits, upsample_digits
 
 
 def test_upsampled_digits_look_like_mnist():

@@ -1,9 +1,15 @@
 import pytest
 
-from tasks.backbones import BACKBONES, WeightsUnavailableError
-from tasks.config import Config
-from tasks.features import FeatureConfig
-from tasks.recipes import DIGITS_RECIPE, MemberName, default_members, expand_members, plan_members
+from tasks.backbones import BACKBONES
+from tasks.config import Config, FeatureConfig
+from tasks.errors import ConfigError, WeightsUnavailableError
+from tasks.recipes import (
+    DIGITS_RECIPE,
+    MemberName,
+    default_members,
+    expand_members,
+    plan_members,
+)
 from tests.factories import tiny_backbone_file
 
 
@@ -18,7 +24,7 @@ def test_member_names_round_trip():
     ("cnn#x", "whole number"),
 ])
 def test_bad_member_names(name, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         MemberName.parse(name)
 
 

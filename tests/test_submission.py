@@ -3,7 +3,12 @@ import pandas as pd
 import pytest
 
 from tasks.competitions import DIGIT_RECOGNIZER, spec_from_dict
-from tasks.submission import SubmissionError, to_submission_frame, validate_submission, write_submission
+from tasks.submission import (
+    SubmissionError,
+    to_submission_frame,
+    validate_submission,
+    write_submission,
+)
 
 SAMPLE = pd.DataFrame({"ImageId": ["1", "2", "3"], "Label": ["0", "0", "0"]})
 

@@ -1,6 +1,6 @@
 """Kaggle through its official client: download, submit and poll, submissions, leaderboard, quota.
 
-Only this module (and tasks/kernels.py, which uses its helpers) touches the network. `import kaggle`
+Only this module (and tasks/backends/kernels.py, which uses its helpers) touches the network. `import kaggle`
 authenticates at import time, so the client is imported inside functions, never at module level.
 """
 
@@ -10,15 +10,27 @@ import contextlib
 import io
 import json
 import os
-import time
 import warnings
 from pathlib import Path
 
-from prefect.tasks import exponential_backoff
-
-from tasks.competitions import (BUILTIN_SPECS, CompetitionSpec, resolve_spec, spec_from_dict, unpack_archive,
-                                unpack_image_archives)
-from tasks.paths import atomic_write_json, sha256_file
+from tasks.competitions import (
+    BUILTIN_SPECS,
+    CompetitionSpec,
+    resolve_spec,
+    spec_from_dict,
+    unpack_archive,
+    unpack_image_archives,
+)
+from tasks.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    BackendError,
+    NotFoundError,
+    SpecError,
+    TransientBackendError,
+    UploadError,
+)
+from tasks.files import atomic_write_json, poll, sha256_file
 
 CREDENTIALS_HELP = ("set Kaggle credentials as the kaggle CLI finds them: ~/.kaggle/kaggle.json "
                     '({"username": ..., "key": ...}, chmod 600; or $KAGGLE_CONFIG_DIR/kaggle.json), or the '
@@ -27,48 +39,8 @@ CREDENTIALS_HELP = ("set Kaggle credentials as the kaggle CLI finds them: ~/.kag
 DOWNLOAD_MARKER = ".headstart-download.json"
 
 
-class KaggleError(RuntimeError):
-    """Kaggle refused or failed a request; the message says what to do."""
-
-
-class KaggleAuthError(KaggleError):
-    """401: no credentials, or wrong ones."""
-
-
-class KaggleRulesError(KaggleError):
-    """403: the competition's rules are not accepted (or the slug is wrong)."""
-
-
-class KaggleNotFoundError(KaggleError):
-    """404: no such competition, kernel or dataset (or no access to it)."""
-
-
-class KaggleTransientError(KaggleError):
-    """429, 5xx or a dropped connection: worth retrying later (the Prefect tasks do)."""
-
-
-class SubmissionUploadError(KaggleError):
-    """The file upload failed, so nothing was submitted."""
-
-
 def rules_url(slug: str) -> str:
     return f"https://www.kaggle.com/competitions/{slug}/rules"
-
-
-def is_transient_failure(task, task_run, state) -> bool:
-    """Prefect retry condition: retry only rate limits, server errors and dropped connections."""
-    try:
-        state.result()
-    except KaggleTransientError:
-        return True
-    except BaseException:
-        return False
-    return False
-
-
-# The only retries in the kit: on tasks that talk to Kaggle, and only for transient failures.
-NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),
-                       retry_jitter_factor=0.2, retry_condition_fn=is_transient_failure)
 
 
 def _status_of(error) -> int | None:
@@ -83,20 +55,20 @@ def _status_of(error) -> int | None:
     return response.status_code
 
 
-def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = ()) -> KaggleError:
-    """A client HTTPError as a KaggleError whose message says what to do (and carries no secret)."""
+def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = ()) -> BackendError:
+    """A client HTTPError as a BackendError whose message says what to do (and carries no secret)."""
     status, detail = _status_of(error), redact(str(error), secrets)
     if status == 401:
-        return KaggleAuthError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
+        return AuthenticationError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
     if status == 403:
-        return KaggleRulesError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); accept the competition's "
+        return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); accept the competition's "
                                 f"rules at {rules_url(slug)} (and check the slug), then try again")
     if status == 429 or (status is not None and status >= 500):
-        return KaggleTransientError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
+        return TransientBackendError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
                                     "retried with backoff, try again later if it persists")
     if status == 404:
-        return KaggleNotFoundError(f"Kaggle found no {slug!r} to {action} (404: {detail}); check the slug")
-    return KaggleError(f"Kaggle refused to {action} for {slug!r} ({status}: {detail})")
+        return NotFoundError(f"Kaggle found no {slug!r} to {action} (404: {detail}); check the slug")
+    return BackendError(f"Kaggle refused to {action} for {slug!r} ({status}: {detail})")
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
@@ -126,7 +98,7 @@ def authenticated_api():
         with contextlib.redirect_stdout(io.StringIO()):
             api.authenticate()
     except SystemExit:
-        raise KaggleAuthError(f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
+        raise AuthenticationError(f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
     except requests.RequestException as error:
         raise explain_http_error(error, "kaggle", "check the API token") from None
     _warn_if_readable(api.config_dir)
@@ -134,7 +106,7 @@ def authenticated_api():
 
 
 def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
-    """Call one client method, turning its HTTP and connection errors into KaggleErrors."""
+    """Call one client method, turning its HTTP and connection errors into BackendErrors."""
     import requests
 
     secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
@@ -143,7 +115,7 @@ def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
     except requests.HTTPError as error:
         raise explain_http_error(error, slug, action, secrets) from None
     except (requests.ConnectionError, requests.Timeout) as error:
-        raise KaggleTransientError(f"cannot reach Kaggle to {action} for {slug!r} "
+        raise TransientBackendError(f"cannot reach Kaggle to {action} for {slug!r} "
                                    f"({type(error).__name__}); retried with backoff") from None
 
 
@@ -158,7 +130,7 @@ def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
         return resolve_spec(spec).with_slug(name)
     if name in BUILTIN_SPECS:
         return BUILTIN_SPECS[name]
-    raise ValueError(f"no spec for the Kaggle competition {name!r}: built-in specs are {sorted(BUILTIN_SPECS)}; "
+    raise SpecError(f"no spec for the Kaggle competition {name!r}: built-in specs are {sorted(BUILTIN_SPECS)}; "
                      "describe any other one in a .toml file and pass it with --spec")
 
 
@@ -198,7 +170,7 @@ class KaggleBackend:
         archive = archive_dir / f"{self.name}.zip"
         if not archive.is_file():
             found = sorted(path.name for path in archive_dir.glob("*"))
-            raise KaggleError(f"{self.name}: the download left no {archive.name} in {archive_dir} (found {found})")
+            raise BackendError(f"{self.name}: the download left no {archive.name} in {archive_dir} (found {found})")
         marker, digest = destination / DOWNLOAD_MARKER, sha256_file(archive)
         if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
             return destination
@@ -217,7 +189,7 @@ class KaggleBackend:
         """The three-step upload; returns the pending submission. A failed upload raises (nothing was sent)."""
         response = self._call("submit", self.api.competition_submit, str(path), description, self.name, quiet=True)
         if not getattr(response, "ref", 0):
-            raise SubmissionUploadError(f"{self.name}: uploading {Path(path).name} failed "
+            raise UploadError(f"{self.name}: uploading {Path(path).name} failed "
                                         f"({response.message or 'no submission was created'}); nothing was submitted")
         return {"ref": response.ref, "status": "pending", "file_name": Path(path).name, "description": description,
                 "public_score": None, "private_score": None, "error": None}
@@ -227,25 +199,23 @@ class KaggleBackend:
         response = self._call("submit the notebook output", self.api.competition_submit_code, file_name,
                               description, self.name, kernel=kernel, kernel_version=version, quiet=True)
         if not getattr(response, "ref", 0):
-            raise KaggleError(f"{self.name}: code submission of {kernel} v{version} was not created "
+            raise BackendError(f"{self.name}: code submission of {kernel} v{version} was not created "
                               f"({response.message or 'no reason given'})")
         return {"ref": response.ref, "status": "pending", "file_name": file_name, "description": description,
                 "public_score": None, "private_score": None, "error": None}
 
     def wait(self, ref: int) -> dict:
         """Poll a submission until it is scored (or errors); raises after `poll_timeout` seconds."""
-        deadline = time.monotonic() + self.poll_timeout
-        while True:
+        def scored() -> dict | None:
             try:
                 record = submission_record(self._call("check the submission", self.api.get_submission, ref))
-            except KaggleNotFoundError:  # as the kaggle CLI does: a new submission may not be visible yet
-                record = {"status": "pending"}
-            if record["status"] != "pending":
-                return record
-            if time.monotonic() > deadline:
-                raise KaggleError(f"{self.name}: submission {ref} still pending after {self.poll_timeout:.0f} s; "
-                                  "see `headstart submissions --backend kaggle`")
-            time.sleep(self.poll_interval)
+            except NotFoundError:  # as the kaggle CLI does: a new submission may not be visible yet
+                return None
+            return None if record["status"] == "pending" else record
+
+        return poll(scored, self.poll_interval, self.poll_timeout, lambda: BackendError(
+            f"{self.name}: submission {ref} still pending after {self.poll_timeout:.0f} s; "
+            "see `headstart submissions --backend kaggle`"))
 
     def submit(self, path: Path, description: str = "") -> dict:
         """Upload a submission file and wait for its score."""
@@ -276,7 +246,7 @@ class KaggleBackend:
         for competition in response.competitions or []:
             if competition.ref.rstrip("/").split("/")[-1] == self.name:
                 return bool(competition.is_kernels_submissions_only)
-        raise KaggleError(f"Kaggle lists no competition {self.name!r}; check the slug")
+        raise BackendError(f"Kaggle lists no competition {self.name!r}; check the slug")
 
 
 class MountedBackend:
@@ -285,7 +255,7 @@ class MountedBackend:
     def __init__(self, spec: CompetitionSpec, input_dir: Path):
         self.spec, self.name, self.input_dir = spec, spec.slug, Path(input_dir)
         if not self.input_dir.is_dir():
-            raise FileNotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
+            raise NotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
                                     f"competition {self.name!r} to the notebook (competition_sources)")
 
     def download(self, destination: Path) -> Path:
@@ -300,4 +270,4 @@ class MountedBackend:
         return destination
 
     def submit(self, path: Path, description: str = "") -> dict:
-        raise ValueError(f"{self.name}: a notebook cannot submit; it writes submission.csv for Kaggle to take")
+        raise BackendError(f"{self.name}: a notebook cannot submit; it writes submission.csv for Kaggle to take")

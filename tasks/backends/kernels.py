@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from tasks.backends.kaggle import authenticated_api, call_kaggle
+from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
+from tasks.files import atomic_write_json, poll
 
-from tasks.kaggle import NETWORK_RETRIES, KaggleError, KaggleNotFoundError, authenticated_api, call_kaggle
-from tasks.paths import atomic_write_json
-
-KIT_ROOT = Path(__file__).resolve().parent.parent
+KIT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = KIT_ROOT / "kernels"
 BUNDLE_NAME = "headstart-kit.zip"
 BUNDLE_SLUG = "headstart-kit"
@@ -45,9 +42,9 @@ class KernelConfig:
 
     def __post_init__(self) -> None:
         if self.kernel_type not in TEMPLATE_FILES:
-            raise ValueError(f"kernel type must be one of {sorted(TEMPLATE_FILES)}, got {self.kernel_type!r}")
+            raise ConfigError(f"kernel type must be one of {sorted(TEMPLATE_FILES)}, got {self.kernel_type!r}")
         if self.accelerator not in ACCELERATORS:
-            raise ValueError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {self.accelerator!r}")
+            raise ConfigError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {self.accelerator!r}")
 
 
 def kernel_slug(competition: str) -> str:
@@ -73,7 +70,7 @@ def build_bundle(destination: Path, owner: str, spec_file: Path | None = None,
         for path in bundle_files(root):
             content = path.read_bytes()
             if any(secret and secret.encode() in content for secret in secrets):
-                raise ValueError(f"{path}: holds a Kaggle credential; it must not be bundled")
+                raise UploadError(f"{path}: holds a Kaggle credential; it must not be bundled")
             zipped.writestr(path.relative_to(root).as_posix(), content)
         if spec_file is not None:
             zipped.write(spec_file, f"specs/{Path(spec_file).name}")
@@ -121,7 +118,7 @@ def render_kernel(destination: Path, owner: str, competition: str, kernel: Kerne
 def dataset_exists(api, ref: str) -> bool:
     try:
         call_kaggle(api, ref, "read the kit dataset", api.dataset_status, ref)
-    except KaggleNotFoundError:
+    except NotFoundError:
         return False
     return True
 
@@ -134,7 +131,7 @@ def publish_bundle(api, folder: Path, ref: str) -> str:
     else:
         response = call_kaggle(api, ref, "create the kit dataset", api.dataset_create_new, str(folder), quiet=True)
     if (response.status or "").lower() != "ok":
-        raise KaggleError(f"publishing the kit dataset {ref} failed: {response.error or response.status}")
+        raise BackendError(f"publishing the kit dataset {ref} failed: {response.error or response.status}")
     return ref
 
 
@@ -143,34 +140,33 @@ def push_kernel(api, folder: Path) -> int:
     metadata = json.loads((folder / "kernel-metadata.json").read_text())
     response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder))
     if response.error:
-        raise KaggleError(f"pushing {metadata['id']} failed: {response.error}")
+        raise BackendError(f"pushing {metadata['id']} failed: {response.error}")
     return int(response.version_number)
 
 
 def wait_for_kernel(api, ref: str, poll_interval: float, timeout: float) -> None:
     """Poll the kernel's status until it completes; an error or a timeout raises with what to look at."""
-    deadline = time.monotonic() + timeout
-    while True:
+    last = {"status": "QUEUED"}
+
+    def finished() -> bool | None:
         response = call_kaggle(api, ref, "check the kernel", api.kernels_status, ref)
-        status = getattr(response.status, "name", str(response.status))
-        if status == "COMPLETE":
-            return
+        last["status"] = status = getattr(response.status, "name", str(response.status))
         if status in ("ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"):
-            raise KaggleError(f"kernel {ref} ended with {status}: {response.failure_message or 'no message'}; "
-                              f"see its log with `kaggle kernels output {ref}`")
-        if time.monotonic() > deadline:
-            raise KaggleError(f"kernel {ref} still {status} after {timeout:.0f} s")
-        time.sleep(poll_interval)
+            raise BackendError(f"kernel {ref} ended with {status}: {response.failure_message or 'no message'}; "
+                               f"see its log with `kaggle kernels output {ref}`")
+        return True if status == "COMPLETE" else None
+
+    poll(finished, poll_interval, timeout,
+         lambda: BackendError(f"kernel {ref} still {last['status']} after {timeout:.0f} s"))
 
 
 def kernel_owner(api) -> str:
     owner = api.config_values.get("username")
     if not owner:
-        raise KaggleError("cannot tell your Kaggle user name from the credentials")
+        raise BackendError("cannot tell your Kaggle user name from the credentials")
     return owner
 
 
-@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def publish_kit(config, kernel_dir: Path) -> str:
     """Bundle the kit (and the spec file) into <kernel_dir>/bundle and publish it as a dataset."""
     api = authenticated_api()
@@ -186,7 +182,6 @@ def _kernel_spec(spec: str | None) -> str | None:
     return f"specs/{Path(spec).name}" if spec and spec.endswith(SPEC_FILES) else spec
 
 
-@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path) -> tuple[str, int]:
     """Render the kernel into <kernel_dir>/kernel and push it; returns (owner/slug, version)."""
     api = authenticated_api()
@@ -195,7 +190,6 @@ def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path) -> tuple
     return f"{owner}/{kernel_slug(config.competition)}", push_kernel(api, folder)
 
 
-@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def collect_kernel_output(kernel: KernelConfig, kernel_dir: Path, ref: str, version: int) -> Path:
     """Wait for the kernel version to finish; download its output to <kernel_dir>/output/<version>/."""
     api = authenticated_api()
@@ -211,11 +205,10 @@ def _code_sender(backend, ref: str, version: int):
     return lambda path, description: backend.send_code(ref, version, Path(path).name, description)
 
 
-@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, version: int, force: bool = False) -> dict:
     """Submit the kernel's submission.csv through the guard: by CreateCodeSubmission in a code competition."""
     from tasks.backends import backend_for
-    from tasks.guard import LOG_NAME, guarded_submit
+    from tasks.backends.guard import LOG_NAME, guarded_submit
 
     backend = backend_for(config)
     sample = config.paths.raw(config.competition) / backend.spec.sample_submission

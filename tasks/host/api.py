@@ -11,8 +11,10 @@ import secrets
 import zipfile
 from pathlib import Path
 
-from tasks.host import CompetitionHost, HostError, Redirect
-from tasks.local import SubmissionLimitError
+from tasks.backends.local import QuotaError
+from tasks.host.common import HostError, Redirect
+from tasks.host.kernels import DATASET_ROUTES, KERNEL_ROUTES
+from tasks.host.state import CompetitionHost
 
 COMPETITIONS = "competitions.CompetitionApiService/"
 
@@ -70,7 +72,7 @@ def start_submission_upload(host: CompetitionHost, user: str, request: dict) -> 
 def _submit(host: CompetitionHost, user: str, path: Path, description: str) -> dict:
     try:
         record = host.backend.submit(path, description, team=user)
-    except SubmissionLimitError as error:
+    except QuotaError as error:
         raise HostError(400, f"Submission not allowed: {error}") from None
     return {"message": f"Successfully submitted to {host.backend.name}", "ref": record["ref"]}
 
@@ -149,8 +151,6 @@ def introspect_token(host: CompetitionHost, authorization: str | None, request: 
 
 
 def routes() -> dict:
-    from tasks.host_kernels import DATASET_ROUTES, KERNEL_ROUTES
-
     competition_routes = {
         "ListCompetitions": list_competitions, "ListDataFiles": list_data_files,
         "DownloadDataFiles": download_data_files, "DownloadDataFile": download_data_file,

@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from tasks.host import CompetitionHost, HostError
-from tasks.paths import atomic_write_json
+from tasks.files import atomic_write_json
+from tasks.host.common import HostError
 
 KERNELS = "kernels.KernelsApiService/"
 DATASETS = "datasets.DatasetApiService/"
@@ -39,7 +39,7 @@ def notebook_to_script(notebook_text: str) -> str:
 class KernelStore:
     """kernels/<owner>/<slug>/<version>/: kernel.json, the source, input/, working/ (its output), log."""
 
-    def __init__(self, host: CompetitionHost):
+    def __init__(self, host):
         self.host, self.threads = host, []
 
     def directory(self, owner: str, slug: str, version: int | None = None) -> Path:
@@ -179,7 +179,7 @@ class KernelStore:
 class DatasetStore:
     """datasets/<owner>/<slug>/<version>/files/: what was uploaded for each version."""
 
-    def __init__(self, host: CompetitionHost):
+    def __init__(self, host):
         self.host = host
 
     def base(self, owner: str, slug: str) -> Path:
@@ -225,7 +225,7 @@ class DatasetStore:
         return self._add_version(user, owner, slug, request.get("body", {}).get("files", []))
 
 
-def _start_blob_upload(host: CompetitionHost, user: str, request: dict) -> dict:
+def _start_blob_upload(host, user: str, request: dict) -> dict:
     return host.new_upload(user, request.get("name") or "blob")
 
 

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import zipfile
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tasks.competitions import (CompetitionDataError, CompetitionSpec, read_csv, spec_from_dict,
-                                unpack_archive, unpack_image_archives)
+from tasks.competitions import (
+    CompetitionSpec,
+    read_csv,
+    spec_from_dict,
+    unpack_archive,
+    unpack_image_archives,
+)
+from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError
+from tasks.files import JsonLines, atomic_write_json, sha256_file
 from tasks.metrics import higher_is_better, score_probabilities
-from tasks.paths import atomic_write_json, sha256_file
-from tasks.submission import SubmissionError, read_submission, validate_submission
+from tasks.submission import read_submission, validate_submission
 
 USAGE_COLUMN = "Usage"
 DEFAULT_DAILY_LIMIT = 5
-
-
-class SubmissionLimitError(RuntimeError):
-    """The day's submission quota is used."""
 
 
 def score_submission(submission: pd.DataFrame, solution: pd.DataFrame, spec: CompetitionSpec) -> dict:
@@ -51,7 +51,7 @@ class LocalBackend:
         self.root = Path(root)
         settings_path = self.root / "competition.json"
         if not settings_path.is_file():
-            raise FileNotFoundError(f"{self.root}: no local competition here (missing competition.json); "
+            raise NotFoundError(f"{self.root}: no local competition here (missing competition.json); "
                                     "create one with `headstart local create`")
         self.settings = json.loads(settings_path.read_text())
         self.spec = spec_from_dict(self.settings["spec"], source=str(settings_path))
@@ -84,20 +84,18 @@ class LocalBackend:
         with zipfile.ZipFile(self.public_zip) as zipped, zipped.open(self.spec.sample_submission) as stream:
             return pd.read_csv(stream, dtype=str, keep_default_na=False)
 
-    @contextmanager
-    def _locked(self):
-        # Submissions may arrive from several processes (a hosted competition): one writer at a time.
-        with open(self.root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    @property
+    def log(self) -> JsonLines:
+        return JsonLines(self.root / "submissions.jsonl")
 
     def submit(self, path: Path, description: str = "", team: str = "you", now: datetime | None = None) -> dict:
         """Score a submission file and log it; an invalid file is logged with status 'error', as on Kaggle."""
         path, now = Path(path), now or datetime.now(timezone.utc)
-        with self._locked():
+        # Submissions may arrive from several processes (a hosted competition): one writer at a time.
+        with self.log.locked():
             used = self.limits(team, now)["used"]
             if used >= self.daily_limit:
-                raise SubmissionLimitError(f"{self.name}: daily submission limit reached ({used}/{self.daily_limit} "
+                raise QuotaError(f"{self.name}: daily submission limit reached ({used}/{self.daily_limit} "
                                            "today, UTC); try again after midnight UTC")
             log = self.submissions()
             record = {"ref": (max((r["ref"] for r in log), default=0) + 1), "date": now.isoformat(),
@@ -108,19 +106,16 @@ class LocalBackend:
                 validate_submission(submission, self.sample_submission(), self.spec, source=path.name)
                 scores = score_submission(submission, self.solution(), self.spec)
                 record.update(status="complete", public_score=scores["public"], private_score=scores["private"])
-            except (SubmissionError, CompetitionDataError) as error:
+            except CompetitionDataError as error:  # a bad file (SubmissionError is one) is scored as an error
                 record.update(status="error", error=str(error))
             stored = self.root / "submissions" / f"{record['ref']}-{path.name}"
             stored.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, stored)
-            with open(self.root / "submissions.jsonl", "a") as stream:
-                stream.write(json.dumps(record) + "\n")
+            self.log.append(record)
         return record
 
     def submissions(self, team: str | None = None) -> list[dict]:
-        path = self.root / "submissions.jsonl"
-        records = [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
-        return [record for record in records if team is None or record["team"] == team]
+        return [record for record in self.log.read() if team is None or record["team"] == team]
 
     def limits(self, team: str = "you", now: datetime | None = None) -> dict:
         today = (now or datetime.now(timezone.utc)).date()
@@ -156,9 +151,9 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
                              public_fraction: float = 0.3, seed: int = 0) -> LocalBackend:
     """Make a local competition from a Kaggle-layout zip and its solution (id, label[, Usage])."""
     if (root / "competition.json").exists():
-        raise FileExistsError(f"{root}: a local competition named {name!r} exists already")
+        raise ConfigError(f"{root}: a local competition named {name!r} exists already")
     if daily_limit < 1:
-        raise ValueError(f"daily_limit must be at least 1, got {daily_limit}")
+        raise ConfigError(f"daily_limit must be at least 1, got {daily_limit}")
     public_zip, solution_csv = Path(public_zip), Path(solution_csv)
     if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
         raise CompetitionDataError(f"{public_zip}: not found or not a zip file")

@@ -6,38 +6,25 @@ score) is appended to data/06_submissions/<competition>/log.jsonl.
 
 from __future__ import annotations
 
-import fcntl
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from tasks.backends.local import DEFAULT_DAILY_LIMIT
 from tasks.competitions import CompetitionSpec
-from tasks.kaggle import KaggleAuthError, KaggleError, KaggleRulesError
-from tasks.local import DEFAULT_DAILY_LIMIT, SubmissionLimitError
-from tasks.paths import sha256_file
-from tasks.submission import SubmissionError, read_submission, validate_submission
+from tasks.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    BackendError,
+    ConfigError,
+    DuplicateSubmissionError,
+    QuotaError,
+    SubmissionError,
+)
+from tasks.files import JsonLines, sha256_file
+from tasks.submission import read_submission, validate_submission
 
 LOG_NAME = "log.jsonl"
-
-
-class DuplicateSubmissionError(SubmissionError):
-    """This exact file was submitted before."""
-
-
-def read_log(log_path: Path) -> list[dict]:
-    path = Path(log_path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
-def append_log(log_path: Path, record: dict) -> dict:
-    """Append one record; several processes may submit at once, so one writer at a time."""
-    log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as stream:
-        fcntl.flock(stream, fcntl.LOCK_EX)
-        stream.write(json.dumps(record, sort_keys=True) + "\n")
-    return record
 
 
 def latest_records(records: list[dict]) -> list[dict]:
@@ -71,7 +58,7 @@ def check_quota(limits: dict | None, records: list[dict], now: datetime, daily_l
         (sent_today(records, now), daily_limit)
     if used >= allowed:
         source = "the server's count" if limits else "the local log"
-        raise SubmissionLimitError(f"daily submission quota used ({used}/{allowed} today by {source}); "
+        raise QuotaError(f"daily submission quota used ({used}/{allowed} today by {source}); "
                                    "nothing was sent; try again after midnight UTC")
 
 
@@ -79,9 +66,9 @@ def server_limits(backend) -> dict | None:
     """The backend's own quota count, or None when it cannot be read (then the local log decides)."""
     try:
         return backend.limits()
-    except (KaggleAuthError, KaggleRulesError):
+    except (AuthenticationError, AccessDeniedError):
         raise
-    except KaggleError:
+    except BackendError:
         return None
 
 
@@ -89,7 +76,7 @@ def newest_submission(directory: Path) -> Path:
     """The newest CSV written to data/06_submissions/<competition>/."""
     files = sorted(Path(directory).glob("*.csv"), key=lambda path: (path.stat().st_mtime, path.name))
     if not files:
-        raise FileNotFoundError(f"{directory}: no submission files here; write one with `headstart run --no-submit`")
+        raise ConfigError(f"{directory}: no submission files here; write one with `headstart run --no-submit`")
     return files[-1]
 
 
@@ -110,12 +97,13 @@ def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, descr
     """
     path, now = Path(path), now or datetime.now(timezone.utc)
     check_file(path, sample_path, backend.spec)
-    digest, records = sha256_file(path), read_log(log_path)
+    log = JsonLines(log_path)
+    digest, records = sha256_file(path), log.read()
     previous = next((r for r in reversed(latest_records(records)) if r.get("sha256") == digest), None)
     if previous and not force:
         if previous.get("status") == "pending" and hasattr(backend, "wait"):
             # A retry after the file was sent: wait for that submission rather than send it again.
-            return append_log(log_path, {**previous, **backend.wait(previous["ref"])})
+            return log.append({**previous, **backend.wait(previous["ref"])})
         if if_duplicate == "previous":
             return {**previous, "duplicate": True}
         _refuse_duplicate(path, previous)
@@ -123,7 +111,7 @@ def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, descr
     base = {"date": now.isoformat(), "competition": backend.name, "backend": type(backend).__name__,
             "file": str(path), "sha256": digest, "forced": bool(previous and force)}
     if send is None and not hasattr(backend, "send"):
-        return append_log(log_path, {**base, **backend.submit(path, description)})
-    pending = append_log(log_path, {**base, **(send or backend.send)(path, description)})
-    return append_log(log_path, {**pending, **backend.wait(pending["ref"])})
+        return log.append({**base, **backend.submit(path, description)})
+    pending = log.append({**base, **(send or backend.send)(path, description)})
+    return log.append({**pending, **backend.wait(pending["ref"])})
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from tasks.guard import LOG_NAME, guarded_submit
-from tasks.kaggle import NETWORK_RETRIES, KaggleBackend, MountedBackend, kaggle_spec
-from tasks.local import DEFAULT_DAILY_LIMIT, LocalBackend
+from tasks.backends.guard import LOG_NAME, guarded_submit
+from tasks.backends.kaggle import KaggleBackend, MountedBackend, kaggle_spec
+from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend
+from tasks.backends.practice import DIGITS, ensure_digits
+from tasks.errors import ConfigError
 from tasks.paths import DataPaths
-from tasks.practice import DIGITS, ensure_digits
 
 
 def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_DAILY_LIMIT) -> LocalBackend:
@@ -21,7 +19,7 @@ def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_D
         return ensure_digits(root, daily_limit)
     if not (root / "competition.json").is_file():
         known = sorted(p.name for p in paths.root.joinpath("local").glob("*") if (p / "competition.json").is_file())
-        raise ValueError(f"no local competition {name!r} under {paths.root / 'local'} (known: {known or 'none'}); "
+        raise ConfigError(f"no local competition {name!r} under {paths.root / 'local'} (known: {known or 'none'}); "
                          f"create it with `headstart local create {name} ...`, or use --backend kaggle")
     return LocalBackend(root)
 
@@ -35,20 +33,18 @@ def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str 
         return open_local_backend(name, paths)
     if backend == "kaggle":
         return KaggleBackend(kaggle_spec(name, spec))
-    raise ValueError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
+    raise ConfigError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
 
 
 def backend_for(config):
     return open_backend(config.competition, config.paths, config.backend, config.spec, config.input_dir)
 
 
-@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def fetch_competition(config) -> Path:
     """Download (or unpack) the competition's files into data/01_raw/<competition>/."""
     return backend_for(config).download(config.paths.raw(config.competition))
 
 
-@task(cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def submit_file(config, submission: Path, force: bool = False, if_duplicate: str = "previous") -> dict:
     """Send a submission through the guard (validated, quota, no duplicates); return its scored record.
 

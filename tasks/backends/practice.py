@@ -11,8 +11,13 @@ import pandas as pd
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
+from tasks.backends.local import (
+    DEFAULT_DAILY_LIMIT,
+    LocalBackend,
+    create_local_competition,
+)
 from tasks.competitions import DIGIT_RECOGNIZER, CompetitionSpec, pixel_columns
-from tasks.local import DEFAULT_DAILY_LIMIT, LocalBackend, create_local_competition
+from tasks.errors import ConfigError
 
 DIGITS = "digits"
 
@@ -109,7 +114,7 @@ def create_from_tfds(root: Path, name: str, dataset: str, tfds_data_dir: Path | 
     image_key, label_key = builder.info.supervised_keys or ("image", "label")
     label_feature = builder.info.features[label_key]
     if not hasattr(label_feature, "names"):
-        raise ValueError(f"TFDS dataset {dataset!r}: {label_key!r} is not a class label; "
+        raise ConfigError(f"TFDS dataset {dataset!r}: {label_key!r} is not a class label; "
                          "expected an image-classification dataset")
     class_names = tuple(label_feature.names)
     spec = CompetitionSpec(

@@ -1,0 +1,35 @@
+"""`headstart`: the command line, a thin layer over the flows and the backends.
+
+One module per group of commands; the shared options, tables and the one place where expected errors
+become `error: ...` and exit code 1 are in flows/cli/common.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flows.cli.common import new_app
+from flows.cli.host import host
+from flows.cli.kaggle import leaderboard, submissions, submit
+from flows.cli.kernel import kernel_app
+from flows.cli.local import local_app
+from flows.cli.run import backbones, run
+
+app = new_app("A Kaggle competition kit for image classification by transfer learning.")
+for command in (run, backbones, leaderboard, submissions, submit, host):
+    app.command()(command)
+app.add_typer(local_app, name="local")
+app.add_typer(kernel_app, name="kernel")
+
+
+def main() -> None:
+    # Quiet defaults for a command-line run; an explicit setting in the environment wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not problems
+    app()
+
+
+if __name__ == "__main__":
+    main()

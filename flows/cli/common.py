@@ -1,0 +1,59 @@
+"""What every command shares: the consoles, the shared options, tables, and the one place expected errors
+become a one-line `error:` and exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+from tasks.errors import HeadstartError
+
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="HEADSTART_DATA",
+                                       help="Root of the data layers (default ./data, or $HEADSTART_DATA).")]
+Backend = Annotated[str, typer.Option(help="local (a competition under data/local/) or kaggle.")]
+Spec = Annotated[Optional[str], typer.Option(
+    help="Spec of a Kaggle competition without a built-in one: a .toml file (see tasks/competitions.py).")]
+Competition = Annotated[str, typer.Argument(help="Competition name (local) or slug (Kaggle).")]
+
+
+class ExpectedErrorsGroup(TyperGroup):
+    """Runs a command; an expected error (tasks.errors.HeadstartError) is printed as one line and exits 1.
+
+    Anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HeadstartError as error:
+            errors.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
+            raise typer.Exit(code=1) from None
+
+
+def new_app(help: str) -> typer.Typer:
+    return typer.Typer(help=help, cls=ExpectedErrorsGroup, no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+
+def print_table(title: str, rows: list[dict], columns: list[str]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape("" if row.get(column) is None else str(row.get(column))) for column in columns))
+    console.print(table)
+
+
+def competition_backend(name: str, data_dir: Path, backend: str, spec: str | None):
+    """The backend a command talks to."""
+    from tasks.backends import open_backend
+    from tasks.paths import DataPaths
+
+    return open_backend(name, DataPaths(data_dir), backend, spec)

@@ -1,0 +1,49 @@
+"""`headstart host`: serve a local competition over Kaggle's HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from flows.cli.common import DataDir, competition_backend, console
+
+
+def host(
+    name: Annotated[str, typer.Argument(help="Local competition to serve (data/local/NAME).")] = "digits",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).")] = 8765,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    user: Annotated[Optional[list[str]], typer.Option(
+        "--user", envvar="HEADSTART_HOST_USERS",
+        help="NAME:KEY allowed to call (repeatable; default: anyone). Keys in the environment stay out of `ps`.")] = None,
+    rules_accepted_by: Annotated[Optional[list[str]], typer.Option(
+        "--rules-accepted-by", help="Only these users have accepted the rules; others get 403 (repeatable).")] = None,
+    code_competition: Annotated[bool, typer.Option(
+        "--code-competition", help="Accept submissions only from notebooks (CreateCodeSubmission).")] = False,
+    run_kernels: Annotated[bool, typer.Option(help="Run pushed kernels locally in a subprocess.")] = True,
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
+    from tasks.errors import ConfigError
+    from tasks.host.common import HostSettings, parse_users
+    from tasks.host.server import HostServer
+    from tasks.host.state import CompetitionHost
+
+    backend = competition_backend(name, data_dir, "local", None)
+    settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
+                            rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
+                            run_kernels=run_kernels)
+    try:
+        server = HostServer(CompetitionHost(backend, settings), address, port)
+    except OSError as error:  # the address is taken or not ours
+        raise ConfigError(f"cannot listen on {address}:{port}: {error.strerror or error}") from None
+    console.print(f"serving {name!r} on {server.url} (Ctrl-C stops). Point the kaggle client at it with\n"
+                  f"  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY={server.url} NO_PROXY=127.0.0.1",
+                  soft_wrap=True, highlight=False, markup=False)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()

@@ -1,0 +1,57 @@
+"""`headstart leaderboard`, `submissions` and `submit`: a competition's standings, and sending a file to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from flows.cli.common import Backend, Competition, DataDir, Spec, competition_backend, console, print_table
+
+
+def leaderboard(name: Competition = "digits", data_dir: DataDir = Path("data"), backend: Backend = "local",
+                spec: Spec = None) -> None:
+    """Show a competition's public leaderboard (each team's best)."""
+    competition = competition_backend(name, data_dir, backend, spec)
+    print_table(f"{name} leaderboard ({competition.spec.metric})", competition.leaderboard(),
+                ["rank", "team", "score", "date", "ref"])
+
+
+def submissions(name: Competition = "digits", data_dir: DataDir = Path("data"), backend: Backend = "local",
+                spec: Spec = None) -> None:
+    """List a competition's submissions, newest first."""
+    from tasks.backends.local import LocalBackend
+
+    competition = competition_backend(name, data_dir, backend, spec)
+    rows = competition.submissions()
+    rows = list(reversed(rows)) if isinstance(competition, LocalBackend) else rows
+    columns = ["ref", "date", "team", "file_name", "status", "public_score", "description", "error"]
+    # Kaggle lists only your team's submissions: leave out the columns nobody filled.
+    shown = [column for column in columns if any(row.get(column) not in (None, "") for row in rows)]
+    print_table(f"{name} submissions", rows, shown or columns)
+
+
+def submit(
+    competition: Competition,
+    file: Annotated[Optional[Path], typer.Argument(
+        help="Submission CSV; default: the newest in data/06_submissions/<competition>/.")] = None,
+    data_dir: DataDir = Path("data"),
+    backend: Backend = "local",
+    spec: Spec = None,
+    message: Annotated[str, typer.Option(help="Submission description.")] = "headstart",
+    force: Annotated[bool, typer.Option("--force", help="Send a file even if it was sent before.")] = False,
+) -> None:
+    """Validate a submission, check the day's quota, send it once, wait for its score, log it."""
+    from tasks.backends import submit_file
+    from tasks.backends.guard import newest_submission
+    from tasks.config import Config
+
+    config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec, message=message)
+    path = file or newest_submission(config.paths.submissions(competition))
+    record = submit_file(config, path, force=force, if_duplicate="raise")
+    console.print(f"{competition}: submission {record.get('ref')} of {path.name}: status {record.get('status')}, "
+                  f"public score {record.get('public_score')}", soft_wrap=True, highlight=False, markup=False)
+    if record.get("error"):
+        console.print(f"[red]submission error:[/] {escape(str(record['error']))}", soft_wrap=True, highlight=False)

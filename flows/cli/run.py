@@ -1,0 +1,79 @@
+"""`headstart run` and `headstart backbones`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from flows.cli.common import Backend, DataDir, Spec, console, print_table
+
+
+def run(
+    competition: Annotated[str, typer.Argument(help="Competition slug; default: the built-in offline one.")] = "digits",
+    data_dir: DataDir = Path("data"),
+    no_submit: Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")] = False,
+    member: Annotated[Optional[list[str]], typer.Option(
+        "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, cnn, logistic, mlp.")] = None,
+    backbone: Annotated[Optional[list[str]], typer.Option(
+        "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")] = None,
+    weights_dir: Annotated[Optional[list[Path]], typer.Option(
+        "--weights-dir", help="Folder searched first for backbone weights files (repeatable).")] = None,
+    view: Annotated[Optional[list[str]], typer.Option(
+        "--view", help="Feature views (repeatable): identity, flip; default: flip too for colour images.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Backbone input size (default: its native).")] = None,
+    random_weights: Annotated[bool, typer.Option(
+        "--random-weights", help="Registry backbones with random weights (tests and benchmarks only).")] = False,
+    blend: Annotated[str, typer.Option(help="mean, weights or caruana.")] = "caruana",
+    folds: Annotated[int, typer.Option(min=2, help="Stratified CV folds.")] = 5,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
+    backend: Backend = "local",
+    spec: Spec = None,
+) -> None:
+    """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
+    from tasks.config import Config
+
+    defaults = Config()
+    features = dataclasses.replace(defaults.features, views=tuple(view or ()), image_size=image_size,
+                                   weights="none" if random_weights else "imagenet")
+    config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
+                    members=tuple(member or ()), backbones=tuple(backbone or ()),
+                    weights_dirs=tuple(map(str, weights_dir or ())), folds=folds, seed=seed,
+                    train=dataclasses.replace(defaults.train, epochs=epochs), features=features,
+                    blend=blend, submit=not no_submit)
+    from flows.compete import run_compete  # Prefect and TensorFlow load only once the options are valid
+
+    run_json = run_compete(config)
+    show_run(json.loads(Path(run_json).read_text()))
+    print(run_json)
+
+
+def show_run(record: dict) -> None:
+    """The CV table, the blend's score, the leaderboard score and the submission's path."""
+    print_table(f"{record['config']['competition']}: CV {record['metric']}", [
+        *({"member": name, "cv": f"{score:.4f}", "weight": f"{record['weights'][name]:.2f}"}
+          for name, score in record["members"].items()),
+        {"member": f"blend ({record['blend']})", "cv": f"{record['blend_cv_score']:.4f}", "weight": ""}],
+        ["member", "cv", "weight"])
+    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}")
+    result = record["backend_result"]
+    if result is not None:
+        console.print(f"public leaderboard score: {result.get('public_score')} (status {result.get('status')})")
+        if result.get("error"):
+            console.print(f"[red]submission error:[/] {escape(str(result['error']))}")
+    console.print(f"submission: {record['submission']}", soft_wrap=True)
+
+
+def backbones() -> None:
+    """List the registered backbones (plus file:PATH.keras for your own)."""
+    from tasks.backbones import BACKBONES
+
+    print_table("backbones", [{"name": spec.name, "keras": spec.builder, "size": spec.input_size,
+                               "width": spec.feature_width, "preprocessing": spec.preprocessing or "in model",
+                               "weights file": spec.weights_file} for spec in BACKBONES.values()],
+                ["name", "keras", "size", "width", "preprocessing", "weights file"])

@@ -1,0 +1,146 @@
+"""What headstart asks of Prefect, in one place: stages as tasks, retries on network steps, quiet expected
+errors, artifacts that never fail a run, and a run that survives Prefect's API going away.
+
+Prefect with no server configured starts a temporary one per process; on a busy 2-core machine that can
+take longer than Prefect's 20 s default, and under load it has stopped answering mid-run. A run's work
+must not depend on it, so:
+- the temporary server gets minutes, not 20 s, to start (flows/__init__.py; an explicit setting wins);
+- artifacts are best effort: a failure to record one is a warning;
+- if the API cannot be reached, before or during the run, the same stages run again as plain calls
+  (tasks/stages.py): every finished stage is found in its content-addressed cache and reused, and the
+  submission guard never sends a file twice, so nothing is redone or resent.
+With `PREFECT_API_URL` set, runs go to that server.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Callable, TypeVar
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from tasks.errors import HeadstartError, TransientBackendError
+
+T = TypeVar("T")
+logger = logging.getLogger("headstart")
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry condition: only rate limits, server errors and dropped connections are worth another try."""
+    try:
+        state.result()
+    except TransientBackendError:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+# The only retries in the kit: on the steps that talk to a competition's backend.
+NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),
+                       retry_jitter_factor=0.2, retry_condition_fn=_transient)
+
+
+def stage_task(function: Callable, network: bool = False):
+    """A stage as a Prefect task. Stages cache their own outputs by content (paths in, paths out), so
+    Prefect's input hashing would only cost time: no Prefect cache, for every stage."""
+    return task(function, cache_policy=NO_CACHE, **(NETWORK_RETRIES if network else {}))
+
+
+def _expected_error_names() -> set[str]:
+    names, pending = set(), [HeadstartError]
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names
+
+
+_FAILED_BY = re.compile(r"Finished in state Failed\(.*?exception: (\w+):")
+
+
+class ExpectedErrorFilter(logging.Filter):
+    """Keeps expected errors (HeadstartError) out of Prefect's failure logging on the console, and their
+    tracebacks out of the run's logs: the CLI prints the one `error:` line; the flow run's state still says
+    what failed. Bugs keep their tracebacks."""
+
+    def __init__(self, console: bool):
+        super().__init__()
+        self.console = console
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HeadstartError):
+            record.headstart_expected = True
+            record.exc_info, record.exc_text = None, None
+        elif not getattr(record, "headstart_expected", False):
+            match = _FAILED_BY.search(record.getMessage()) if record.levelno >= logging.ERROR else None
+            record.headstart_expected = bool(match and match.group(1) in _expected_error_names())
+        return not (self.console and record.headstart_expected)
+
+
+def install_log_filters() -> None:
+    """Put ExpectedErrorFilter on Prefect's handlers (once; they are set up when prefect is imported)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(existing, ExpectedErrorFilter) for existing in handler.filters):
+                handler.addFilter(ExpectedErrorFilter(console=isinstance(handler, PrefectConsoleHandler)))
+
+
+def best_effort(what: str, action: Callable[[], object]) -> None:
+    """Record something in Prefect (an artifact); a failure to do so is a warning, never a failed run."""
+    try:
+        action()
+    except Exception as error:  # the API may be slow or gone: the run's files hold the same facts
+        logger.warning("could not record %s in Prefect (%s); the run's files under data/ have it", what,
+                       type(error).__name__)
+
+
+def prefect_unavailable(error: BaseException) -> bool:
+    """Whether a failure came from Prefect's API (not answering, gone, or failing to start), not from a stage."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, HeadstartError):
+            return False
+        if isinstance(error, httpx.TransportError):
+            return True
+        if isinstance(error, PrefectHTTPStatusError) and error.response.status_code >= 500:
+            return True
+        if isinstance(error, RuntimeError) and "Prefect API server" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def run_or_fall_back(flow_call: Callable[[], T], plain_call: Callable[[], T], what: str) -> T:
+    """Run `flow_call`; if Prefect's API cannot be reached, run `plain_call` (the same stages, no Prefect)."""
+    install_log_filters()
+    try:
+        return flow_call()
+    except Exception as error:
+        if not prefect_unavailable(error):
+            raise
+        _stop_api_logging()
+        logger.warning("Prefect's API did not answer (%s: %s); running %s without orchestration: finished "
+                       "stages are reused from their caches", type(error).__name__, str(error)[:200], what)
+        return plain_call()
+
+
+def _stop_api_logging() -> None:
+    """With the API gone, sending logs to it only fills stderr with '--- Error logging to API ---'."""
+    from prefect.logging.handlers import APILogHandler
+
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "headstart"):
+        target = logging.getLogger(name)
+        for handler in list(target.handlers):
+            if isinstance(handler, APILogHandler):
+                target.removeHandler(handler)

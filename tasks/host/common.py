@@ -1,0 +1,46 @@
+"""What the host's modules share: its error type, redirects, settings and the RPC path prefixes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.errors import ConfigError
+
+RPC_PREFIXES = ("/api/v1/", "/v1/")
+
+
+class HostError(Exception):
+    """An error answered as Kaggle does: HTTP status plus {"code", "message"}."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Who may call, whose rules are accepted, and how kernels behave."""
+
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, key); empty: anyone
+    rules_accepted_by: tuple[str, ...] | None = None  # None: no rules to accept
+    code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
+    run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
+    kernel_timeout: float = 3600.0
+
+
+def parse_users(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """`NAME:KEY` strings to pairs; the error never repeats a value (it holds a key)."""
+    users = []
+    for position, value in enumerate(values, start=1):
+        name, separator, key = value.partition(":")
+        if not separator or not name or not key:
+            raise ConfigError(f"--user number {position} is not NAME:KEY")
+        users.append((name, key))
+    return tuple(users)
+
+

@@ -1,0 +1,76 @@
+"""The stage order of a run, written once.
+
+`compete(config, stages)` runs fetch → index → plan → features → members → blend → submission →
+submit → record. Each stage takes a Config and paths and returns a path (or a small plan or record);
+none imports an orchestrator. The Prefect flow (flows/compete.py) passes the same functions wrapped
+as tasks, a Kaggle notebook (flows/kaggle_notebook.py) passes them as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from tasks.backends import backend_for, fetch_competition, submit_file
+from tasks.config import Config
+from tasks.ensemble import blend_members
+from tasks.features import cache_features
+from tasks.files import atomic_write_json
+from tasks.index import index_competition
+from tasks.recipes import MemberName, fit_member, plan_run
+from tasks.submission import write_submission_file
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: Path, submission: Path,
+               result: dict | None) -> Path:
+    """Write run.json beside the run's predictions: config, each member's CV score and weight, the blend, the
+    submission and the backend's answer."""
+    ensemble = json.loads((Path(blend_dir) / "ensemble.json").read_text())
+    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"],
+              "member_dirs": [str(directory) for directory in member_dirs],
+              "members": {name: member["cv_score"] for name, member in ensemble["members"].items()},
+              "weights": {name: member["weight"] for name, member in ensemble["members"].items()},
+              "blend": ensemble["method"], "blend_cv_score": ensemble["cv_score"],
+              "blend_cv_score_by_method": ensemble["cv_score_by_method"],
+              "submission": str(submission), "backend_result": result}
+    return atomic_write_json(config.paths.predictions(config.competition, run_id) / "run.json", record)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """One callable per stage. The defaults are the plain functions; an orchestrator swaps in wrapped ones."""
+
+    fetch: Callable[..., Path] = fetch_competition
+    index: Callable[..., Path] = index_competition
+    plan: Callable = plan_run
+    features: Callable[..., tuple[Path, ...]] = cache_features
+    member: Callable[..., Path] = fit_member
+    blend: Callable[..., Path] = blend_members
+    submission: Callable[..., Path] = write_submission_file
+    submit: Callable[..., dict] = submit_file
+    record: Callable[..., Path] = record_run
+
+
+def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None) -> Path:
+    """Fetch, index, extract features, fit members, blend, write a validated submission, submit; return run.json."""
+    run_id = run_id or new_run_id()
+    spec = backend_for(config).spec
+    raw_dir = stages.fetch(config)
+    index_dir = stages.index(config, spec, raw_dir)
+    plan = stages.plan(config, index_dir)
+    features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
+                for backbone, weights in plan.weights.items()}
+    member_dirs = [stages.member(config, index_dir, name, features.get(MemberName.parse(name).backbone, ()))
+                   for name in plan.members]
+    blend_dir = stages.blend(config, index_dir, member_dirs, run_id)
+    submission = stages.submission(config, spec, index_dir, blend_dir, raw_dir)
+    result = stages.submit(config, submission) if config.submit else None
+    return stages.record(config, run_id, member_dirs, blend_dir, submission, result)
