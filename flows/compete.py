@@ -26,9 +26,9 @@ STAGES = stages.Stages(
 
 
 @flow(name="compete")
-def compete(config: Config = Config()) -> Path:
+def compete(config: Config = Config(), run_id: str | None = None) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit."""
-    run_json = stages.compete(config, STAGES)
+    run_json = stages.compete(config, STAGES, run_id)
     best_effort("the run's scores", lambda: publish_scores(json.loads(Path(run_json).read_text())))
     return run_json
 
@@ -47,5 +47,12 @@ def publish_scores(record: dict) -> None:
 
 
 def run_compete(config: Config) -> Path:
-    """The compete flow; if Prefect's API cannot be reached, the same stages without it."""
-    return run_or_fall_back(lambda: compete(config), lambda: stages.compete(config), "the run")
+    """The compete flow; if Prefect's API cannot be reached, the same stages without it (a run whose work
+    finished before Prefect failed to record its end is not run again)."""
+    run_id = stages.new_run_id()
+    run_json = config.paths.predictions(config.competition, run_id) / "run.json"
+
+    def without_prefect() -> Path:
+        return run_json if run_json.is_file() else stages.compete(config, run_id=run_id)
+
+    return run_or_fall_back(lambda: compete(config, run_id), without_prefect, "the run")

@@ -59,13 +59,16 @@ def _expected_error_names() -> set[str]:
     return names
 
 
-_FAILED_BY = re.compile(r"Finished in state Failed\(.*?exception: (\w+):")
+# How Prefect reports the end of a task or flow run that raised: "Finished in state Failed('Task run
+# encountered an exception CompetitionDataError: ...')" ("...an exception: ..." for flow runs).
+_FAILED_BY = re.compile(r"Finished in state Failed\(.{0,40}?encountered an exception:? (\w+):")
 
 
 class ExpectedErrorFilter(logging.Filter):
     """Keeps expected errors (HeadstartError) out of Prefect's failure logging on the console, and their
     tracebacks out of the run's logs: the CLI prints the one `error:` line; the flow run's state still says
-    what failed. Bugs keep their tracebacks."""
+    what failed. The same for Prefect's own API going away: the fallback says so in one warning. Bugs keep
+    their tracebacks."""
 
     def __init__(self, console: bool):
         super().__init__()
@@ -73,23 +76,45 @@ class ExpectedErrorFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, HeadstartError):
+        if error is not None and (isinstance(error, HeadstartError) or prefect_unavailable(error)):
             record.headstart_expected = True
             record.exc_info, record.exc_text = None, None
         elif not getattr(record, "headstart_expected", False):
-            match = _FAILED_BY.search(record.getMessage()) if record.levelno >= logging.ERROR else None
+            match = _FAILED_BY.search(record.getMessage())
             record.headstart_expected = bool(match and match.group(1) in _expected_error_names())
         return not (self.console and record.headstart_expected)
+
+
+class RepeatFilter(logging.Filter):
+    """With Prefect's API gone, its event and log workers warn about every item they cannot send (one line every
+    few seconds for as long as the run trains): say it once."""
+
+    NOISY = ("prefect.events.clients", "prefect._internal.concurrency")
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.NOISY):
+            return True
+        key = (record.name, record.getMessage()[:60])
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
 
 def install_log_filters() -> None:
     """Put ExpectedErrorFilter on Prefect's handlers (once; they are set up when prefect is imported)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+    # The console handler is the root's; prefect._internal has a stream handler of its own.
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect._internal"):
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(existing, ExpectedErrorFilter) for existing in handler.filters):
                 handler.addFilter(ExpectedErrorFilter(console=isinstance(handler, PrefectConsoleHandler)))
+                handler.addFilter(RepeatFilter())
 
 
 def best_effort(what: str, action: Callable[[], object]) -> None:
@@ -122,25 +147,37 @@ def prefect_unavailable(error: BaseException) -> bool:
 
 
 def run_or_fall_back(flow_call: Callable[[], T], plain_call: Callable[[], T], what: str) -> T:
-    """Run `flow_call`; if Prefect's API cannot be reached, run `plain_call` (the same stages, no Prefect)."""
+    """Run `flow_call`; if Prefect's API cannot be reached, run `plain_call` (the same stages, no Prefect).
+
+    `plain_call` finds every stage the flow finished in its cache, so it redoes nothing (a flow that finished
+    its work but could not report its final state leaves `plain_call` only the finding)."""
     install_log_filters()
     try:
         return flow_call()
     except Exception as error:
         if not prefect_unavailable(error):
             raise
-        _stop_api_logging()
+        _detach_from_api()
         logger.warning("Prefect's API did not answer (%s: %s); running %s without orchestration: finished "
                        "stages are reused from their caches", type(error).__name__, str(error)[:200], what)
         return plain_call()
 
 
-def _stop_api_logging() -> None:
-    """With the API gone, sending logs to it only fills stderr with '--- Error logging to API ---'."""
-    from prefect.logging.handlers import APILogHandler
+def _detach_from_api() -> None:
+    """With the API gone, stop sending it logs and events: each would be retried and fail, filling stderr
+    while the run goes on, and holding the process for minutes at exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler, APILogWorker
 
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "headstart"):
         target = logging.getLogger(name)
         for handler in list(target.handlers):
             if isinstance(handler, APILogHandler):
                 target.removeHandler(handler)
+    for service in (EventsWorker, APILogWorker):
+        try:  # Prefect's internals: at worst the queued items are retried at exit, as without this
+            for instance in list(service._instances.values()):
+                while not instance._queue.empty():
+                    instance._queue.get_nowait()
+        except Exception:  # noqa: BLE001 - a best-effort clean-up must not fail the run
+            pass

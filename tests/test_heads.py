@@ -45,7 +45,9 @@ def test_cnn_learns_and_augments_only_in_training(context):
     result = fit_cnn(MemberContext(context.index, TrainConfig(epochs=20, batch_size=8, learning_rate=3e-3)))
     assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8
     model = cnn_model((28, 28, 1), 10)
-    images = np.random.default_rng(0).uniform(0, 255, (2, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(model(images, training=False), model(images, training=False))
-    assert "random_flip" not in [layer.name for layer in model.get_layer("augmentation").layers]
+    images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
+    augmentation = model.get_layer("augmentation")
+    np.testing.assert_array_equal(augmentation(images, training=False), images)  # inference: untouched
+    assert np.abs(np.asarray(augmentation(images, training=True)) - images).max() > 1.0  # training: augmented
+    assert "random_flip" not in [layer.name for layer in augmentation.layers]
     assert "random_flip" in [layer.name for layer in cnn_model((28, 28, 3), 10).get_layer("augmentation").layers]

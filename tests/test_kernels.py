@@ -23,6 +23,17 @@ from tasks.submission import read_submission, validate_submission
 from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory  # noqa: F401
 
 SETTINGS = {"members": ["softmax"], "epochs": 1, "folds": 2}
+NO_PREFECT = """
+import importlib.abc, sys
+
+class NoPrefect(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "prefect" or name.startswith("prefect."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoPrefect())
+"""
 
 
 def write_spec(path: Path) -> Path:
@@ -105,9 +116,14 @@ def test_each_template_writes_a_valid_submission_offline(kaggle_layout, tmp_path
         code.write_text(notebook_to_script((folder / "notebook.ipynb").read_text()))
     working = tmp_path / "working"
     dead_proxy = "http://127.0.0.1:9"  # no internet
+    # Kaggle's image has no Prefect: here `import prefect` raises, as it would there.
+    (tmp_path / "no_prefect").mkdir()
+    (tmp_path / "no_prefect" / "sitecustomize.py").write_text(NO_PREFECT)
     environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2",
                    "HEADSTART_KAGGLE_INPUT": str(kaggle_layout / "input"), "HEADSTART_KAGGLE_WORKING": str(working),
-                   "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy}
+                   "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy, "PYTHONPATH": str(tmp_path / "no_prefect")}
+    blocked = subprocess.run([sys.executable, "-c", "import prefect"], env=environment, capture_output=True, text=True)
+    assert blocked.returncode == 1 and "No module named 'prefect'" in blocked.stderr
     result = subprocess.run([sys.executable, str(code)], env=environment, cwd=tmp_path, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

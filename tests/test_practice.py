@@ -9,6 +9,7 @@ from tasks.backends.practice import (
     upsample_digits,
 )
 from tasks.competitions import load_competition
+from tasks.errors import ConfigError
 
 
 def test_upsampled_digits_look_like_mnist():
@@ -28,7 +29,11 @@ def test_digits_frames_are_digit_recognizer_layout():
 
 
 def test_digits_competition_is_created_once(digits_store, tmp_path):
-    backend = ensure_digits(digits_store / "local" / "digits")
+    root = digits_store / "local" / "digits"
+    files = [root / "competition.json", root / "solution.csv", root / "public" / "digits.zip"]
+    stamps = [path.stat().st_mtime_ns for path in files]
+    backend = ensure_digits(root)
+    assert [path.stat().st_mtime_ns for path in files] == stamps  # found, not rebuilt
     assert backend.spec.slug == "digits"
     data = load_competition(backend.spec, backend.download(tmp_path / "raw"))
     assert data.train_pixels.shape == (1257, 28, 28, 1)
@@ -65,6 +70,6 @@ def test_create_from_tfds(tfds_dir, tmp_path):
 
 
 def test_unknown_tfds_dataset_fails_clearly(tmp_path):
-    with pytest.raises(Exception, match="no_such_dataset"):
+    with pytest.raises(ConfigError, match="TFDS has no dataset 'no_such_dataset'"):
         create_from_tfds(tmp_path / "store" / "x", "x", "no_such_dataset", tmp_path / "tfds")
     assert not (tmp_path / "store" / "x").exists()

@@ -38,19 +38,33 @@ def test_default_recipes():
     assert default_members("image_folder", 3, ()) == ("cnn#0",)
 
 
-def test_default_backbone_without_weights_is_skipped_with_one_warning(tmp_path):
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: Keras' download fails as it does offline, whether or not this machine is online."""
+    attempts = []
+
+    def fail(spec):
+        attempts.append(spec.name)
+        raise WeightsUnavailableError(f"{spec.name}: download failed (URLError)")
+
+    monkeypatch.setattr("tasks.backbones.download_weights", fail)
+    return attempts
+
+
+def test_default_backbone_without_weights_is_skipped_with_one_warning(tmp_path, offline):
     warnings = []
     plan = plan_members(Config(), "image_folder", 3, [tmp_path], warn=warnings.append)
+    assert offline == ["efficientnetb0"]  # the download was tried, and failed
     assert plan.members == ("cnn#0",) and plan.weights == {}
     assert len(warnings) == 1 and BACKBONES["efficientnetb0"].weights_file in warnings[0]
 
 
-def test_named_backbone_without_weights_fails(tmp_path):
+def test_named_backbone_without_weights_fails(tmp_path, offline):
     with pytest.raises(WeightsUnavailableError, match=BACKBONES["vgg16"].weights_file):
         plan_members(Config(backbones=("vgg16",)), "image_folder", 3, [tmp_path])
 
 
-def test_plan_with_local_weights_and_files(tmp_path):
+def test_plan_with_local_weights_and_files(tmp_path, offline):
     weights = tmp_path / BACKBONES["vgg16"].weights_file
     weights.write_bytes(b"x")
     mine = tiny_backbone_file(tmp_path / "mine.keras")
@@ -59,9 +73,10 @@ def test_plan_with_local_weights_and_files(tmp_path):
     assert plan.members == ("logistic@vgg16", f"logistic@file:{mine}", "mlp@vgg16", f"mlp@file:{mine}")
 
 
-def test_random_weights_only_when_asked(tmp_path):
+def test_random_weights_only_when_asked(tmp_path, offline):
     config = Config(members=("logistic",), backbones=("vgg16",), features=FeatureConfig(weights="none"))
     assert plan_members(config, "pixels_csv", 1, [tmp_path]).weights == {"vgg16": None}
+    assert offline == []  # random weights need no download
 
 
 def test_views_follow_the_images(tmp_path):

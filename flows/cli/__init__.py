@@ -7,6 +7,7 @@ become `error: ...` and exit code 1 are in flows/cli/common.py.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from flows.cli.common import new_app
 from flows.cli.host import host
@@ -23,8 +24,9 @@ app.add_typer(kernel_app, name="kernel")
 
 
 def main() -> None:
-    # Quiet defaults for a command-line run; an explicit setting in the environment wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Quiet defaults for a command-line run; an explicit setting in the environment wins. Without an NVIDIA
+    # device there is no GPU to find, and TensorFlow's failed CUDA probe ("failed call to cuInit") is noise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if Path("/dev/nvidiactl").exists() else "3")
     import logging
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not problems

@@ -3,6 +3,9 @@ become a one-line `error:` and exit code 1."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -57,3 +60,25 @@ def competition_backend(name: str, data_dir: Path, backend: str, spec: str | Non
     from tasks.paths import DataPaths
 
     return open_backend(name, DataPaths(data_dir), backend, spec)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up notes (absl's "All log messages before
+    absl::InitializeLog()...", CUDA probes) kept off the terminal: no setting silences them, and they are
+    not the user's business. If the import fails, they are shown with the error."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as notes:
+        os.dup2(notes.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            notes.seek(0)
+            sys.stderr.write(notes.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from flows.cli.common import Backend, DataDir, Spec, console, print_table
+from flows.cli.common import Backend, DataDir, Spec, console, import_tensorflow_quietly, print_table
 
 
 def run(
@@ -46,7 +46,8 @@ def run(
                     weights_dirs=tuple(map(str, weights_dir or ())), folds=folds, seed=seed,
                     train=dataclasses.replace(defaults.train, epochs=epochs), features=features,
                     blend=blend, submit=not no_submit)
-    from flows.compete import run_compete  # Prefect and TensorFlow load only once the options are valid
+    import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
+    from flows.compete import run_compete
 
     run_json = run_compete(config)
     show_run(json.loads(Path(run_json).read_text()))
@@ -71,6 +72,7 @@ def show_run(record: dict) -> None:
 
 def backbones() -> None:
     """List the registered backbones (plus file:PATH.keras for your own)."""
+    import_tensorflow_quietly()
     from tasks.backbones import BACKBONES
 
     print_table("backbones", [{"name": spec.name, "keras": spec.builder, "size": spec.input_size,

@@ -109,7 +109,11 @@ def create_from_tfds(root: Path, name: str, dataset: str, tfds_data_dir: Path | 
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(dataset, data_dir=None if tfds_data_dir is None else str(tfds_data_dir))
+    try:
+        builder = tfds.builder(dataset, data_dir=None if tfds_data_dir is None else str(tfds_data_dir))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ConfigError(f"TFDS has no dataset {dataset!r}; see `tfds.list_builders()` for the names it knows, "
+                          "e.g. mnist, cifar10, fashion_mnist") from None
     builder.download_and_prepare()
     image_key, label_key = builder.info.supervised_keys or ("image", "label")
     label_feature = builder.info.features[label_key]
