@@ -80,7 +80,7 @@ def backbone_spec(name: str) -> BackboneSpec:
         return BackboneSpec(name, "file", 224, 0, "", str(path), min_size=8)
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; known backbones are {sorted(BACKBONES)} "
-                         "or file:PATH.keras")
+                          "or file:PATH.keras")
     return BACKBONES[name]
 
 

@@ -134,7 +134,7 @@ def resolve_spec(name_or_path: str) -> CompetitionSpec:
     if path.suffix in (".toml", ".json"):
         return load_spec_file(path)
     raise SpecError(f"unknown competition spec {name_or_path!r}: use one of {sorted(BUILTIN_SPECS)} "
-                     "or the path of a .toml spec file")
+                    "or the path of a .toml spec file")
 
 
 @dataclass(frozen=True)

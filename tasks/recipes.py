@@ -50,7 +50,7 @@ class MemberName:
             raise ConfigError(f"unknown member kind {kind!r} in {name!r}; known kinds are {sorted(KINDS)}")
         if (kind in HEAD_MEMBERS) != bool(backbone):
             raise ConfigError(f"member {name!r}: heads ({', '.join(HEAD_MEMBERS)}) need @BACKBONE; "
-                             f"pixel members ({', '.join(PIXEL_MEMBERS)}) take none")
+                              f"pixel members ({', '.join(PIXEL_MEMBERS)}) take none")
         if seed and not seed.isdigit():
             raise ConfigError(f"member {name!r}: the seed after '#' must be a whole number")
         return cls(kind, backbone or None, int(seed or 0))

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.factories import kaggle_zip
+from tests.factories import kaggle_zip, tiny_backbone_file, write_separable_digits, zip_folder
 
 runner = CliRunner()
 
@@ -57,6 +57,28 @@ def test_run_without_submitting(prefect_server, digits_store, tmp_path):
     second = json.loads(Path(again.strip().splitlines()[-1]).read_text())
     assert second["member_dirs"] == record["member_dirs"] and member_json.stat().st_mtime_ns == stamp  # cached
     assert second["run_id"] != record["run_id"]
+
+
+def test_run_a_feature_head_on_a_file_backbone_with_two_views(prefect_server, tmp_path):
+    """A head on cached features of a bring-your-own backbone, extracted for the identity and a mirror view,
+    on three classes that a small random convolution tells apart."""
+    folder = write_separable_digits(tmp_path / "files", num_train=150, num_test=12)
+    pd.DataFrame({"ImageId": range(1, 13), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    data_dir = tmp_path / "data"
+    invoke("local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
+           tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", data_dir)
+    member = f"logistic@file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"
+    output = invoke("run", "shapes", "--data-dir", data_dir, "--member", member, "--view", "identity",
+                    "--view", "flip", "--folds", "3", "--no-submit")
+    record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
+    assert list(record["members"]) == [member] and record["members"][member] > 0.8  # chance is 1/3
+    assert record["config"]["features"]["views"] == ["identity", "flip"]
+    feature_sets = sorted((data_dir / "03_features" / "shapes").iterdir())
+    assert [path.name.split("-")[1] for path in feature_sets] == ["flip", "identity"]
+    for path in feature_sets:
+        manifest = json.loads((path / "manifest.json").read_text())
+        assert manifest["complete"] and manifest["view"] in path.name and manifest["feature_width"] == 12
+    assert pd.read_csv(record["submission"]).shape == (12, 2)
 
 
 @pytest.mark.parametrize("layout, spec, options", [

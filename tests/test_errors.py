@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from tests.factories import kaggle_zip, write_digit_recognizer, zip_folder
 
 HEADSTART = str(Path(sys.executable).with_name("headstart"))
-# What a user's shell has: the tests' own TF_CPP_MIN_LOG_LEVEL is not the CLI's default.
-USER_ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+# What a user's shell has: without the quieter logging the tests set for themselves (tests/conftest.py).
+USER_ENVIRONMENT = {name: value for name, value in os.environ.items()
+                    if name not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_LEVEL")}
 FAILURE_LOGGING = ("Traceback", 'File "', "Task run failed", "Encountered exception", "Finished in state Failed")
 
 

@@ -20,7 +20,7 @@ def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_D
     if not (root / "competition.json").is_file():
         known = sorted(p.name for p in paths.root.joinpath("local").glob("*") if (p / "competition.json").is_file())
         raise ConfigError(f"no local competition {name!r} under {paths.root / 'local'} (known: {known or 'none'}); "
-                         f"create it with `headstart local create {name} ...`, or use --backend kaggle")
+                          f"create it with `headstart local create {name} ...`, or use --backend kaggle")
     return LocalBackend(root)
 
 

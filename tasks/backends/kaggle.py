@@ -116,7 +116,7 @@ def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
         raise explain_http_error(error, slug, action, secrets) from None
     except (requests.ConnectionError, requests.Timeout) as error:
         raise TransientBackendError(f"cannot reach Kaggle to {action} for {slug!r} "
-                                   f"({type(error).__name__}); retried with backoff") from None
+                                    f"({type(error).__name__}); retried with backoff") from None
 
 
 def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
@@ -131,7 +131,7 @@ def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
     if name in BUILTIN_SPECS:
         return BUILTIN_SPECS[name]
     raise SpecError(f"no spec for the Kaggle competition {name!r}: built-in specs are {sorted(BUILTIN_SPECS)}; "
-                     "describe any other one in a .toml file and pass it with --spec")
+                    "describe any other one in a .toml file and pass it with --spec")
 
 
 def _score(value) -> float | None:
@@ -200,7 +200,7 @@ class KaggleBackend:
                               description, self.name, kernel=kernel, kernel_version=version, quiet=True)
         if not getattr(response, "ref", 0):
             raise BackendError(f"{self.name}: code submission of {kernel} v{version} was not created "
-                              f"({response.message or 'no reason given'})")
+                               f"({response.message or 'no reason given'})")
         return {"ref": response.ref, "status": "pending", "file_name": file_name, "description": description,
                 "public_score": None, "private_score": None, "error": None}
 
@@ -256,7 +256,7 @@ class MountedBackend:
         self.spec, self.name, self.input_dir = spec, spec.slug, Path(input_dir)
         if not self.input_dir.is_dir():
             raise NotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
-                                    f"competition {self.name!r} to the notebook (competition_sources)")
+                                f"competition {self.name!r} to the notebook (competition_sources)")
 
     def download(self, destination: Path) -> Path:
         """Link the mounted files into `destination` and unpack image archives there (the mount is read-only)."""

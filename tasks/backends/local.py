@@ -52,7 +52,7 @@ class LocalBackend:
         settings_path = self.root / "competition.json"
         if not settings_path.is_file():
             raise NotFoundError(f"{self.root}: no local competition here (missing competition.json); "
-                                    "create one with `headstart local create`")
+                                "create one with `headstart local create`")
         self.settings = json.loads(settings_path.read_text())
         self.spec = spec_from_dict(self.settings["spec"], source=str(settings_path))
         self.name = self.settings["name"]

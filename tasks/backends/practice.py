@@ -119,7 +119,7 @@ def create_from_tfds(root: Path, name: str, dataset: str, tfds_data_dir: Path | 
     label_feature = builder.info.features[label_key]
     if not hasattr(label_feature, "names"):
         raise ConfigError(f"TFDS dataset {dataset!r}: {label_key!r} is not a class label; "
-                         "expected an image-classification dataset")
+                          "expected an image-classification dataset")
     class_names = tuple(label_feature.names)
     spec = CompetitionSpec(
         slug=name, layout="image_csv", class_names=class_names, train_csv="train.csv", id_column="id",
