@@ -13,7 +13,8 @@ from tasks.config import Config
 from tasks.files import atomic_write_json
 
 publish_kit = stage_task(kernels.publish_kit, network=True)
-push_kernel_version = stage_task(kernels.push_kernel_version, network=True)
+# Not retried: a push is not idempotent, and a 5xx after Kaggle accepted it would push a second version.
+push_kernel_version = stage_task(kernels.push_kernel_version)
 collect_kernel_output = stage_task(kernels.collect_kernel_output, network=True)
 submit_kernel_output = stage_task(kernels.submit_kernel_output, network=True)
 

@@ -25,15 +25,15 @@ WORKING = Path(os.environ.get("HEADSTART_KAGGLE_WORKING", "/kaggle/working"))
 
 def find_kit(input_root: Path) -> Path:
     """The kit bundle dataset: unpacked by Kaggle, or still a zip (then unpacked to a scratch folder)."""
-    for pattern in ("*/flows/kaggle_notebook.py", "*/*/flows/kaggle_notebook.py", "*/*/*/flows/kaggle_notebook.py"):
-        for module in sorted(input_root.glob(pattern)):
-            return module.parent.parent
-    for pattern in ("*/headstart-kit.zip", "*/*/headstart-kit.zip", "*/*/*/headstart-kit.zip"):
-        for archive in sorted(input_root.glob(pattern)):
-            target = Path(tempfile.mkdtemp(prefix="headstart-kit-"))
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(target)
-            return target
+    # Anywhere below the input root: /kaggle/input/<slug>/, /kaggle/input/datasets/<owner>/<slug>/, and the
+    # folder Kaggle unpacks an uploaded zip into are all seen in the wild.
+    for module in sorted(input_root.rglob("flows/kaggle_notebook.py")):
+        return module.parent.parent
+    for archive in sorted(input_root.rglob("headstart-kit.zip")):
+        target = Path(tempfile.mkdtemp(prefix="headstart-kit-"))
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(target)
+        return target
     raise FileNotFoundError(f"{input_root}: the headstart kit dataset is not attached")
 
 

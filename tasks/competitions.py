@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
 import tempfile
 import tomllib
 import zipfile
@@ -299,10 +300,7 @@ def unpack_archive(archive: Path, destination: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=destination, prefix=".unpack-"))
     try:
         if archive.suffix == ".7z":
-            import py7zr
-
-            with py7zr.SevenZipFile(archive, "r") as seven_zip:
-                seven_zip.extractall(staging)
+            _unpack_7z(archive, staging)
         else:
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(staging)
@@ -316,6 +314,23 @@ def unpack_archive(archive: Path, destination: Path) -> Path:
         entry.replace(target)
     staging.rmdir()
     return destination
+
+
+def _unpack_7z(archive: Path, target: Path) -> None:
+    """py7zr where it is installed; else the `7z` command (Kaggle's notebook image has that, not py7zr)."""
+    try:
+        import py7zr
+    except ImportError:
+        command = next((name for name in ("7z", "7za", "7zz") if shutil.which(name)), None)
+        if command is None:
+            raise CompetitionDataError(f"{archive}: unpacking a .7z archive needs py7zr (pip install py7zr) or the "
+                                       "7z command (apt-get install p7zip-full)") from None
+        finished = subprocess.run([command, "x", "-y", f"-o{target}", str(archive)], capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError((finished.stderr or finished.stdout).strip()[-500:]) from None
+        return
+    with py7zr.SevenZipFile(archive, "r") as seven_zip:
+        seven_zip.extractall(target)
 
 
 def unpack_image_archives(spec: CompetitionSpec, raw_dir: Path) -> None:

@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,13 +8,13 @@ from tasks.competitions import (
     BUILTIN_SPECS,
     CIFAR_10,
     DIGIT_RECOGNIZER,
-    CompetitionDataError,
     load_competition,
     load_spec_file,
     resolve_spec,
+    unpack_archive,
     unpack_image_archives,
 )
-from tasks.errors import SpecError
+from tasks.errors import CompetitionDataError, SpecError
 from tests.factories import write_cifar, write_digit_recognizer
 
 
@@ -53,6 +55,34 @@ def test_loads_cifar_7z_archives(tmp_path):
     unpack_image_archives(CIFAR_10, tmp_path)
     data = load_competition(CIFAR_10, tmp_path)
     assert len(data.train_images) == 30 and len(data.test_images) == 10
+
+
+FAKE_7Z = """#!{python}
+# A stand-in for p7zip's `7z` with its command line (x -y -o<dir> <archive>), as Kaggle's image has it.
+import sys, py7zr
+open({log!r}, "a").write(" ".join(sys.argv[1:]) + "\\n")
+command, yes, output, archive = sys.argv[1:]
+assert (command, yes) == ("x", "-y") and output.startswith("-o")
+py7zr.SevenZipFile(archive).extractall(output[2:])
+"""
+
+
+def test_7z_archives_without_py7zr_use_the_7z_command(tmp_path, monkeypatch):
+    """Kaggle's notebook image ships the 7z command, not py7zr."""
+    write_cifar(tmp_path / "raw", archives=True)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "7z").write_text(FAKE_7Z.format(python=sys.executable, log=str(tmp_path / "7z.log")))
+    (tools / "7z").chmod(0o755)
+    monkeypatch.setitem(sys.modules, "py7zr", None)  # `import py7zr` raises ImportError
+    monkeypatch.setenv("PATH", str(tools))
+    unpack_image_archives(CIFAR_10, tmp_path / "raw")
+    assert len(load_competition(CIFAR_10, tmp_path / "raw").train_images) == 30
+    assert [line.split()[0] for line in (tmp_path / "7z.log").read_text().splitlines()] == ["x", "x"]
+    (tools / "7z").unlink()
+    write_cifar(tmp_path / "again", archives=False)
+    with pytest.raises(CompetitionDataError, match="needs py7zr .* or the 7z command"):
+        unpack_archive(tmp_path / "raw" / "train.7z", tmp_path / "again")
 
 
 def _rewrite(path, edit):

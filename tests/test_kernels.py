@@ -13,6 +13,7 @@ from tasks.backends.kernels import (
     BUNDLE_NAME,
     KernelConfig,
     build_bundle,
+    kernel_slug,
     render_kernel,
 )
 from tasks.backends.practice import digits_frames
@@ -58,6 +59,37 @@ def test_render_script_and_metadata(tmp_path):
     compile(script, "script.py", "exec")
 
 
+def test_long_competition_slugs_fit_kaggles_50_characters(tmp_path):
+    """Kaggle refuses kernel titles and slugs over 50 characters (with a misleading 500)."""
+    long_a = "jigsaw-unintended-bias-in-toxicity-classification-2026"
+    long_b = "jigsaw-unintended-bias-in-toxicity-classification-2027"
+    assert kernel_slug("digits") == "headstart-digits"
+    assert len(kernel_slug(long_a)) <= 50 and kernel_slug(long_a) == kernel_slug(long_a)
+    assert kernel_slug(long_a) != kernel_slug(long_b)  # the hash keeps slugs of one prefix apart
+    metadata = json.loads((render_kernel(tmp_path, USER, long_a, KernelConfig()) / "kernel-metadata.json").read_text())
+    assert len(metadata["title"]) <= 50 and metadata["id"] == f"{USER}/{kernel_slug(long_a)}"
+    assert metadata["competition_sources"] == [long_a]
+
+
+def test_tpu_is_refused_with_the_reason():
+    """Kaggle's TPU image ships tensorflow-cpu: the kit would silently train on the CPU there."""
+    with pytest.raises(ConfigError, match="tensorflow-cpu.*--accelerator gpu"):
+        KernelConfig(accelerator="tpu")
+
+
+def test_a_push_without_a_version_number_is_a_clear_error(tmp_path):
+    """kagglesdk's push response has an optional version number: never int(None)."""
+    from types import SimpleNamespace
+
+    from tasks.backends.kernels import push_kernel
+    from tasks.errors import BackendError
+
+    folder = render_kernel(tmp_path, USER, "digits", KernelConfig())
+    api = SimpleNamespace(config_values={}, kernels_push=lambda folder: SimpleNamespace(error="", version_number=None))
+    with pytest.raises(BackendError, match="accepted alice/headstart-digits but named no version"):
+        push_kernel(api, folder)
+
+
 def test_render_notebook(tmp_path):
     folder = render_kernel(tmp_path, USER, "digits", KernelConfig(kernel_type="notebook"))
     metadata = json.loads((folder / "kernel-metadata.json").read_text())
@@ -93,21 +125,28 @@ def test_bundle_refuses_credentials(tmp_path):
         build_bundle(tmp_path / "bundle", USER, root=root, secrets=(KEY,))
 
 
-@pytest.fixture(scope="module")
-def kaggle_layout(tmp_path_factory) -> Path:
-    """/kaggle/input with the digits files and the kit bundle (still zipped), as a notebook sees them."""
-    root = tmp_path_factory.mktemp("kaggle")
-    competition = root / "input" / "digits"
+def kaggle_layout(root: Path, kit_unpacked: bool) -> Path:
+    """/kaggle/input as a 2026 notebook sees it: the competition under competitions/<slug>, the kit under
+    datasets/<owner>/<slug>/, either unpacked by Kaggle into a folder named after the zip, or still zipped."""
+    competition = root / "input" / "competitions" / "digits"
     competition.mkdir(parents=True)
     frames = digits_frames()
     for name in ("train.csv", "test.csv", "sample_submission.csv"):
         frames[name].to_csv(competition / name, index=False)
-    build_bundle(root / "input" / "headstart-kit", USER, write_spec(root / "digits.json"))
+    bundle = build_bundle(root / "bundle", USER, write_spec(root / "digits.json"))
+    dataset = root / "input" / "datasets" / USER / "headstart-kit"
+    if kit_unpacked:
+        with zipfile.ZipFile(bundle / BUNDLE_NAME) as zipped:
+            zipped.extractall(dataset / "headstart-kit")
+    else:
+        dataset.mkdir(parents=True)
+        (bundle / BUNDLE_NAME).rename(dataset / BUNDLE_NAME)
     return root
 
 
-@pytest.mark.parametrize("kernel_type", ["script", "notebook"])
-def test_each_template_writes_a_valid_submission_offline(kaggle_layout, tmp_path, kernel_type):
+@pytest.mark.parametrize("kernel_type, kit_unpacked", [("script", True), ("notebook", False)])
+def test_each_template_writes_a_valid_submission_offline(tmp_path, kernel_type, kit_unpacked):
+    root = kaggle_layout(tmp_path / "kaggle", kit_unpacked)
     folder = render_kernel(tmp_path / "kernel", USER, "digits", KernelConfig(kernel_type=kernel_type,
                                                                             settings=SETTINGS), "specs/digits.json")
     code = folder / ("script.py" if kernel_type == "script" else "notebook.ipynb")
@@ -120,14 +159,14 @@ def test_each_template_writes_a_valid_submission_offline(kaggle_layout, tmp_path
     (tmp_path / "no_prefect").mkdir()
     (tmp_path / "no_prefect" / "sitecustomize.py").write_text(NO_PREFECT)
     environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "HEADSTART_KAGGLE_INPUT": str(kaggle_layout / "input"), "HEADSTART_KAGGLE_WORKING": str(working),
+                   "HEADSTART_KAGGLE_INPUT": str(root / "input"), "HEADSTART_KAGGLE_WORKING": str(working),
                    "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy, "PYTHONPATH": str(tmp_path / "no_prefect")}
     blocked = subprocess.run([sys.executable, "-c", "import prefect"], env=environment, capture_output=True, text=True)
     assert blocked.returncode == 1 and "No module named 'prefect'" in blocked.stderr
     result = subprocess.run([sys.executable, str(code)], env=environment, cwd=tmp_path, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    sample = read_submission(kaggle_layout / "input" / "digits" / "sample_submission.csv")
+    sample = read_submission(root / "input" / "competitions" / "digits" / "sample_submission.csv")
     validate_submission(read_submission(working / "submission.csv"), sample, DIGIT_RECOGNIZER.with_slug("digits"),
                         "submission.csv")
     assert json.loads((working / "headstart-run.json").read_text())["config"]["submit"] is False

@@ -19,7 +19,7 @@ def kernel_push_command(
     data_dir: DataDir = Path("data"),
     spec: Spec = None,
     kernel_type: Annotated[str, typer.Option("--type", help="script or notebook.")] = "script",
-    accelerator: Annotated[str, typer.Option(help="none, gpu or tpu.")] = "none",
+    accelerator: Annotated[str, typer.Option(help="none or gpu (Kaggle's TPU image has no GPU TensorFlow).")] = "none",
     dataset: Annotated[Optional[list[str]], typer.Option(
         "--dataset", help="Extra dataset to attach, e.g. weights: owner/slug (repeatable).")] = None,
     model: Annotated[Optional[list[str]], typer.Option(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tasks.backends.kaggle import authenticated_api, call_kaggle
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
-from tasks.files import atomic_write_json, poll
+from tasks.files import atomic_write_json, poll, sha256_text
 
 KIT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = KIT_ROOT / "kernels"
@@ -24,7 +24,7 @@ EXCLUDED = re.compile(r"(^|/)(__pycache__|\.[^/]*|data|kaggle\.json|access_token
                       r"|\.pyc$")
 SPEC_FILES = (".toml", ".json")
 TEMPLATE_FILES = {"script": "script.py", "notebook": "notebook.ipynb"}
-ACCELERATORS = {"none": {}, "gpu": {"enable_gpu": True}, "tpu": {"enable_tpu": True}}
+ACCELERATORS = {"none": {}, "gpu": {"enable_gpu": True}}
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class KernelConfig:
     """How `headstart kernel push` renders, runs and uses a kernel."""
 
     kernel_type: str = "script"  # or "notebook"
-    accelerator: str = "none"  # "gpu" or "tpu"
+    accelerator: str = "none"  # or "gpu"
     datasets: tuple[str, ...] = ()  # extra attached datasets (weights), owner/slug[/version]
     models: tuple[str, ...] = ()  # attached Kaggle models, owner/model/framework/instance/version
     settings: dict = field(default_factory=dict)  # run overrides inside the kernel (epochs, members, folds...)
@@ -43,12 +43,22 @@ class KernelConfig:
     def __post_init__(self) -> None:
         if self.kernel_type not in TEMPLATE_FILES:
             raise ConfigError(f"kernel type must be one of {sorted(TEMPLATE_FILES)}, got {self.kernel_type!r}")
+        if self.accelerator == "tpu":
+            raise ConfigError("accelerator 'tpu' is not offered: Kaggle's TPU image ships tensorflow-cpu, so the "
+                              "kit would train on the CPU; use --accelerator gpu")
         if self.accelerator not in ACCELERATORS:
             raise ConfigError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {self.accelerator!r}")
 
 
+MAX_SLUG = 50  # Kaggle refuses longer kernel titles and slugs (with a misleading 500)
+
+
 def kernel_slug(competition: str) -> str:
-    return f"headstart-{competition}"
+    """`headstart-<competition>`, shortened with a hash suffix when that would pass Kaggle's 50 characters."""
+    slug = f"headstart-{competition}"
+    if len(slug) <= MAX_SLUG:
+        return slug
+    return f"headstart-{competition[:30].rstrip('-')}-{sha256_text(competition)[:8]}"
 
 
 def bundle_files(root: Path = KIT_ROOT) -> list[Path]:
@@ -141,6 +151,9 @@ def push_kernel(api, folder: Path) -> int:
     response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder))
     if response.error:
         raise BackendError(f"pushing {metadata['id']} failed: {response.error}")
+    if not response.version_number:  # optional in kagglesdk's response
+        raise BackendError(f"Kaggle accepted {metadata['id']} but named no version; see "
+                           f"`kaggle kernels status {metadata['id']}`")
     return int(response.version_number)
 
 
