@@ -169,3 +169,54 @@ def test_local_backend_goes_through_the_guard_and_the_cli(prefect_server, digits
     refused = runner.invoke(app, ["submit", "digits", str(bad), "--data-dir", str(data_dir)])
     assert refused.exit_code == 1 and "bad.csv: 1 rows; expected 540" in refused.output
     assert len(backend.submissions()) == 1
+
+
+def test_naive_kaggle_dates_are_utc(monkeypatch):
+    """kagglesdk strips the `Z`: a naive date is UTC, whatever the machine's time zone."""
+    import time
+    from types import SimpleNamespace
+
+    from tasks.backends.guard import sent_today
+    from tasks.backends.kaggle import submission_record
+
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14: local and UTC dates differ most of the day
+    time.tzset()
+    try:
+        submission = SimpleNamespace(ref=7, date=datetime(2026, 11, 26, 5, 0), file_name="a.csv", description="",
+                                     status=SimpleNamespace(name="COMPLETE"), public_score="0.9",
+                                     private_score="", error_description="")
+        record = submission_record(submission)
+        assert record["date"] == "2026-11-26T05:00:00+00:00"
+        now = datetime(2026, 11, 26, 23, 0, tzinfo=timezone.utc)
+        assert sent_today([record], now) == 1
+        assert sent_today([{**record, "date": "2026-11-26T05:00:00"}], now) == 1  # older logs held naive dates
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _limits(**values):
+    from types import SimpleNamespace
+
+    from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+
+    limits = SimpleNamespace(**{"num_today": 0, "num_total": 0, "num_allowed_now": 0, "limited_by_total": False,
+                                **values})
+    api = SimpleNamespace(config_values={}, competition_get_submission_limits=lambda name: limits)
+    return KaggleBackend(kaggle_spec("digit-recognizer"), api=api).limits()
+
+
+def test_all_zero_limits_are_unknown_not_a_used_quota():
+    """Kaggle answers all zeros for a user who is not on a team yet: not '0/0 used'."""
+    assert _limits() is None
+    check_quota(_limits(), [], datetime.now(timezone.utc), daily_limit=5)  # nothing refused
+    assert _limits(num_today=2, num_total=9, num_allowed_now=3)["remaining"] == 3
+
+
+def test_a_lifetime_cap_is_not_explained_as_a_daily_one():
+    limits = _limits(num_today=1, num_total=50, num_allowed_now=0, limited_by_total=True)
+    with pytest.raises(QuotaError, match="lifetime submission cap") as error:
+        check_quota(limits, [], datetime.now(timezone.utc), daily_limit=5)
+    assert "midnight" not in str(error.value)
+    with pytest.raises(QuotaError, match="after midnight UTC"):
+        check_quota(_limits(num_today=5, num_total=9), [], datetime.now(timezone.utc), daily_limit=5)

@@ -35,10 +35,15 @@ def latest_records(records: list[dict]) -> list[dict]:
     return list(latest.values())
 
 
+def utc(text: str) -> datetime:
+    """A logged ISO date as an aware UTC datetime (a naive one is UTC, as kagglesdk's are)."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 def sent_today(records: list[dict], now: datetime) -> int:
     today = now.astimezone(timezone.utc).date()
-    return sum(datetime.fromisoformat(record["date"]).astimezone(timezone.utc).date() == today
-               for record in latest_records(records))
+    return sum(utc(record["date"]).date() == today for record in latest_records(records))
 
 
 def check_file(path: Path, sample_path: Path, spec: CompetitionSpec) -> None:
@@ -53,13 +58,17 @@ def check_file(path: Path, sample_path: Path, spec: CompetitionSpec) -> None:
 
 
 def check_quota(limits: dict | None, records: list[dict], now: datetime, daily_limit: int) -> None:
-    """Refuse when today's quota is used: the server's count when known, else this log's."""
+    """Refuse when the quota is used: the server's count when known, else this log's."""
     used, allowed = (limits["used"], limits["used"] + limits["remaining"]) if limits else \
         (sent_today(records, now), daily_limit)
-    if used >= allowed:
-        source = "the server's count" if limits else "the local log"
-        raise QuotaError(f"daily submission quota used ({used}/{allowed} today by {source}); "
-                                   "nothing was sent; try again after midnight UTC")
+    if used < allowed:
+        return
+    if limits and limits.get("limited_by_total"):
+        raise QuotaError("the competition's lifetime submission cap is reached for your team (the server allows "
+                         "no more, today or later); nothing was sent")
+    source = "the server's count" if limits else "the local log"
+    raise QuotaError(f"daily submission quota used ({used}/{allowed} today by {source}); "
+                     "nothing was sent; try again after midnight UTC")
 
 
 def server_limits(backend) -> dict | None:

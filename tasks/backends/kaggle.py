@@ -11,6 +11,7 @@ import io
 import json
 import os
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 from tasks.competitions import (
@@ -140,10 +141,17 @@ def _score(value) -> float | None:
     return None
 
 
+def utc_text(moment: datetime | None) -> str | None:
+    """kagglesdk's datetimes come back naive (UTC with the `Z` stripped): stamp them as UTC."""
+    if moment is None:
+        return None
+    return (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment).isoformat()
+
+
 def submission_record(submission) -> dict:
     """An ApiSubmission as the backends' plain record."""
     status = getattr(submission.status, "name", str(submission.status)).lower()
-    date = submission.date.isoformat() if getattr(submission, "date", None) else None
+    date = utc_text(getattr(submission, "date", None))
     return {"ref": submission.ref, "date": date, "file_name": submission.file_name,
             "description": submission.description, "status": status,
             "public_score": _score(submission.public_score), "private_score": _score(submission.private_score),
@@ -231,14 +239,16 @@ class KaggleBackend:
         with contextlib.redirect_stdout(io.StringIO()):  # the client prints the next page token
             rows = self._call("show the leaderboard", self.api.competition_leaderboard_view, self.name) or []
         return [{"rank": rank, "team": row.team_name, "score": _score(row.score),
-                 "date": row.submission_date.isoformat() if row.submission_date else None}
+                 "date": utc_text(row.submission_date)}
                 for rank, row in enumerate(rows, start=1)]
 
-    def limits(self) -> dict:
-        """Today's submissions and what is left, as the server counts them."""
+    def limits(self) -> dict | None:
+        """Today's submissions and what is left, as the server counts them; None when it does not say."""
         limits = self._call("read the submission limits", self.api.competition_get_submission_limits, self.name)
+        if not (limits.num_today or limits.num_total or limits.num_allowed_now or limits.limited_by_total):
+            return None  # all zero: what Kaggle answers for a user not on a team yet; the server decides
         return {"daily_limit": limits.num_today + limits.num_allowed_now, "used": limits.num_today,
-                "remaining": limits.num_allowed_now}
+                "remaining": limits.num_allowed_now, "limited_by_total": bool(limits.limited_by_total)}
 
     def is_code_competition(self) -> bool:
         """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`)."""
