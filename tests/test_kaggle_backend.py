@@ -197,3 +197,23 @@ def test_cli_reads_kaggle_standings_and_fails_in_one_line(hosted, tmp_path, monk
     failed = runner.invoke(app, ["submissions", *options])
     assert failed.exit_code == 1 and "401" in failed.output and "KAGGLE_KEY" in failed.output
     assert_no_secret(board.output, listing.output, failed.output)
+
+
+def _http_error(status: int, message: str):
+    import requests
+
+    response = requests.models.Response()
+    response.status_code, response._content = status, json.dumps({"code": status, "message": message}).encode()
+    return requests.HTTPError(f"{status} Client Error: Forbidden for url: http://localhost/api/v1/x", response=response)
+
+
+def test_a_403_gets_rules_advice_only_for_competitions():
+    """Dataset and kernel calls are refused for other reasons: the server's message says which."""
+    from tasks.backends.kaggle import explain_http_error
+
+    dataset = explain_http_error(_http_error(403, "Dataset is still processing"), "alice/headstart-kit",
+                                 "create a dataset version")
+    assert isinstance(dataset, AccessDeniedError) and "Dataset is still processing" in str(dataset)
+    assert "rules" not in str(dataset)
+    competition = explain_http_error(_http_error(403, "Phone verification required"), "digits", "submit")
+    assert "Phone verification required" in str(competition) and "competitions/digits/rules" in str(competition)

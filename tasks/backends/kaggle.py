@@ -56,14 +56,29 @@ def _status_of(error) -> int | None:
     return response.status_code
 
 
+def _server_message(error) -> str:
+    """What the server said (the JSON body's `message`), else the client's own summary."""
+    with contextlib.suppress(Exception):
+        message = error.response.json().get("message")
+        if message:
+            return str(message)
+    return str(error)
+
+
 def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = ()) -> BackendError:
-    """A client HTTPError as a BackendError whose message says what to do (and carries no secret)."""
-    status, detail = _status_of(error), redact(str(error), secrets)
+    """A client HTTPError as a BackendError whose message says what to do (and carries no secret).
+
+    `slug` is a competition's (`digits`) or a dataset's or kernel's (`owner/slug`); a 403 on a competition
+    most often means its rules are not accepted, elsewhere the server's message says why (phone
+    verification, a dataset still processing, a deadline passed)."""
+    status, detail = _status_of(error), redact(_server_message(error), secrets)
     if status == 401:
         return AuthenticationError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
+    if status == 403 and "/" in slug:
+        return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail})")
     if status == 403:
-        return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); accept the competition's "
-                                f"rules at {rules_url(slug)} (and check the slug), then try again")
+        return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); if you have not yet, "
+                                 f"accept the competition's rules at {rules_url(slug)} (and check the slug)")
     if status == 429 or (status is not None and status >= 500):
         return TransientBackendError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
                                     "retried with backoff, try again later if it persists")
