@@ -33,10 +33,13 @@ from tasks.errors import (
 )
 from tasks.files import atomic_write_json, poll, sha256_file
 
-CREDENTIALS_HELP = ("set Kaggle credentials as the kaggle CLI finds them: ~/.kaggle/kaggle.json "
-                    '({"username": ..., "key": ...}, chmod 600; or $KAGGLE_CONFIG_DIR/kaggle.json), or the '
-                    "environment variables KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN; "
-                    "create a token at https://www.kaggle.com/settings")
+# Kaggle's "Generate New Token" (Settings > API) makes an access token; kaggle.json needs a legacy API key
+# (a new token put there is rejected with 401).
+CREDENTIALS_HELP = ("give the kaggle client an access token (Kaggle > Settings > API > Generate New Token): "
+                    "export KAGGLE_API_TOKEN=<token>, or save it in ~/.kaggle/access_token (chmod 600), or run "
+                    "`kaggle auth login`; a legacy API key goes in ~/.kaggle/kaggle.json "
+                    '({"username": ..., "key": ...}, chmod 600; or $KAGGLE_CONFIG_DIR/kaggle.json) or in '
+                    "KAGGLE_USERNAME and KAGGLE_KEY")
 DOWNLOAD_MARKER = ".headstart-download.json"
 
 
