@@ -52,7 +52,7 @@ def test_submit_polls_until_scored_then_lists(hosted, tmp_path):
     assert record["status"] == "complete" and record["public_score"] == 1.0 and record["ref"] == 1
     assert backend.submissions()[0]["ref"] == 1 and backend.submissions()[0]["description"] == "all right"
     assert backend.leaderboard()[0]["team"] == USER and backend.leaderboard()[0]["score"] == 1.0
-    assert backend.limits() == {"daily_limit": 5, "used": 1, "remaining": 4}
+    assert backend.limits() == {"daily_limit": 5, "used": 1, "remaining": 4, "limited_by_total": False}
     assert hosted.backend.submissions(USER)[0]["sha256"]  # the host scored it with the LocalBackend
 
 
@@ -220,3 +220,23 @@ def test_a_403_gets_rules_advice_only_for_competitions():
     assert "rules" not in str(dataset)
     competition = explain_http_error(_http_error(403, "Phone verification required"), "digits", "submit")
     assert "Phone verification required" in str(competition) and "competitions/digits/rules" in str(competition)
+
+
+def test_lists_come_in_pages_and_every_page_is_read(hosted, tmp_path):
+    """Kaggle answers 20 rows at a time with a next-page token; the backend reads them all, and the official
+    CLI pages through the host too."""
+    hosted.set_daily_limit(40)
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    for number in range(23):
+        hosted.backend.submit(path, f"mine {number}", team=USER)
+        hosted.backend.submit(path, f"theirs {number}", team=f"team-{number}")
+    backend = open_backend(hosted)
+    mine = backend.submissions()
+    assert len(mine) == 23 and mine[0]["description"] == "mine 22" and mine[-1]["description"] == "mine 0"
+    assert len(backend.leaderboard()) == 24  # 23 other teams and ours
+    assert sent(hosted, "ListSubmissions") == ["ListSubmissions"] * 2
+    first_page = hosted.kaggle("competitions", "submissions", "digits").stdout
+    assert "mine 22" in first_page and "mine 0" not in first_page
+    # The official CLI does not print the submissions' next-page token; "20" is the host's token for page two.
+    second_page = hosted.kaggle("competitions", "submissions", "digits", "--page-token", "20").stdout
+    assert "mine 0" in second_page and "mine 22" not in second_page

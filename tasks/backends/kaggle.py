@@ -247,17 +247,38 @@ class KaggleBackend:
         """Upload a submission file and wait for its score."""
         return self.wait(self.send(path, description)["ref"])
 
+    def _all_pages(self, action: str, method: str, request) -> list:
+        """Every item of a paged list call (Kaggle answers 20 at a time with a next-page token)."""
+        items, seen = [], set()
+        while True:
+            with self.api.build_kaggle_client() as kaggle:
+                call = getattr(kaggle.competitions.competition_api_client, method)
+                response = self._call(action, call, request)
+            items += response.submissions or []
+            token = response.next_page_token
+            if not token or token in seen:
+                return items
+            seen.add(token)
+            request.page_token = token
+
     def submissions(self) -> list[dict]:
-        """Your team's submissions, newest first."""
-        return [submission_record(item) for item in
-                self._call("list submissions", self.api.competition_submissions, self.name) or []]
+        """Your team's submissions, newest first, every page."""
+        from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+        from kagglesdk.competitions.types.competition_enums import SubmissionGroup, SubmissionSortBy
+
+        request = ApiListSubmissionsRequest()
+        request.competition_name, request.page_size = self.name, 20
+        request.group, request.sort_by = SubmissionGroup.SUBMISSION_GROUP_ALL, SubmissionSortBy.SUBMISSION_SORT_BY_DATE
+        return [submission_record(item) for item in self._all_pages("list submissions", "list_submissions", request)]
 
     def leaderboard(self) -> list[dict]:
-        """The public leaderboard's first page, best first."""
-        with contextlib.redirect_stdout(io.StringIO()):  # the client prints the next page token
-            rows = self._call("show the leaderboard", self.api.competition_leaderboard_view, self.name) or []
-        return [{"rank": rank, "team": row.team_name, "score": _score(row.score),
-                 "date": utc_text(row.submission_date)}
+        """The public leaderboard, best first, every page."""
+        from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
+
+        request = ApiGetLeaderboardRequest()
+        request.competition_name, request.page_size = self.name, 20
+        rows = self._all_pages("show the leaderboard", "get_leaderboard", request)
+        return [{"rank": rank, "team": row.team_name, "score": _score(row.score), "date": utc_text(row.submission_date)}
                 for rank, row in enumerate(rows, start=1)]
 
     def limits(self) -> dict | None:

@@ -107,9 +107,18 @@ def submission_json(record: dict) -> dict:
             "status": record["status"].upper(), "submittedBy": record["team"], "teamName": record["team"]}
 
 
+def _page(items: list, request: dict) -> dict:
+    """One page of a list, as Kaggle pages them: `pageSize` (default 20) and an opaque `nextPageToken`."""
+    size = max(1, min(int(request.get("pageSize") or 20), 200))
+    token = str(request.get("pageToken") or "")
+    start = int(token) if token.isdigit() else 0
+    following = start + size
+    return {"submissions": items[start:following], "nextPageToken": str(following) if following < len(items) else ""}
+
+
 def list_submissions(host: CompetitionHost, user: str, request: dict) -> dict:
     backend = host.competition(request.get("competitionName"))
-    return {"submissions": [submission_json(record) for record in reversed(backend.submissions(user))]}
+    return _page([submission_json(record) for record in reversed(backend.submissions(user))], request)
 
 
 def get_submission(host: CompetitionHost, user: str, request: dict) -> dict:
@@ -128,8 +137,8 @@ def get_submission_limits(host: CompetitionHost, user: str, request: dict) -> di
 
 def get_leaderboard(host: CompetitionHost, user: str, request: dict) -> dict:
     backend = host.competition(request.get("competitionName"))
-    return {"submissions": [{"teamId": row["rank"], "teamName": row["team"], "submissionDate": row["date"],
-                             "score": _score_text(row["score"])} for row in backend.leaderboard()]}
+    return _page([{"teamId": row["rank"], "teamName": row["team"], "submissionDate": row["date"],
+                   "score": _score_text(row["score"])} for row in backend.leaderboard()], request)
 
 
 def download_leaderboard(host: CompetitionHost, user: str, request: dict) -> bytes:
