@@ -240,3 +240,12 @@ def test_lists_come_in_pages_and_every_page_is_read(hosted, tmp_path):
     # The official CLI does not print the submissions' next-page token; "20" is the host's token for page two.
     second_page = hosted.kaggle("competitions", "submissions", "digits", "--page-token", "20").stdout
     assert "mine 0" in second_page and "mine 22" not in second_page
+
+
+def test_code_competitions_are_recognised_by_the_competition_itself(hosted_factory):
+    """Not through search (which leaves ended competitions out and returns 20 at most)."""
+    plain = hosted_factory(run_kernels=False)
+    assert open_backend(plain).is_code_competition() is False
+    code = hosted_factory(run_kernels=False, code_competition=True)  # the client now goes to this host
+    assert open_backend(code).is_code_competition() is True
+    assert "GetCompetition" in sent(code, "GetCompetition") and not sent(code, "ListCompetitions")

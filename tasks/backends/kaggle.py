@@ -290,12 +290,16 @@ class KaggleBackend:
                 "remaining": limits.num_allowed_now, "limited_by_total": bool(limits.limited_by_total)}
 
     def is_code_competition(self) -> bool:
-        """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`)."""
-        response = self._call("look up the competition", self.api.competitions_list, search=self.name)
-        for competition in response.competitions or []:
-            if competition.ref.rstrip("/").split("/")[-1] == self.name:
-                return bool(competition.is_kernels_submissions_only)
-        raise BackendError(f"Kaggle lists no competition {self.name!r}; check the slug")
+        """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`), from the
+        competition itself: search results leave ended competitions out and stop at 20."""
+        from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
+
+        request = ApiGetCompetitionRequest()
+        request.competition_name = self.name
+        with self.api.build_kaggle_client() as kaggle:
+            competition = self._call("look up the competition",
+                                     kaggle.competitions.competition_api_client.get_competition, request)
+        return bool(competition.is_kernels_submissions_only)
 
 
 class MountedBackend:

@@ -34,6 +34,11 @@ def list_competitions(host: CompetitionHost, user: str, request: dict) -> dict:
     return {"competitions": [competition_json(host)] if search in host.backend.name.lower() else []}
 
 
+def get_competition(host: CompetitionHost, user: str, request: dict) -> dict:
+    host.competition(request.get("competitionName"))
+    return competition_json(host)
+
+
 def list_data_files(host: CompetitionHost, user: str, request: dict) -> dict:
     backend = host.competition(request.get("competitionName"))
     with zipfile.ZipFile(backend.public_zip) as zipped:
@@ -161,7 +166,7 @@ def introspect_token(host: CompetitionHost, authorization: str | None, request: 
 
 def routes() -> dict:
     competition_routes = {
-        "ListCompetitions": list_competitions, "ListDataFiles": list_data_files,
+        "ListCompetitions": list_competitions, "GetCompetition": get_competition, "ListDataFiles": list_data_files,
         "DownloadDataFiles": download_data_files, "DownloadDataFile": download_data_file,
         "StartSubmissionUpload": start_submission_upload, "CreateSubmission": create_submission,
         "CreateCodeSubmission": create_code_submission, "ListSubmissions": list_submissions,
