@@ -220,3 +220,16 @@ def test_a_lifetime_cap_is_not_explained_as_a_daily_one():
     assert "midnight" not in str(error.value)
     with pytest.raises(QuotaError, match="after midnight UTC"):
         check_quota(_limits(num_today=5, num_total=9), [], datetime.now(timezone.utc), daily_limit=5)
+
+
+def test_a_submission_still_being_scored_is_recorded_as_pending(hosted, tmp_path):
+    """A code competition scores for hours: after the poll's timeout the submission is returned and logged as
+    pending (it was made), not raised as a failure."""
+    backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.05, poll_timeout=0.5)
+    sample, log = sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    hosted.host.fail_next(404, count=10_000, path_contains="GetSubmission")  # not scored yet, as Kaggle says
+    record = guarded_submit(backend, perfect_submission(hosted, tmp_path / "p.csv"), sample, log)
+    assert record["status"] == "pending" and record["ref"] == 1
+    assert [entry["status"] for entry in JsonLines(log).read()] == ["pending", "pending"]
+    hosted.host.take_fault = lambda path: None  # scoring done
+    assert backend.submissions()[0]["status"] == "complete"

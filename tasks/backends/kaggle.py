@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import warnings
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ CREDENTIALS_HELP = ("give the kaggle client an access token (Kaggle > Settings >
                     '({"username": ..., "key": ...}, chmod 600; or $KAGGLE_CONFIG_DIR/kaggle.json) or in '
                     "KAGGLE_USERNAME and KAGGLE_KEY")
 DOWNLOAD_MARKER = ".headstart-download.json"
+logger = logging.getLogger("headstart")
 
 
 def rules_url(slug: str) -> str:
@@ -231,7 +233,9 @@ class KaggleBackend:
                 "public_score": None, "private_score": None, "error": None}
 
     def wait(self, ref: int) -> dict:
-        """Poll a submission until it is scored (or errors); raises after `poll_timeout` seconds."""
+        """Poll a submission until it is scored (or errors). Still pending after `poll_timeout` seconds (a code
+        competition re-runs the notebook on the hidden test set, which can take hours), it is returned as
+        pending: it was made, and `headstart submissions` shows its score later."""
         def scored() -> dict | None:
             try:
                 record = submission_record(self._call("check the submission", self.api.get_submission, ref))
@@ -239,9 +243,12 @@ class KaggleBackend:
                 return None
             return None if record["status"] == "pending" else record
 
-        return poll(scored, self.poll_interval, self.poll_timeout, lambda: BackendError(
-            f"{self.name}: submission {ref} still pending after {self.poll_timeout:.0f} s; "
-            "see `headstart submissions --backend kaggle`"))
+        try:
+            return poll(scored, self.poll_interval, self.poll_timeout, TimeoutError)
+        except TimeoutError:
+            logger.warning("%s: submission %s is still being scored after %.0f s; see `headstart submissions %s "
+                           "--backend kaggle` for its score", self.name, ref, self.poll_timeout, self.name)
+            return {"ref": ref, "status": "pending"}
 
     def submit(self, path: Path, description: str = "") -> dict:
         """Upload a submission file and wait for its score."""
