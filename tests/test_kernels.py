@@ -203,3 +203,18 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
     assert log[-1]["status"] == "complete" and "kernel alice/headstart-digits v1" in log[-1]["description"]
     captured = capfd.readouterr()
     assert_no_secret(captured.out, captured.err, paths=(hosted.data_dir, hosted.host.store))
+
+
+def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_path):
+    """Kaggle pushes (and runs) a kernel whose sources it could not attach, naming them in
+    invalidDatasetSources etc., not in `error`: the kit must not carry on with a kernel missing its inputs."""
+    from tasks.backends.kaggle import authenticated_api
+    from tasks.backends.kernels import push_kernel
+    from tasks.errors import BackendError
+
+    hosted = hosted_factory(run_kernels=False)
+    folder = render_kernel(tmp_path, USER, "digits", KernelConfig(datasets=("alice/no-such-weights",)))
+    with pytest.raises(BackendError, match=r"could not attach its sources \(dataset alice/headstart-kit, "
+                                           r"alice/no-such-weights\)"):
+        push_kernel(authenticated_api(), folder)
+    assert "SaveKernel" in [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]  # it was pushed, as on Kaggle

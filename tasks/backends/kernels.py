@@ -151,6 +151,12 @@ def push_kernel(api, folder: Path) -> int:
     response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder))
     if response.error:
         raise BackendError(f"pushing {metadata['id']} failed: {response.error}")
+    invalid = {kind: list(getattr(response, f"invalid_{kind}_sources", None) or [])
+               for kind in ("competition", "dataset", "kernel", "model")}
+    if any(invalid.values()):  # Kaggle pushes and runs the kernel anyway, without them: it would fail there
+        named = "; ".join(f"{kind} {', '.join(refs)}" for kind, refs in invalid.items() if refs)
+        raise BackendError(f"pushed {metadata['id']}, but Kaggle could not attach its sources ({named}): check that "
+                           "they exist and that you may use them (accepted rules, dataset access)")
     if not response.version_number:  # optional in kagglesdk's response
         raise BackendError(f"Kaggle accepted {metadata['id']} but named no version; see "
                            f"`kaggle kernels status {metadata['id']}`")

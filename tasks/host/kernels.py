@@ -72,9 +72,8 @@ class KernelStore:
         owner, _, slug = (request.get("slug") or "").partition("/")
         if owner != user or not slug:
             raise HostError(403, f"You can only push kernels as {user}/<slug>")
+        # As Kaggle does: sources that cannot be attached are reported, not refused; the kernel runs without them.
         invalid = self._invalid_sources(request)
-        if invalid:
-            return {"error": f"Invalid data sources: {invalid}", **invalid}
         with self.host.lock:
             base = self.host.store / "kernels" / owner / slug
             version = len([path for path in base.glob("*") if path.name.isdigit()]) + 1
@@ -92,7 +91,7 @@ class KernelStore:
             self.threads.append(thread)
             thread.start()
         url = f"{self.host.base_url}/code/{owner}/{slug}"
-        return {"ref": f"/code/{owner}/{slug}", "url": url, "versionNumber": version, "kernelId": version}
+        return {"ref": f"/code/{owner}/{slug}", "url": url, "versionNumber": version, "kernelId": version, **invalid}
 
     def _write(self, directory: Path, record: dict) -> None:
         atomic_write_json(directory / "kernel.json", record)
