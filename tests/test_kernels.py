@@ -205,6 +205,22 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
     assert_no_secret(captured.out, captured.err, paths=(hosted.data_dir, hosted.host.store))
 
 
+def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_path):
+    """Kaggle processes a dataset version asynchronously and refuses a new one meanwhile (403): publishing
+    waits for the last version, and returns only once the new one is ready."""
+    from tasks.backends.kaggle import authenticated_api
+    from tasks.backends.kernels import publish_kit
+    from tasks.config import Config
+
+    hosted = hosted_factory(run_kernels=False, dataset_processing_seconds=1.5)
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    publish_kit(config, tmp_path, poll_interval=0.1)
+    assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
+    publish_kit(config, tmp_path, poll_interval=0.1)  # at once: the new version must wait, not be refused
+    assert hosted.host.datasets.files_dir(USER, "headstart-kit").parent.name == "2"
+    assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
+
+
 def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_path):
     """Kaggle pushes (and runs) a kernel whose sources it could not attach, naming them in
     invalidDatasetSources etc., not in `error`: the kit must not carry on with a kernel missing its inputs."""

@@ -133,15 +133,32 @@ def dataset_exists(api, ref: str) -> bool:
     return True
 
 
-def publish_bundle(api, folder: Path, ref: str) -> str:
-    """Create the kit dataset, or add a version when it exists; returns its ref."""
+def wait_until_ready(api, ref: str, poll_interval: float = 5.0, timeout: float = 900.0) -> None:
+    """Kaggle processes a new dataset version asynchronously: a kernel pushed before it is ready runs with the
+    previous version or none, and a new version is refused (403) meanwhile."""
+    last = {"status": "unknown"}
+
+    def ready() -> bool | None:
+        last["status"] = status = str(call_kaggle(api, ref, "check the kit dataset", api.dataset_status, ref)).lower()
+        if status in ("failed", "deleted"):
+            raise BackendError(f"Kaggle could not process the dataset {ref} ({status}); see its page on Kaggle")
+        return True if status == "ready" else None
+
+    poll(ready, poll_interval, timeout, lambda: BackendError(
+        f"the dataset {ref} is still {last['status']} after {timeout:.0f} s; try the push again later"))
+
+
+def publish_bundle(api, folder: Path, ref: str, poll_interval: float = 5.0, timeout: float = 900.0) -> str:
+    """Create the kit dataset, or add a version when it exists, and wait until Kaggle has processed it."""
     if dataset_exists(api, ref):
+        wait_until_ready(api, ref, poll_interval, timeout)  # a version is refused while the last is processed
         response = call_kaggle(api, ref, "version the kit dataset", api.dataset_create_version, str(folder),
                                "headstart kit update", quiet=True)
     else:
         response = call_kaggle(api, ref, "create the kit dataset", api.dataset_create_new, str(folder), quiet=True)
     if (response.status or "").lower() != "ok":
         raise BackendError(f"publishing the kit dataset {ref} failed: {response.error or response.status}")
+    wait_until_ready(api, ref, poll_interval, timeout)
     return ref
 
 
@@ -186,14 +203,14 @@ def kernel_owner(api) -> str:
     return owner
 
 
-def publish_kit(config, kernel_dir: Path) -> str:
-    """Bundle the kit (and the spec file) into <kernel_dir>/bundle and publish it as a dataset."""
+def publish_kit(config, kernel_dir: Path, poll_interval: float = 5.0) -> str:
+    """Bundle the kit (and the spec file) into <kernel_dir>/bundle, publish it as a dataset, wait until ready."""
     api = authenticated_api()
     owner = kernel_owner(api)
     spec_file = Path(config.spec) if config.spec and config.spec.endswith(SPEC_FILES) else None
     secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
     folder = build_bundle(Path(kernel_dir) / "bundle", owner, spec_file, secrets)
-    return publish_bundle(api, folder, f"{owner}/{BUNDLE_SLUG}")
+    return publish_bundle(api, folder, f"{owner}/{BUNDLE_SLUG}", poll_interval)
 
 
 def _kernel_spec(spec: str | None) -> str | None:

@@ -31,6 +31,7 @@ class HostSettings:
     code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
     run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
     kernel_timeout: float = 3600.0
+    dataset_processing_seconds: float = 0.0  # as on Kaggle, a new dataset version is not ready at once
 
 
 def parse_users(values: list[str]) -> tuple[tuple[str, str], ...]:

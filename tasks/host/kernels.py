@@ -193,15 +193,25 @@ class DatasetStore:
             raise HostError(404, f"Dataset {owner}/{slug} (version {version or 'latest'}) not found")
         return self.base(owner, slug) / str(version or versions[-1]) / "files"
 
+    def _processing(self, owner: str, slug: str) -> bool:
+        """Whether the newest version is still being processed (`dataset_processing_seconds` after its upload)."""
+        versions = sorted((int(path.name), path) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
+        if not versions:
+            return False
+        age = time.time() - versions[-1][1].stat().st_mtime
+        return age < self.host.settings.dataset_processing_seconds
+
     def status(self, user: str, request: dict) -> dict:
         owner, slug = request.get("ownerSlug", ""), request.get("datasetSlug", "")
         if not self.exists(owner, slug):
             raise HostError(404, f"Dataset {owner}/{slug} not found")
-        return {"status": "READY"}
+        return {"status": "BLOBS_RECEIVED" if self._processing(owner, slug) else "READY"}
 
     def _add_version(self, user: str, owner: str, slug: str, files: list[dict]) -> dict:
         if owner != user:
             raise HostError(403, f"You can only write datasets as {user}/<slug>")
+        if self._processing(owner, slug):  # Kaggle refuses a new version while the last one is processed
+            raise HostError(403, f"Dataset {owner}/{slug} is still processing its latest version; try again later")
         with self.host.lock:
             version = len([path for path in self.base(owner, slug).glob("*") if path.name.isdigit()]) + 1
             target = self.base(owner, slug) / str(version) / "files"
