@@ -179,5 +179,5 @@ def _detach_from_api() -> None:
             for instance in list(service._instances.values()):
                 while not instance._queue.empty():
                     instance._queue.get_nowait()
-        except Exception:  # noqa: BLE001 - a best-effort clean-up must not fail the run
+        except Exception:  # a best-effort clean-up must not fail the run
             pass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -11,6 +13,12 @@ import pandas as pd
 from PIL import Image
 
 from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, pixel_columns
+
+# The real command, as a user runs it.
+HEADSTART = str(Path(sys.executable).with_name("headstart"))
+# What a user's shell has: without the quieter logging the tests set for themselves (tests/conftest.py).
+USER_ENVIRONMENT = {name: value for name, value in os.environ.items()
+                    if name not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_LEVEL")}
 
 
 def write_digit_recognizer(folder: Path, num_train: int = 60, num_test: int = 20, seed: int = 0) -> pd.DataFrame:

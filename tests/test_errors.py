@@ -1,21 +1,15 @@
 """Bad input through the real command line, whole output read: exit 1, one `error:` line naming the file, row,
 field or option, no traceback (Prefect's failure logging included), nothing half-written. Bugs keep theirs."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.factories import kaggle_zip, write_digit_recognizer, zip_folder
+from tests.factories import HEADSTART, USER_ENVIRONMENT, kaggle_zip, write_digit_recognizer, zip_folder
 
-HEADSTART = str(Path(sys.executable).with_name("headstart"))
-# What a user's shell has: without the quieter logging the tests set for themselves (tests/conftest.py).
-USER_ENVIRONMENT = {name: value for name, value in os.environ.items()
-                    if name not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_LEVEL")}
 FAILURE_LOGGING = ("Traceback", 'File "', "Task run failed", "Encountered exception", "Finished in state Failed")
 
 

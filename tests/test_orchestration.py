@@ -13,11 +13,8 @@ import pytest
 
 from flows.orchestration import ExpectedErrorFilter, RepeatFilter, prefect_unavailable, run_or_fall_back
 from tasks.errors import CompetitionDataError
+from tests.factories import HEADSTART, USER_ENVIRONMENT
 
-HEADSTART = str(Path(sys.executable).with_name("headstart"))
-# What a user's shell has: without the quieter logging the tests set for themselves (tests/conftest.py).
-USER_ENVIRONMENT = {name: value for name, value in os.environ.items()
-                    if name not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_LEVEL")}
 QUICK_RUN = ["--member", "softmax", "--epochs", "2", "--folds", "2"]
 
 

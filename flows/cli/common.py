@@ -75,10 +75,12 @@ def import_tensorflow_quietly() -> None:
         try:
             import tensorflow  # noqa: F401
         except BaseException:
-            os.dup2(saved, 2)
             notes.seek(0)
-            sys.stderr.write(notes.read().decode(errors="replace"))
+            failed_with = notes.read().decode(errors="replace")
             raise
+        else:
+            failed_with = ""
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            sys.stderr.write(failed_with)
