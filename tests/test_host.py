@@ -27,9 +27,9 @@ TINY_KERNEL = '''import os, shutil
 from pathlib import Path
 inputs = Path(os.environ.get("HEADSTART_KAGGLE_INPUT", "/kaggle/input"))
 working = Path(os.environ.get("HEADSTART_KAGGLE_WORKING", "/kaggle/working"))
-print("attached:", sorted(p.name for p in inputs.iterdir()))
+print("attached:", sorted(p.relative_to(inputs).as_posix() for p in inputs.glob("*/*")))
 print("credentials:", sorted(name for name in os.environ if name.startswith("KAGGLE_") and "RUN_TYPE" not in name))
-shutil.copyfile(inputs / "digits" / "sample_submission.csv", working / "submission.csv")
+shutil.copyfile(inputs / "competitions" / "digits" / "sample_submission.csv", working / "submission.csv")
 '''
 
 
@@ -107,7 +107,7 @@ def test_kernel_push_runs_it_and_serves_its_output(hosted_factory, tmp_path):
     hosted.kaggle("kernels", "output", f"{USER}/tiny-kernel", "-p", tmp_path / "output")
     assert (tmp_path / "output" / "submission.csv").read_text().startswith("ImageId,Label")
     log = (tmp_path / "output" / "tiny-kernel.log").read_text()
-    assert "attached: ['digits']" in log and "credentials: []" in log  # no key reaches the kernel
+    assert "attached: ['competitions/digits']" in log and "credentials: []" in log  # no key reaches the kernel
     result = hosted.kaggle("kernels", "push", "-p", folder, check=False, KAGGLE_USERNAME="bob")
     assert result.returncode == 1  # bob is unknown: 401
 

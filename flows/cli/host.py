@@ -41,9 +41,4 @@ def host(
     console.print(f"serving {name!r} on {server.url} (Ctrl-C stops). Point the kaggle client at it with\n"
                   f"  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY={server.url} NO_PROXY=127.0.0.1",
                   soft_wrap=True, highlight=False, markup=False)
-    try:
-        server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.httpd.server_close()
+    server.serve()

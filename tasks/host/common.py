@@ -22,6 +22,9 @@ class Redirect:
     url: str
 
 
+MAX_TITLE = 50  # Kaggle refuses longer kernel titles and slugs, with a 500 that says nothing useful
+
+
 @dataclass(frozen=True)
 class HostSettings:
     """Who may call, whose rules are accepted, and how kernels behave."""
@@ -32,6 +35,11 @@ class HostSettings:
     run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
     kernel_timeout: float = 3600.0
     dataset_processing_seconds: float = 0.0  # as on Kaggle, a new dataset version is not ready at once
+    code_scoring_seconds: float = 0.0  # a code submission stays PENDING this long (Kaggle re-runs the notebook)
+    total_limit: int | None = None  # a cap on submissions over the whole competition (limitedByTotal)
+    teamless: tuple[str, ...] = ()  # users not on a team yet: Kaggle answers their limits with all zeros
+    max_request_bytes: int = 32 * 2**20  # an RPC's JSON body (a kernel's source travels in one)
+    max_upload_bytes: int = 2 * 2**30  # one uploaded file (submission or dataset blob)
 
 
 def parse_users(values: list[str]) -> tuple[tuple[str, str], ...]:

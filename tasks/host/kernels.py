@@ -1,8 +1,10 @@
 """Kernels and datasets on a hosted competition: store pushed kernels and datasets, run kernels locally.
 
-A pushed kernel runs in a subprocess with a simulated Kaggle layout: its attached competition and
-datasets under `input/`, its outputs in `working/`, told to it by HEADSTART_KAGGLE_INPUT and
-HEADSTART_KAGGLE_WORKING; no credentials, and the network pointed at a dead proxy (internet off).
+A pushed kernel runs in a subprocess with Kaggle's 2026 input layout: its competition under
+`input/competitions/<slug>/`, its datasets under `input/datasets/<owner>/<slug>/` (an uploaded zip
+unpacked into a folder of its name), its outputs in `working/`, told to it by HEADSTART_KAGGLE_INPUT
+and HEADSTART_KAGGLE_WORKING; no credentials, and the network pointed at a dead proxy (internet off).
+Requests and responses are kagglesdk's types (tasks/host/rpc.py).
 """
 
 from __future__ import annotations
@@ -14,10 +16,30 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
+from kagglesdk.blobs.types.blob_api_service import ApiStartBlobUploadResponse
+from kagglesdk.datasets.types.dataset_api_service import (
+    ApiCreateDatasetResponse,
+    ApiDataset,
+    ApiGetDatasetStatusResponse,
+)
+from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
+from kagglesdk.kernels.types.kernels_api_service import (
+    ApiGetKernelResponse,
+    ApiGetKernelSessionStatusResponse,
+    ApiKernelBlob,
+    ApiKernelMetadata,
+    ApiKernelSessionOutputFile,
+    ApiListKernelSessionOutputResponse,
+    ApiSaveKernelResponse,
+)
+from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
+
 from tasks.files import atomic_write_json
-from tasks.host.common import HostError
+from tasks.host.common import MAX_TITLE, HostError
+from tasks.host.rpc import make
 
 KERNELS = "kernels.KernelsApiService/"
 DATASETS = "datasets.DatasetApiService/"
@@ -60,18 +82,20 @@ class KernelStore:
             raise HostError(404, f"Kernel {owner}/{slug} has no output file {file_name!r}")
         return path
 
-    def _invalid_sources(self, request: dict) -> dict:
+    def _invalid_sources(self, request) -> dict:
         datasets = self.host.datasets
-        invalid = {"invalidCompetitionSources": [name for name in request.get("competitionDataSources", [])
-                                                 if name != self.host.backend.name],
-                   "invalidDatasetSources": [ref for ref in request.get("datasetDataSources", [])
-                                             if not datasets.exists(*ref.split("/")[:2])]}
+        invalid = {"invalid_competition_sources": [name for name in request.competition_data_sources
+                                                   if name != self.host.backend.name],
+                   "invalid_dataset_sources": [ref for ref in request.dataset_data_sources
+                                               if not datasets.exists_ref(ref)]}
         return {key: value for key, value in invalid.items() if value}
 
-    def save(self, user: str, request: dict) -> dict:
-        owner, _, slug = (request.get("slug") or "").partition("/")
+    def save(self, user: str, request) -> ApiSaveKernelResponse:
+        owner, _, slug = (request.slug or "").partition("/")
         if owner != user or not slug:
             raise HostError(403, f"You can only push kernels as {user}/<slug>")
+        if len(slug) > MAX_TITLE or len(request.new_title or "") > MAX_TITLE:
+            raise HostError(500, "Internal error")  # what Kaggle answers for a title or slug over 50 characters
         # As Kaggle does: sources that cannot be attached are reported, not refused; the kernel runs without them.
         invalid = self._invalid_sources(request)
         with self.host.lock:
@@ -79,19 +103,20 @@ class KernelStore:
             version = len([path for path in base.glob("*") if path.name.isdigit()]) + 1
             directory = base / str(version)
             (directory / "working").mkdir(parents=True)
-        source = "notebook.ipynb" if request.get("kernelType") == "notebook" else "script.py"
-        (directory / source).write_text(request.get("text", ""))
-        record = {**{key: value for key, value in request.items() if key != "text"}, "source": source,
-                  "version": version, "status": "QUEUED", "failureMessage": ""}
+        source = "notebook.ipynb" if request.kernel_type == "notebook" else "script.py"
+        (directory / source).write_text(request.text or "")
+        fields = {key: value for key, value in request.to_dict().items() if key != "text"}
+        record = {**fields, "source": source, "version": version, "status": "QUEUED", "failureMessage": ""}
         self._write(directory, record)
-        if request.get("kernelExecutionType") == "QUICK_SAVE" or not self.host.settings.run_kernels:
+        if getattr(request.kernel_execution_type, "name", "") == "QUICK_SAVE" or not self.host.settings.run_kernels:
             self._update(directory, status="COMPLETE")
         else:
             thread = threading.Thread(target=self._run, args=(directory,), daemon=True)
             self.threads.append(thread)
             thread.start()
         url = f"{self.host.base_url}/code/{owner}/{slug}"
-        return {"ref": f"/code/{owner}/{slug}", "url": url, "versionNumber": version, "kernelId": version, **invalid}
+        return make(ApiSaveKernelResponse, ref=f"/code/{owner}/{slug}", url=url, version_number=version,
+                    kernel_id=version, **invalid)
 
     def _write(self, directory: Path, record: dict) -> None:
         atomic_write_json(directory / "kernel.json", record)
@@ -104,13 +129,15 @@ class KernelStore:
         return json.loads((self.directory(owner, slug, _version_number(version)) / "kernel.json").read_text())
 
     def _mount_inputs(self, directory: Path, record: dict) -> Path:
+        """Kaggle's 2026 layout: input/competitions/<slug>/ and input/datasets/<owner>/<slug>/, zips unpacked."""
         inputs = directory / "input"
         for name in record.get("competitionDataSources", []):
-            self.host.backend.download(inputs / name)
+            if name == self.host.backend.name:
+                self.host.backend.download(inputs / "competitions" / name)
         for ref in record.get("datasetDataSources", []):
-            owner, slug, *version = ref.split("/")
-            shutil.copytree(self.host.datasets.files_dir(owner, slug, int(version[0]) if version else None),
-                            inputs / slug, dirs_exist_ok=True)
+            if self.host.datasets.exists_ref(ref):
+                owner, slug, version = self.host.datasets.parse_ref(ref)
+                self.host.datasets.mount(owner, slug, version, inputs / "datasets" / owner / slug)
         return inputs
 
     def _environment(self, directory: Path, inputs: Path) -> dict:
@@ -151,28 +178,32 @@ class KernelStore:
         for thread in self.threads:
             thread.join(timeout)
 
-    def status(self, user: str, request: dict) -> dict:
-        record = self.record(request.get("userName", ""), request.get("kernelSlug", ""), request.get("versionLabel"))
-        return {"status": record["status"], "failureMessage": record.get("failureMessage", "")}
+    def status(self, user: str, request) -> ApiGetKernelSessionStatusResponse:
+        record = self.record(request.user_name, request.kernel_slug, request.version_label or None)
+        return make(ApiGetKernelSessionStatusResponse, status=KernelWorkerStatus[record["status"]],
+                    failure_message=record.get("failureMessage", ""))
 
-    def output(self, user: str, request: dict) -> dict:
-        owner, slug = request.get("userName", ""), request.get("kernelSlug", "")
-        directory = self.directory(owner, slug, _version_number(request.get("versionLabel")))
+    def output(self, user: str, request) -> ApiListKernelSessionOutputResponse:
+        owner, slug = request.user_name, request.kernel_slug
+        directory = self.directory(owner, slug, _version_number(request.version_label))
         version, working = int(directory.name), directory / "working"
-        files = [{"fileName": path.relative_to(working).as_posix(),
-                  "url": self.host.file_url(f"kernel-output/{owner}/{slug}/{version}/"
-                                            f"{path.relative_to(working).as_posix()}")}
+        files = [make(ApiKernelSessionOutputFile, file_name=path.relative_to(working).as_posix(),
+                      url=self.host.file_url(f"kernel-output/{owner}/{slug}/{version}/"
+                                             f"{path.relative_to(working).as_posix()}"))
                  for path in sorted(working.rglob("*")) if path.is_file()]
         log = (directory / "log.json").read_text() if (directory / "log.json").is_file() else ""
-        return {"files": files, "log": log}
+        return make(ApiListKernelSessionOutputResponse, files=files, log=log)
 
-    def pull(self, user: str, request: dict) -> dict:
-        directory = self.directory(request.get("userName", ""), request.get("kernelSlug", ""))
+    def pull(self, user: str, request) -> ApiGetKernelResponse:
+        directory = self.directory(request.user_name, request.kernel_slug)
         record = json.loads((directory / "kernel.json").read_text())
-        return {"metadata": {"ref": record["slug"], "title": record.get("newTitle", ""),
-                             "language": record.get("language"), "kernelType": record.get("kernelType")},
-                "blob": {"source": (directory / record["source"]).read_text(), "language": record.get("language"),
-                         "kernelType": record.get("kernelType"), "slug": record["slug"]}}
+        language, kernel_type = record.get("language"), record.get("kernelType")
+        return make(ApiGetKernelResponse,
+                    metadata=make(ApiKernelMetadata, ref=record["slug"], title=record.get("newTitle", ""),
+                                  language=language, kernel_type=kernel_type,
+                                  current_version_number=int(directory.name)),
+                    blob=make(ApiKernelBlob, source=(directory / record["source"]).read_text(), language=language,
+                              kernel_type=kernel_type, slug=record["slug"]))
 
 
 class DatasetStore:
@@ -184,58 +215,94 @@ class DatasetStore:
     def base(self, owner: str, slug: str) -> Path:
         return self.host.store / "datasets" / Path(owner).name / Path(slug).name
 
+    def versions(self, owner: str, slug: str) -> list[int]:
+        return sorted(int(path.name) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
+
     def exists(self, owner: str, slug: str) -> bool:
-        return self.base(owner, slug).is_dir()
+        return bool(self.versions(owner, slug))
+
+    @staticmethod
+    def parse_ref(ref: str) -> tuple[str, str, int | None]:
+        """`owner/slug` or `owner/slug/N` (a pinned version), as kernel metadata names datasets."""
+        owner, _, rest = ref.partition("/")
+        slug, _, version = rest.partition("/")
+        return owner, slug, int(version) if version.isdigit() else None
+
+    def exists_ref(self, ref: str) -> bool:
+        owner, slug, version = self.parse_ref(ref)
+        versions = self.versions(owner, slug)
+        return bool(versions) and (version is None or version in versions)
 
     def files_dir(self, owner: str, slug: str, version: int | None = None) -> Path:
-        versions = sorted(int(path.name) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
+        versions = self.versions(owner, slug)
         if not versions or (version is not None and version not in versions):
             raise HostError(404, f"Dataset {owner}/{slug} (version {version or 'latest'}) not found")
         return self.base(owner, slug) / str(version or versions[-1]) / "files"
 
+    def mount(self, owner: str, slug: str, version: int | None, target: Path) -> None:
+        """Copy a version's files to `target`, as Kaggle mounts them: an uploaded .zip becomes a folder."""
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.files_dir(owner, slug, version).iterdir()):
+            if path.suffix == ".zip" and zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as zipped:
+                    zipped.extractall(target / path.stem)
+            elif path.is_file():
+                shutil.copyfile(path, target / path.name)
+
     def _processing(self, owner: str, slug: str) -> bool:
         """Whether the newest version is still being processed (`dataset_processing_seconds` after its upload)."""
-        versions = sorted((int(path.name), path) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
+        versions = self.versions(owner, slug)
         if not versions:
             return False
-        age = time.time() - versions[-1][1].stat().st_mtime
+        age = time.time() - (self.base(owner, slug) / str(versions[-1])).stat().st_mtime
         return age < self.host.settings.dataset_processing_seconds
 
-    def status(self, user: str, request: dict) -> dict:
-        owner, slug = request.get("ownerSlug", ""), request.get("datasetSlug", "")
+    def _require(self, owner: str, slug: str) -> None:
         if not self.exists(owner, slug):
             raise HostError(404, f"Dataset {owner}/{slug} not found")
-        return {"status": "BLOBS_RECEIVED" if self._processing(owner, slug) else "READY"}
 
-    def _add_version(self, user: str, owner: str, slug: str, files: list[dict]) -> dict:
+    def status(self, user: str, request) -> ApiGetDatasetStatusResponse:
+        self._require(request.owner_slug, request.dataset_slug)
+        processing = self._processing(request.owner_slug, request.dataset_slug)
+        return make(ApiGetDatasetStatusResponse, status=DatabundleVersionStatus.BLOBS_RECEIVED if processing
+                    else DatabundleVersionStatus.READY)
+
+    def get(self, user: str, request) -> ApiDataset:
+        owner, slug = request.owner_slug, request.dataset_slug
+        self._require(owner, slug)
+        return make(ApiDataset, ref=f"{owner}/{slug}", url=f"{self.host.base_url}/datasets/{owner}/{slug}",
+                    title=slug, owner_ref=owner, current_version_number=self.versions(owner, slug)[-1])
+
+    def _add_version(self, user: str, owner: str, slug: str, files: list) -> ApiCreateDatasetResponse:
         if owner != user:
             raise HostError(403, f"You can only write datasets as {user}/<slug>")
         if self._processing(owner, slug):  # Kaggle refuses a new version while the last one is processed
             raise HostError(403, f"Dataset {owner}/{slug} is still processing its latest version; try again later")
         with self.host.lock:
-            version = len([path for path in self.base(owner, slug).glob("*") if path.name.isdigit()]) + 1
+            version = len(self.versions(owner, slug)) + 1
             target = self.base(owner, slug) / str(version) / "files"
             target.mkdir(parents=True)
         for item in files:
-            upload = self.host.upload(item.get("token", ""), user)
+            upload = self.host.upload(item.token, user)
             shutil.copyfile(upload, target / upload.name)
-        return {"ref": f"{owner}/{slug}", "url": f"{self.host.base_url}/datasets/{owner}/{slug}", "status": "ok"}
+        return make(ApiCreateDatasetResponse, ref=f"{owner}/{slug}", status="ok",
+                    url=f"{self.host.base_url}/datasets/{owner}/{slug}")
 
-    def create(self, user: str, request: dict) -> dict:
-        owner, slug = request.get("ownerSlug", ""), request.get("slug", "")
+    def create(self, user: str, request) -> ApiCreateDatasetResponse:
+        owner, slug = request.owner_slug, request.slug
         if self.exists(owner, slug):
-            return {"status": "error", "error": f"The requested slug {slug!r} is already in use"}
-        return self._add_version(user, owner, slug, request.get("files", []))
+            return make(ApiCreateDatasetResponse, status="error",
+                        error=f"The requested slug {slug!r} is already in use")
+        return self._add_version(user, owner, slug, request.files)
 
-    def create_version(self, user: str, request: dict) -> dict:
-        owner, slug = request.get("ownerSlug", ""), request.get("datasetSlug", "")
-        if not self.exists(owner, slug):
-            raise HostError(404, f"Dataset {owner}/{slug} not found")
-        return self._add_version(user, owner, slug, request.get("body", {}).get("files", []))
+    def create_version(self, user: str, request) -> ApiCreateDatasetResponse:
+        self._require(request.owner_slug, request.dataset_slug)
+        return self._add_version(user, request.owner_slug, request.dataset_slug, request.body.files)
 
 
-def _start_blob_upload(host, user: str, request: dict) -> dict:
-    return host.new_upload(user, request.get("name") or "blob")
+def _start_blob_upload(host, user: str, request) -> ApiStartBlobUploadResponse:
+    token, url = host.new_upload(user, request.name or "blob")
+    return make(ApiStartBlobUploadResponse, token=token, create_url=url)
 
 
 KERNEL_ROUTES = {
@@ -246,6 +313,7 @@ KERNEL_ROUTES = {
 }
 DATASET_ROUTES = {
     DATASETS + "GetDatasetStatus": lambda host, user, request: host.datasets.status(user, request),
+    DATASETS + "GetDataset": lambda host, user, request: host.datasets.get(user, request),
     DATASETS + "CreateDataset": lambda host, user, request: host.datasets.create(user, request),
     DATASETS + "CreateDatasetVersion": lambda host, user, request: host.datasets.create_version(user, request),
     "blobs.BlobApiService/StartBlobUpload": _start_blob_upload,

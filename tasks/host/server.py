@@ -1,160 +1,211 @@
-"""`headstart host`: a local competition served over Kaggle's HTTP API, for the unmodified kaggle client.
+"""`headstart host`: a local competition served over Kaggle's HTTP API (FastAPI on uvicorn), for the unmodified client.
 
 Point the client at it with KAGGLE_API_ENVIRONMENT=LOCALHOST and HTTP_PROXY=http://127.0.0.1:PORT:
-it then sends absolute-form targets (`POST http://localhost/api/v1/...`), routed here by path.
-The RPCs live in tasks/host_api.py; kernels and datasets in tasks/host_kernels.py.
+it then sends absolute-form targets (`POST http://localhost/api/v1/...`), which `AbsoluteForm`
+routes by their path. RPC bodies are parsed into kagglesdk's request types and answered with its
+response types (tasks/host/rpc.py); the competition RPCs live in tasks/host/api.py, kernels and
+datasets in tasks/host/kernels.py. File URLs are signed; uploads and bodies are size-capped.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import socket
 import threading
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from kagglesdk.kaggle_object import KaggleObject
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from tasks.host.api import dispatch, resolve_file
 from tasks.host.common import RPC_PREFIXES, HostError, Redirect
+from tasks.host.rpc import rpc_types
 from tasks.host.state import CompetitionHost
 
+BASIC, BEARER = HTTPBasic(auto_error=False), HTTPBearer(auto_error=False)
 
-class _Handler(BaseHTTPRequestHandler):
-    host: CompetitionHost
-    server_version = "headstart-host"
 
-    def log_message(self, format, *args) -> None:  # the request log goes to `host.requests`, not stderr
-        pass
+class AbsoluteForm:
+    """Route a proxied request (`POST http://localhost/api/v1/...`) by its path, as a server behind a proxy would."""
 
-    def _record(self, status: int, rpc: str | None = None) -> None:
-        with self.host.lock:
-            self.host.requests.append({"method": self.command, "path": urlsplit(self.path).path, "rpc": rpc,
-                                       "status": status})
+    def __init__(self, app):
+        self.app = app
 
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().strip() or b"0", 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(("http://", "https://")):
+            path = urlsplit(scope["path"]).path or "/"
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
 
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json", headers=()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: dict) -> None:
-        self._send(status, json.dumps(payload).encode())
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"code": status, "message": message}, status_code=status)
 
-    def _send_error(self, status: int, message: str, rpc: str | None = None) -> None:
-        self._record(status, rpc)
-        self._send_json(status, {"code": status, "message": message})
 
-    def _fault(self, path: str, rpc: str | None = None) -> bool:
-        status = self.host.take_fault(path)
-        if status is not None:
-            self._send_error(status, f"Injected failure ({status})", rpc)
-        return status is not None
+def _rpc_name(path: str) -> str | None:
+    return next((path[len(prefix):] for prefix in RPC_PREFIXES if path.startswith(prefix)), None)
 
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path
-        body = self._body()
-        rpc = next((path[len(prefix):] for prefix in RPC_PREFIXES if path.startswith(prefix)), None)
-        if rpc is None:
-            return self._send_error(404, f"No such endpoint: {path}")
-        if self._fault(path, rpc):
-            return
-        try:
-            request = json.loads(body or b"{}")
-            result = dispatch(self.host, rpc, self.headers.get("Authorization"), request)
-        except HostError as error:
-            return self._send_error(error.status, error.message, rpc)
-        except json.JSONDecodeError:
-            return self._send_error(400, "Request body is not JSON", rpc)
-        except Exception as error:  # a bug or a malformed request: answer, don't drop the connection
-            return self._send_error(500, f"Internal error ({type(error).__name__})", rpc)
-        self._record(302 if isinstance(result, Redirect) else 200, rpc)
-        if isinstance(result, Redirect):
-            return self._send(302, headers=[("Location", result.url)])
-        if isinstance(result, bytes):
-            return self._send(200, result, "application/zip")
-        self._send_json(200, result)
 
-    def do_PUT(self) -> None:
-        path = urlsplit(self.path).path
-        body = self._body()
-        if self._fault(path):
-            return
-        if not path.startswith("/upload/") or not self._signed():
-            return self._send_error(404, f"No such upload: {path}")
-        status = self.host.receive_upload(path.rsplit("/", 1)[-1], body, self.headers.get("Content-Range"))
-        self._record(status)
-        self._send_json(status, {} if status == 200 else {"code": status, "message": "Upload not found"})
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it passes `limit` bytes (whatever Content-Length claims)."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HostError(413, f"Request body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HostError(413, f"Request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    def _signed(self) -> bool:
-        signature = parse_qs(urlsplit(self.path).query).get("sig", [""])[0]
-        return secrets.compare_digest(signature, self.host.signature)
 
-    def do_GET(self) -> None:
-        path = unquote(urlsplit(self.path).path)
-        if self._fault(path):
-            return
-        file_path = resolve_file(self.host, path) if self._signed() else None
-        if file_path is None or not file_path.is_file():
-            return self._send_error(404, f"No such file: {path}")
-        self._record(200)
-        self._send_file(file_path)
+def _parse(rpc: str, body: bytes):
+    """The body as the RPC's kagglesdk request type; 400 for what is not JSON or has a field of the wrong type."""
+    request_type = rpc_types()[rpc][0] if rpc in rpc_types() else None
+    try:
+        payload = json.loads(body or b"{}")
+        if not isinstance(payload, dict):
+            raise ValueError("not a JSON object")
+        return request_type.from_dict(payload) if request_type else payload
+    except (ValueError, TypeError, KeyError) as error:
+        raise HostError(400, f"Invalid request body for {rpc}: {error}") from None
 
-    do_HEAD = do_GET
 
-    def _send_file(self, path: Path) -> None:
-        """A file with what the client needs to skip or resume: length, Last-Modified, ETag, ranges."""
-        stat = path.stat()
-        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-        headers = [("Accept-Ranges", "bytes"), ("ETag", etag), ("Last-Modified", formatdate(stat.st_mtime, usegmt=True))]
-        start = 0
-        wanted = self.headers.get("Range", "")
-        if wanted.startswith("bytes=") and self.headers.get("If-Range", etag) in (etag, headers[2][1]):
-            start = int(wanted[len("bytes="):].split("-")[0] or 0)
-        with open(path, "rb") as stream:
-            stream.seek(start)
-            body = stream.read()
-        if start:
-            headers.append(("Content-Range", f"bytes {start}-{stat.st_size - 1}/{stat.st_size}"))
-        self._send(206 if start else 200, body, "application/octet-stream", headers)
+def _answer(result) -> Response:
+    if isinstance(result, Redirect):
+        return RedirectResponse(result.url, status_code=302)
+    if isinstance(result, bytes):
+        return Response(result, media_type="application/zip")
+    if isinstance(result, KaggleObject):
+        return JSONResponse(type(result).to_dict(result))
+    raise TypeError(f"a handler returned {type(result).__name__}, not a kagglesdk object")
+
+
+def create_app(host: CompetitionHost) -> FastAPI:
+    app = FastAPI(title="headstart host", openapi_url=None, docs_url=None, redoc_url=None)
+    settings = host.settings
+
+    @app.exception_handler(HostError)
+    async def host_error(request: Request, error: HostError) -> JSONResponse:
+        return _error(error.status, error.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        message = {401: "Unauthenticated: unknown user or wrong API key"}.get(error.status_code, str(error.detail))
+        return _error(error.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception) -> JSONResponse:  # answer, never drop the connection
+        return _error(500, f"Internal error ({type(error).__name__})")
+
+    @app.middleware("http")
+    async def faults_and_log(request: Request, call_next):
+        """Injected failures (tests), then one line per request in `host.requests`: never its headers."""
+        path = request.url.path
+        status = host.take_fault(path)
+        response = _error(status, f"Injected failure ({status})") if status else await call_next(request)
+        with host.lock:
+            host.requests.append({"method": request.method, "path": path, "rpc": _rpc_name(path),
+                                  "status": response.status_code})
+        return response
+
+    async def rpc(service: str, method: str, request: Request,
+                  basic: HTTPBasicCredentials | None = Depends(BASIC),
+                  bearer: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> Response:
+        name = f"{service}/{method}"
+        body = await _body(request, settings.max_request_bytes)
+        credentials = (basic.username, basic.password) if basic else None
+        token = bearer.credentials if bearer and bearer.scheme.lower() == "bearer" else None
+        result = await run_in_threadpool(
+            lambda: dispatch(host, name, lambda: host.authenticate(credentials, token), _parse(name, body)))
+        return _answer(result)
+
+    for prefix in RPC_PREFIXES:
+        app.add_api_route(prefix + "{service}/{method}", rpc, methods=["POST"])
+
+    def signed(request: Request) -> bool:
+        return secrets.compare_digest(request.query_params.get("sig", ""), host.signature)
+
+    @app.put("/upload/{token}")
+    async def upload(token: str, request: Request) -> Response:
+        target = host.upload_target(token) if signed(request) else None
+        if target is None:
+            raise HostError(404, f"No such upload: {token}")
+        if request.headers.get("Content-Range", "").startswith("bytes */"):  # a resumable upload's probe
+            return JSONResponse({}) if target.is_file() else _error(404, "Upload not found")
+        limit = settings.max_upload_bytes
+        declared = request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise HostError(413, f"Upload over {limit} bytes")
+        partial, size = target.with_name(target.name + ".part"), 0
+        with open(partial, "wb") as stream:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    stream.close()
+                    partial.unlink()
+                    raise HostError(413, f"Upload over {limit} bytes")
+                stream.write(chunk)
+        partial.replace(target)
+        return JSONResponse({})
+
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"])
+    async def file(path: str, request: Request) -> Response:
+        """A signed file URL: Range, If-Range, ETag and Last-Modified come from Starlette's FileResponse."""
+        found = await run_in_threadpool(resolve_file, host, "/" + path) if signed(request) else None
+        if found is None or not Path(found).is_file():
+            raise HostError(404, f"No such file: /{path}")
+        return FileResponse(found, media_type="application/octet-stream")
+
+    return app
 
 
 class HostServer:
-    """A running host: `with HostServer(host, port=0) as server: server.url`."""
+    """A running host: `with HostServer(host, port=0) as server: server.url`; `serve()` runs it in the foreground."""
 
     def __init__(self, host: CompetitionHost, address: str = "127.0.0.1", port: int = 0):
-        handler = type("Handler", (_Handler,), {"host": host})
         self.host = host
-        self.httpd = ThreadingHTTPServer((address, port), handler)
-        self.httpd.daemon_threads = True
+        self.socket = socket.create_server((address, port))  # OSError here: the address is taken or not ours
+        self.port = self.socket.getsockname()[1]
         public = "127.0.0.1" if address in ("", "0.0.0.0") else address
-        self.port = self.httpd.server_address[1]
         self.url = host.base_url = f"http://{public}:{self.port}"
+        config = uvicorn.Config(AbsoluteForm(create_app(host)), log_config=None, log_level="warning",
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
-    def start(self) -> HostServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="headstart-host",
-                                        daemon=True)
+    def serve(self) -> None:
+        """Serve until Ctrl-C or SIGTERM (uvicorn's own handlers, in the main thread)."""
+        try:
+            self.server.run(sockets=[self.socket])
+        finally:
+            self.socket.close()
+
+    def start(self, timeout: float = 30.0) -> HostServer:
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
+                                        name="headstart-host", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("headstart host did not start")
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self.socket.close()
         self.host.kernels.wait_all(timeout=5)
 
     def __enter__(self) -> HostServer:
@@ -162,4 +213,3 @@ class HostServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-

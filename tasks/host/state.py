@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import threading
@@ -44,24 +43,22 @@ class CompetitionHost:
         return [request["rpc"] for request in self.requests if request.get("rpc")]
 
     # Checks.
-    def authenticate(self, header: str | None) -> str:
-        """The calling user, from Basic auth (or a Bearer token equal to a user's key)."""
+    def authenticate(self, basic: tuple[str, str] | None, bearer: str | None) -> str:
+        """The calling user: Basic auth with a legacy API key, or a Bearer access token equal to a user's key."""
         users = dict(self.settings.users)
-        scheme, _, credentials = (header or "").partition(" ")
-        name, key = "", ""
-        if scheme == "Basic":
-            try:
-                name, _, key = base64.b64decode(credentials.encode()).decode(errors="replace").partition(":")
-            except ValueError:  # not base64
-                name = ""
-        elif scheme == "Bearer":
-            name = next((user for user, user_key in users.items() if secrets.compare_digest(user_key, credentials)), "")
+        name, key = basic or ("", "")
+        if bearer:
+            name = next((user for user, user_key in users.items() if secrets.compare_digest(user_key, bearer)), "")
             key = users.get(name, "")
-        if not users and name:
-            return name
+        if not users and (name or bearer):
+            return name or "you"
         if name in users and secrets.compare_digest(users[name], key):
             return name
         raise HostError(401, "Unauthenticated: unknown user or wrong API key")
+
+    def has_entered(self, user: str) -> bool:
+        """Whether the user is on a team: Kaggle answers the submission limits of one who is not with zeros."""
+        return user not in self.settings.teamless
 
     def require_rules(self, user: str) -> None:
         accepted = self.settings.rules_accepted_by
@@ -78,12 +75,13 @@ class CompetitionHost:
         return f"{self.base_url}/{path}?sig={self.signature}"
 
     # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes.
-    def new_upload(self, user: str, file_name: str) -> dict:
+    def new_upload(self, user: str, file_name: str) -> tuple[str, str]:
+        """A blob token and the signed URL to PUT the file's bytes to."""
         token = secrets.token_hex(16)
         directory = self.store / "uploads" / token
         directory.mkdir(parents=True)
         (directory / "upload.json").write_text(json.dumps({"user": user, "file_name": Path(file_name).name}))
-        return {"token": token, "createUrl": self.file_url(f"upload/{token}")}
+        return token, self.file_url(f"upload/{token}")
 
     def upload(self, token: str, user: str | None = None) -> Path:
         """The uploaded file of a token (and, when `user` is given, checked to be theirs)."""
@@ -97,14 +95,9 @@ class CompetitionHost:
             raise HostError(400, f"Blob token {token!r} has no completed upload")
         return path
 
-    def receive_upload(self, token: str, body: bytes, content_range: str | None) -> int:
+    def upload_target(self, token: str) -> Path | None:
+        """Where a PUT to this token's URL lands; None for a token never handed out."""
         directory = self.store / "uploads" / Path(token).name
-        if not (directory / "upload.json").is_file():
-            return 404
-        target = directory / json.loads((directory / "upload.json").read_text())["file_name"]
-        if content_range and content_range.startswith("bytes */"):  # a resume probe
-            return 200 if target.is_file() else 404
-        partial = target.with_suffix(target.suffix + ".part")
-        partial.write_bytes(body)
-        partial.replace(target)
-        return 200
+        if not token or not (directory / "upload.json").is_file():
+            return None
+        return directory / json.loads((directory / "upload.json").read_text())["file_name"]

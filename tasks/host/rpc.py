@@ -1,0 +1,62 @@
+"""Kaggle's RPCs as kagglesdk defines them: each method's request and response types, read from the client itself.
+
+The host answers with these types' own `to_dict`, so field names, enum values and date formats are
+the client's, not ours: a field that does not exist, or a value of the wrong type, fails at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from datetime import datetime, timezone
+
+from kagglesdk.blobs.services.blob_api_service import BlobApiClient
+from kagglesdk.competitions.services.competition_api_service import CompetitionApiClient
+from kagglesdk.datasets.services.dataset_api_service import DatasetApiClient
+from kagglesdk.kaggle_object import KaggleObject
+from kagglesdk.kernels.services.kernels_api_service import KernelsApiClient
+from kagglesdk.security.services.oauth_service import OAuthClient
+
+SERVICE_CLIENTS = (CompetitionApiClient, KernelsApiClient, DatasetApiClient, BlobApiClient, OAuthClient)
+
+
+class _Recorder:
+    """Stands in for the HTTP client: records which RPC a service method calls, with which types."""
+
+    def call(self, service: str, method: str, request: KaggleObject, response_type):
+        self.last = (f"{service}/{method}", type(request), response_type)
+
+
+@functools.cache
+def rpc_types() -> dict[str, tuple[type, type | None]]:
+    """`service/Method` -> (request type, response type) for every method of the services the host serves."""
+    types = {}
+    for client_type in SERVICE_CLIENTS:
+        recorder = _Recorder()
+        client = client_type(recorder)
+        for name, method in inspect.getmembers(client, inspect.ismethod):
+            if name.startswith("_"):
+                continue
+            method()  # an empty request: the method only builds it and calls the recorder
+            rpc, request_type, response_type = recorder.last
+            types[rpc] = (request_type, response_type)
+    return types
+
+
+def make(kind: type, **fields) -> KaggleObject:
+    """A kagglesdk object with these fields set through its own setters (which check each type)."""
+    instance = kind()
+    for name, value in fields.items():
+        if value is not None:
+            setattr(instance, name, value)
+    return instance
+
+
+def naive_utc(moment: str | datetime | None) -> datetime | None:
+    """A date as kagglesdk carries it: naive, in UTC (it writes `isoformat() + "Z"`)."""
+    if moment is None or moment == "":
+        return None
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
