@@ -24,7 +24,7 @@ def kernel_push(config: Config, kernel: KernelConfig = KernelConfig(), force: bo
     """Bundle and publish the kit, push and run the kernel, download its output, submit it; return kernel.json."""
     kernel_dir = config.paths.kernels(config.competition)
     bundle = publish_kit(config, kernel_dir, kernel.poll_interval)
-    ref, version = push_kernel_version(config, kernel, kernel_dir)
+    ref, version = push_kernel_version(config, kernel, kernel_dir, bundle)
     output = collect_kernel_output(kernel, kernel_dir, ref, version)
     result = submit_kernel_output(config, kernel_dir, output, ref, version, force) if kernel.submit else None
     return atomic_write_json(kernel_dir / f"kernel-v{version}.json", {

@@ -158,3 +158,181 @@ def test_headstart_host_command(digits_store, tmp_path):
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
     assert_no_secret(line)
+
+
+# The host answers as Kaggle does where the kit must cope (issue 8).
+LAYOUT_KERNEL = '''import os
+from pathlib import Path
+inputs = Path(os.environ["HEADSTART_KAGGLE_INPUT"])
+for path in sorted(inputs.rglob("*")):
+    if path.is_file():
+        print("file:", path.relative_to(inputs).as_posix(), path.read_text()[:20] if path.suffix == ".txt" else "")
+'''
+
+
+def _dataset(hosted, folder, text: str, first: bool) -> None:
+    """alice/kit-data: one zip (a folder on Kaggle's side) holding note.txt, plus a loose weights.txt."""
+    folder.mkdir(exist_ok=True)
+    with zipfile.ZipFile(folder / "bundle.zip", "w") as zipped:
+        zipped.writestr("pkg/note.txt", text)
+    (folder / "weights.txt").write_text(text)
+    (folder / "dataset-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/kit-data", "title": "kit data", "licenses": [{"name": "CC0-1.0"}]}))
+    if first:
+        hosted.kaggle("datasets", "create", "-p", folder)
+    else:
+        hosted.kaggle("datasets", "version", "-p", folder, "-m", text)
+
+
+def _push_and_wait(hosted, folder, metadata: dict) -> str:
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "title": "layout kernel", "code_file": "layout.py", "language": "python", "kernel_type": "script",
+        "enable_internet": False, **metadata}))
+    hosted.kaggle("kernels", "push", "-p", folder)
+    for _ in range(200):
+        status = hosted.kaggle("kernels", "status", metadata["id"]).stdout
+        if "COMPLETE" in status or "ERROR" in status:
+            break
+        time.sleep(0.1)
+    assert "COMPLETE" in status, status
+    hosted.kaggle("kernels", "output", metadata["id"], "-p", folder / "output")
+    return (folder / "output" / f"{metadata['id'].split('/')[1]}.log").read_text()
+
+
+def test_kernels_see_the_2026_layout_a_pinned_version_and_unpacked_zips(hosted_factory, tmp_path):
+    """/kaggle/input/competitions/<slug>/ and /kaggle/input/datasets/<owner>/<slug>/, an uploaded zip as a
+    folder of its name, and `owner/slug/N` mounting version N even when a newer one exists."""
+    hosted = hosted_factory(run_kernels=True)
+    _dataset(hosted, tmp_path / "data-v1", "version one", first=True)
+    _dataset(hosted, tmp_path / "data-v2", "version two", first=False)
+    assert json.loads(hosted.kaggle("datasets", "status", f"{USER}/kit-data", "--format", "json").stdout) \
+        == {"status": "ready", "current_version_number": 2}
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    (folder / "layout.py").write_text(LAYOUT_KERNEL)
+    log = _push_and_wait(hosted, folder, {"id": f"{USER}/layout-kernel", "competition_sources": ["digits"],
+                                          "dataset_sources": [f"{USER}/kit-data/1"]})
+    assert "file: competitions/digits/train.csv" in log
+    assert "file: datasets/alice/kit-data/bundle/pkg/note.txt version one" in log
+    assert "file: datasets/alice/kit-data/weights.txt version one" in log
+    assert "version two" not in log and "bundle.zip" not in log
+
+
+def test_titles_over_50_characters_get_kaggles_unhelpful_500(hosted, tmp_path):
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    (folder / "layout.py").write_text(LAYOUT_KERNEL)
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/{'x' * 51}", "title": "x" * 51, "code_file": "layout.py", "language": "python",
+        "kernel_type": "script"}))
+    result = hosted.kaggle("kernels", "push", "-p", folder, check=False)
+    assert result.returncode == 1 and "a problem on Kaggle's side" in result.stdout + result.stderr  # it is not
+    assert hosted.host.requests[-1]["status"] == 500
+
+
+def test_limits_of_a_user_not_on_a_team_are_all_zero(hosted_factory):
+    """What Kaggle answers before the user has joined: the kit reads it as unknown, not as a used quota."""
+    from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+
+    hosted = hosted_factory(run_kernels=False, teamless=(USER,))
+    assert "Remaining today: 0" in hosted.kaggle("competitions", "submission-limits", "digits").stdout
+    assert KaggleBackend(kaggle_spec("digits", hosted.spec_file)).limits() is None
+
+
+def test_a_lifetime_cap_is_reported_and_enforced(hosted_factory, tmp_path):
+    from tasks.backends.guard import guarded_submit
+    from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+    from tasks.errors import QuotaError
+
+    hosted = hosted_factory(run_kernels=False, total_limit=1)
+    backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.05)
+    sample = hosted.backend.root / "sample_submission.csv"
+    hosted.backend.sample_submission().to_csv(sample, index=False)
+    guarded_submit(backend, labelled_submission(hosted, tmp_path / "a.csv", "1"), sample, tmp_path / "log.jsonl")
+    assert backend.limits()["limited_by_total"] is True
+    with pytest.raises(QuotaError, match="lifetime submission cap is reached") as error:
+        guarded_submit(backend, labelled_submission(hosted, tmp_path / "b.csv", "2"), sample, tmp_path / "log.jsonl")
+    assert "midnight" not in str(error.value)
+    result = hosted.kaggle("competitions", "submit", "digits", "-f", tmp_path / "b.csv", "-m", "over", check=False)
+    assert result.returncode == 1 and "limit of 1 submissions in all" in result.stdout + result.stderr
+
+
+def test_code_submissions_are_scored_asynchronously(hosted_factory, tmp_path):
+    """A code competition re-runs the notebook: the submission is PENDING, without a score or a leaderboard
+    row, until scoring ends."""
+    hosted = hosted_factory(run_kernels=False, code_competition=True, code_scoring_seconds=1.5)
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    (folder / "layout.py").write_text(LAYOUT_KERNEL)
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/coded", "title": "coded", "code_file": "layout.py", "language": "python",
+        "kernel_type": "script", "competition_sources": ["digits"]}))
+    hosted.kaggle("kernels", "push", "-p", folder)
+    perfect_submission(hosted, hosted.host.kernels.output_dir(USER, "coded") / "submission.csv")
+    from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+
+    backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.05, poll_timeout=0.3)
+    assert backend.send_code(f"{USER}/coded", 1, "submission.csv")["status"] == "pending"
+    assert "PENDING" in hosted.kaggle("competitions", "submissions", "digits").stdout
+    assert backend.leaderboard() == []
+    time.sleep(1.5)
+    assert backend.submissions()[0]["status"] == "complete" and backend.submissions()[0]["public_score"] == 1.0
+    assert [row["team"] for row in backend.leaderboard()] == [USER]
+
+
+def _post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Authorization": "Basic " + __import__("base64").b64encode(f"{USER}:{KEY}".encode()).decode(),
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_bodies_are_typed_and_capped(hosted_factory):
+    """Bodies are read into kagglesdk's request types: a field of the wrong type is a 400 with Kaggle's error
+    body; an oversized body or upload is a 413; an unknown RPC a 404."""
+    hosted = hosted_factory(run_kernels=False, max_request_bytes=4096, max_upload_bytes=1000)
+    rpc = f"{hosted.server.url}/api/v1/competitions.CompetitionApiService/"
+    status, body = _post(rpc + "ListSubmissions", json.dumps({"competitionName": "digits", "pageSize": "x"}).encode())
+    assert status == 400 and body["code"] == 400 and "page_size must be of type int" in body["message"]
+    assert _post(rpc + "ListSubmissions", b"[1, 2]")[0] == 400
+    assert _post(rpc + "ListSubmissions", b"{" + b" " * 5000 + b"}")[0] == 413
+    assert _post(rpc + "NoSuchCall", b"{}")[0] == 404
+    status, answer = _post(rpc + "StartSubmissionUpload", json.dumps({"competitionName": "digits",
+                                                                      "fileName": "s.csv"}).encode())
+    assert status == 200 and set(answer) == {"token", "createUrl"}
+    too_big = urllib.request.Request(answer["createUrl"], data=b"x" * 2000, method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(too_big)
+    assert error.value.code == 413 and not list(hosted.host.upload_target(answer["token"]).parent.glob("s.csv*"))
+
+
+def test_every_served_rpc_is_one_of_the_clients(hosted):
+    """The routes are checked against kagglesdk's own service definitions: a renamed RPC fails here."""
+    from tasks.host.api import ROUTES
+    from tasks.host.rpc import rpc_types
+
+    assert set(ROUTES) <= set(rpc_types())
+    status, competition = _post(f"{hosted.server.url}/v1/competitions.CompetitionApiService/GetCompetition",
+                                json.dumps({"competitionName": "digits"}).encode())
+    from kagglesdk.competitions.types.competition_api_service import ApiCompetition
+
+    parsed = ApiCompetition.from_dict(competition)
+    assert status == 200 and parsed.title == "digits" and parsed.deadline.year == 2099
+    assert competition["deadline"].endswith("Z")  # kagglesdk's own date format
+
+
+def test_file_urls_answer_head_and_if_range(hosted):
+    url = f"{hosted.server.url}/files/digits/digits.zip?sig={hosted.host.signature}"
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD")) as response:
+        etag, size = response.headers["ETag"], int(response.headers["Content-Length"])
+        assert response.read() == b"" and response.headers["Accept-Ranges"] == "bytes"
+    stale = urllib.request.Request(url, headers={"Range": "bytes=10-", "If-Range": '"stale"'})
+    with urllib.request.urlopen(stale) as response:  # the file changed since: the whole of it again
+        assert response.status == 200 and len(response.read()) == size
+    fresh = urllib.request.Request(url, headers={"Range": "bytes=10-", "If-Range": etag})
+    with urllib.request.urlopen(fresh) as response:
+        assert response.status == 206 and len(response.read()) == size - 10

@@ -177,8 +177,8 @@ def test_publish_kit_creates_then_versions_the_dataset(hosted, tmp_path):
     from tasks.config import Config
 
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
-    assert publish_kit(config, tmp_path) == "alice/headstart-kit"
-    assert publish_kit(config, tmp_path) == "alice/headstart-kit"
+    assert publish_kit(config, tmp_path) == "alice/headstart-kit/1"
+    assert publish_kit(config, tmp_path) == "alice/headstart-kit/2"  # pinned: the kernel gets this version
     files = hosted.host.datasets.files_dir(USER, "headstart-kit")
     assert files.parent.name == "2" and (files / BUNDLE_NAME).is_file()
     rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
@@ -195,6 +195,8 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
     record = json.loads(Path(kernel_push(config, KernelConfig(settings=SETTINGS, poll_interval=0.2, timeout=300)))
                         .read_text())
     assert record["kernel"] == "alice/headstart-digits" and record["version"] == 1
+    assert record["bundle"] == "alice/headstart-kit/1"  # the kernel is attached to the version just published
+    assert hosted.host.kernels.record(USER, "headstart-digits")["datasetDataSources"] == ["alice/headstart-kit/1"]
     assert record["submission"]["status"] == "complete" and record["submission"]["public_score"] > 0.3
     assert (Path(record["output"]) / "submission.csv").is_file()
     rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]

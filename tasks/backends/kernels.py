@@ -98,10 +98,11 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 
 def render_kernel(destination: Path, owner: str, competition: str, kernel: KernelConfig,
-                  spec: str | None = None) -> Path:
-    """Write the kernel's code file and kernel-metadata.json into `destination`."""
+                  spec: str | None = None, kit: str | None = None) -> Path:
+    """Write the kernel's code file and kernel-metadata.json into `destination`; `kit` is the kit dataset's
+    ref as published, pinned to its version (`owner/headstart-kit/N`)."""
     slug, code_file = kernel_slug(competition), TEMPLATE_FILES[kernel.kernel_type]
-    datasets = (f"{owner}/{BUNDLE_SLUG}", *kernel.datasets)
+    datasets = (kit or f"{owner}/{BUNDLE_SLUG}", *kernel.datasets)
     values = {"title": slug.replace("-", " "), "competition": competition, "accelerator": kernel.accelerator,
               "datasets": ", ".join(datasets), "models": ", ".join(kernel.models) or "none",
               "competition_literal": repr(competition), "spec_literal": repr(spec),
@@ -148,8 +149,19 @@ def wait_until_ready(api, ref: str, poll_interval: float = 5.0, timeout: float =
         f"the dataset {ref} is still {last['status']} after {timeout:.0f} s; try the push again later"))
 
 
+def current_version(api, ref: str) -> int:
+    """The dataset's newest version number, as Kaggle reports it once processed."""
+    answer = call_kaggle(api, ref, "read the kit dataset's version", api.dataset_status, ref,
+                         format="json(current_version_number)")
+    version = json.loads(answer).get("current_version_number")
+    if not version:
+        raise BackendError(f"Kaggle reports no version of the dataset {ref}; see its page on Kaggle")
+    return int(version)
+
+
 def publish_bundle(api, folder: Path, ref: str, poll_interval: float = 5.0, timeout: float = 900.0) -> str:
-    """Create the kit dataset, or add a version when it exists, and wait until Kaggle has processed it."""
+    """Create the kit dataset, or add a version when it exists, wait until Kaggle has processed it, and return
+    its ref pinned to that version (`owner/slug/N`): a kernel attached to the bare slug could get another one."""
     if dataset_exists(api, ref):
         wait_until_ready(api, ref, poll_interval, timeout)  # a version is refused while the last is processed
         response = call_kaggle(api, ref, "version the kit dataset", api.dataset_create_version, str(folder),
@@ -159,7 +171,7 @@ def publish_bundle(api, folder: Path, ref: str, poll_interval: float = 5.0, time
     if (response.status or "").lower() != "ok":
         raise BackendError(f"publishing the kit dataset {ref} failed: {response.error or response.status}")
     wait_until_ready(api, ref, poll_interval, timeout)
-    return ref
+    return f"{ref}/{current_version(api, ref)}"
 
 
 def push_kernel(api, folder: Path) -> int:
@@ -218,11 +230,13 @@ def _kernel_spec(spec: str | None) -> str | None:
     return f"specs/{Path(spec).name}" if spec and spec.endswith(SPEC_FILES) else spec
 
 
-def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path) -> tuple[str, int]:
-    """Render the kernel into <kernel_dir>/kernel and push it; returns (owner/slug, version)."""
+def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path, kit: str | None = None) -> tuple[str, int]:
+    """Render the kernel into <kernel_dir>/kernel, attached to `kit` (the published kit's pinned ref), and push it;
+    returns (owner/slug, version)."""
     api = authenticated_api()
     owner = kernel_owner(api)
-    folder = render_kernel(Path(kernel_dir) / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec))
+    folder = render_kernel(Path(kernel_dir) / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec),
+                           kit)
     return f"{owner}/{kernel_slug(config.competition)}", push_kernel(api, folder)
 
 

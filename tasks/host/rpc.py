@@ -43,6 +43,20 @@ def rpc_types() -> dict[str, tuple[type, type | None]]:
     return types
 
 
+def checked(instance: KaggleObject) -> KaggleObject:
+    """Run every field set by `from_dict` (which assigns without checking) through its typed setter: a value of
+    the wrong type raises TypeError naming the field, as the client's own objects would."""
+    for field in type(instance)._fields:
+        value = getattr(instance, field.private_field_name)
+        if value is None:
+            continue
+        setattr(instance, field.field_name, value)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, KaggleObject):
+                checked(item)
+    return instance
+
+
 def make(kind: type, **fields) -> KaggleObject:
     """A kagglesdk object with these fields set through its own setters (which check each type)."""
     instance = kind()

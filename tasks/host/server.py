@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from tasks.host.api import dispatch, resolve_file
 from tasks.host.common import RPC_PREFIXES, HostError, Redirect
-from tasks.host.rpc import rpc_types
+from tasks.host.rpc import checked, rpc_types
 from tasks.host.state import CompetitionHost
 
 BASIC, BEARER = HTTPBasic(auto_error=False), HTTPBearer(auto_error=False)
@@ -75,7 +75,7 @@ def _parse(rpc: str, body: bytes):
         payload = json.loads(body or b"{}")
         if not isinstance(payload, dict):
             raise ValueError("not a JSON object")
-        return request_type.from_dict(payload) if request_type else payload
+        return checked(request_type.from_dict(payload)) if request_type else payload
     except (ValueError, TypeError, KeyError) as error:
         raise HostError(400, f"Invalid request body for {rpc}: {error}") from None
 
