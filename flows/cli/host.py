@@ -22,6 +22,13 @@ def host(
     code_competition: Annotated[bool, typer.Option(
         "--code-competition", help="Accept submissions only from notebooks (CreateCodeSubmission).")] = False,
     run_kernels: Annotated[bool, typer.Option(help="Run pushed kernels locally in a subprocess.")] = True,
+    dataset_processing_seconds: Annotated[float, typer.Option(
+        help="A new dataset version is not ready until this many seconds after upload, as on Kaggle.")] = 0.0,
+    code_scoring_seconds: Annotated[float, typer.Option(
+        help="A code submission stays PENDING this long (Kaggle re-runs the notebook to score it).")] = 0.0,
+    total_limit: Annotated[Optional[int], typer.Option(
+        help="A cap on each team's submissions over the whole competition (Kaggle's limitedByTotal).")] = None,
+    max_upload_mb: Annotated[int, typer.Option(help="Largest file a client may upload, in MiB.")] = 2048,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
@@ -33,7 +40,9 @@ def host(
     backend = competition_backend(name, data_dir, "local", None)
     settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
-                            run_kernels=run_kernels)
+                            run_kernels=run_kernels, dataset_processing_seconds=dataset_processing_seconds,
+                            code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
+                            max_upload_bytes=max_upload_mb * 2**20)
     try:
         server = HostServer(CompetitionHost(backend, settings), address, port)
     except OSError as error:  # the address is taken or not ours

@@ -33,17 +33,38 @@ from tasks.host.state import CompetitionHost
 BASIC, BEARER = HTTPBasic(auto_error=False), HTTPBearer(auto_error=False)
 
 
-class AbsoluteForm:
-    """Route a proxied request (`POST http://localhost/api/v1/...`) by its path, as a server behind a proxy would."""
+class Front:
+    """Plain ASGI in front of the app (Starlette's BaseHTTPMiddleware would copy every response through a
+    stream): route a proxied request (`POST http://localhost/api/v1/...`) by its path, as a server behind a
+    proxy would; answer injected failures (tests); log one line per request in `host.requests`, never headers."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, host: CompetitionHost):
+        self.app, self.host = app, host
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith(("http://", "https://")):
-            path = urlsplit(scope["path"]).path or "/"
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path.startswith(("http://", "https://")):
+            path = urlsplit(path).path or "/"
             scope = {**scope, "path": path, "raw_path": path.encode()}
-        await self.app(scope, receive, send)
+        status = {"code": 500}
+
+        async def send_and_note(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            fault = self.host.take_fault(path)
+            if fault:
+                await _error(fault, f"Injected failure ({fault})")(scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
+        finally:
+            with self.host.lock:
+                self.host.requests.append({"method": scope["method"], "path": path, "rpc": _rpc_name(path),
+                                           "status": status["code"]})
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -107,17 +128,6 @@ def create_app(host: CompetitionHost) -> FastAPI:
     async def bug(request: Request, error: Exception) -> JSONResponse:  # answer, never drop the connection
         return _error(500, f"Internal error ({type(error).__name__})")
 
-    @app.middleware("http")
-    async def faults_and_log(request: Request, call_next):
-        """Injected failures (tests), then one line per request in `host.requests`: never its headers."""
-        path = request.url.path
-        status = host.take_fault(path)
-        response = _error(status, f"Injected failure ({status})") if status else await call_next(request)
-        with host.lock:
-            host.requests.append({"method": request.method, "path": path, "rpc": _rpc_name(path),
-                                  "status": response.status_code})
-        return response
-
     async def rpc(service: str, method: str, request: Request,
                   basic: HTTPBasicCredentials | None = Depends(BASIC),
                   bearer: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> Response:
@@ -169,16 +179,32 @@ def create_app(host: CompetitionHost) -> FastAPI:
     return app
 
 
+def listening_socket(address: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket (OSError: the address is taken or not ours). Created with IPPROTO_TCP
+    named: asyncio sets TCP_NODELAY only on sockets whose `proto` says TCP, and without it every response
+    written in two parts waits ~40 ms for the client's delayed ACK (`socket.create_server` leaves proto 0)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+        listener.listen(1024)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 class HostServer:
     """A running host: `with HostServer(host, port=0) as server: server.url`; `serve()` runs it in the foreground."""
 
     def __init__(self, host: CompetitionHost, address: str = "127.0.0.1", port: int = 0):
         self.host = host
-        self.socket = socket.create_server((address, port))  # OSError here: the address is taken or not ours
+        self.socket = listening_socket(address, port)
         self.port = self.socket.getsockname()[1]
         public = "127.0.0.1" if address in ("", "0.0.0.0") else address
         self.url = host.base_url = f"http://{public}:{self.port}"
-        config = uvicorn.Config(AbsoluteForm(create_app(host)), log_config=None, log_level="warning",
+        config = uvicorn.Config(Front(create_app(host), host), log_config=None, log_level="warning",
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
