@@ -40,5 +40,8 @@ class DataPaths:
     def kernels(self, competition: str) -> Path:
         return self.root / "07_kernels" / competition
 
+    def watch(self, competition: str) -> Path:
+        return self.root / "08_watch" / competition
+
     def local(self, competition: str) -> Path:
         return self.root / "local" / competition

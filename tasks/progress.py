@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,9 +32,11 @@ class RateColumn(ProgressColumn):
 
 @contextmanager
 def progress_bar(description: str, total: int, unit: str = "steps") -> Iterator:
-    """Yield `advance(steps=1)`; shows done/total, the rate in `unit`/s, elapsed and remaining time."""
+    """Yield `advance(steps=1)`; shows done/total, the rate in `unit`/s, elapsed and remaining time.
+
+    On stderr: stdout is for results (`--json` output must parse)."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns) as progress:
+    with Progress(*columns, console=Console(stderr=True)) as progress:
         task_id = progress.add_task(description, total=total)
         yield lambda steps=1: progress.update(task_id, advance=steps)

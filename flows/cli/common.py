@@ -28,6 +28,35 @@ Spec = Annotated[Optional[str], typer.Option(
 Competition = Annotated[str, typer.Argument(help="Competition name (local) or slug (Kaggle).")]
 
 
+# What a retrain runs: shared by `run`, `watch` and `serve`.
+NoSubmit = Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")]
+Members = Annotated[Optional[list[str]], typer.Option(
+    "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, cnn, logistic, mlp.")]
+Backbones = Annotated[Optional[list[str]], typer.Option(
+    "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")]
+RandomWeights = Annotated[bool, typer.Option(
+    "--random-weights", help="Registry backbones with random weights (tests and benchmarks only).")]
+Folds = Annotated[int, typer.Option(min=2, help="Stratified CV folds.")]
+Epochs = Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")]
+
+
+def run_config(competition: str, data_dir: Path, backend: str, spec: str | None, members, backbones, epochs: int,
+               folds: int, random_weights: bool, no_submit: bool, views: tuple = (), image_size: int | None = None,
+               **fields):
+    """The run's Config from the command line's options (plain values; no TensorFlow, no Prefect)."""
+    import dataclasses
+
+    from tasks.config import Config
+
+    defaults = Config()
+    features = dataclasses.replace(defaults.features, views=views, image_size=image_size,
+                                   weights="none" if random_weights else "imagenet")
+    return Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
+                  members=tuple(members or ()), backbones=tuple(backbones or ()), folds=folds,
+                  train=dataclasses.replace(defaults.train, epochs=epochs), features=features,
+                  submit=not no_submit, **fields)
+
+
 class ExpectedErrorsGroup(TyperGroup):
     """Runs a command; an expected error (tasks.errors.HeadstartError) is printed as one line and exits 1.
 

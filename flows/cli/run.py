@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,42 +9,46 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from flows.cli.common import Backend, DataDir, Spec, console, import_tensorflow_quietly, print_table
+from flows.cli.common import (
+    Backbones,
+    Backend,
+    DataDir,
+    Epochs,
+    Folds,
+    Members,
+    NoSubmit,
+    RandomWeights,
+    Spec,
+    console,
+    import_tensorflow_quietly,
+    print_table,
+    run_config,
+)
 
 
 def run(
     competition: Annotated[str, typer.Argument(help="Competition slug; default: the built-in offline one.")] = "digits",
     data_dir: DataDir = Path("data"),
-    no_submit: Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")] = False,
-    member: Annotated[Optional[list[str]], typer.Option(
-        "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, cnn, logistic, mlp.")] = None,
-    backbone: Annotated[Optional[list[str]], typer.Option(
-        "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")] = None,
+    no_submit: NoSubmit = False,
+    member: Members = None,
+    backbone: Backbones = None,
     weights_dir: Annotated[Optional[list[Path]], typer.Option(
         "--weights-dir", help="Folder searched first for backbone weights files (repeatable).")] = None,
     view: Annotated[Optional[list[str]], typer.Option(
         "--view", help="Feature views (repeatable): identity, flip; default: flip too for colour images.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Backbone input size (default: its native).")] = None,
-    random_weights: Annotated[bool, typer.Option(
-        "--random-weights", help="Registry backbones with random weights (tests and benchmarks only).")] = False,
+    random_weights: RandomWeights = False,
     blend: Annotated[str, typer.Option(help="mean, weights or caruana.")] = "caruana",
-    folds: Annotated[int, typer.Option(min=2, help="Stratified CV folds.")] = 5,
-    epochs: Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")] = 40,
+    folds: Folds = 5,
+    epochs: Epochs = 40,
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     backend: Backend = "local",
     spec: Spec = None,
 ) -> None:
     """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
-    from tasks.config import Config
-
-    defaults = Config()
-    features = dataclasses.replace(defaults.features, views=tuple(view or ()), image_size=image_size,
-                                   weights="none" if random_weights else "imagenet")
-    config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
-                    members=tuple(member or ()), backbones=tuple(backbone or ()),
-                    weights_dirs=tuple(map(str, weights_dir or ())), folds=folds, seed=seed,
-                    train=dataclasses.replace(defaults.train, epochs=epochs), features=features,
-                    blend=blend, submit=not no_submit)
+    config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
+                        no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend,
+                        views=tuple(view or ()), image_size=image_size)
     import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
     from flows.compete import run_compete
 

@@ -175,7 +175,7 @@ def submission_record(submission) -> dict:
     return {"ref": submission.ref, "date": date, "file_name": submission.file_name,
             "description": submission.description, "status": status,
             "public_score": _score(submission.public_score), "private_score": _score(submission.private_score),
-            "error": submission.error_description or None}
+            "error": submission.error_description or None, "team": submission.team_name or None}
 
 
 class KaggleBackend:
@@ -268,8 +268,9 @@ class KaggleBackend:
             seen.add(token)
             request.page_token = token
 
-    def submissions(self) -> list[dict]:
-        """Your team's submissions, newest first, every page."""
+    def submissions(self, team: str | None = None) -> list[dict]:
+        """Your team's submissions, newest first, every page (`team` is for parity with LocalBackend: Kaggle
+        answers only yours)."""
         from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
         from kagglesdk.competitions.types.competition_enums import SubmissionGroup, SubmissionSortBy
 
@@ -287,6 +288,25 @@ class KaggleBackend:
         rows = self._all_pages("show the leaderboard", "get_leaderboard", request)
         return [{"rank": rank, "team": row.team_name, "score": _score(row.score), "date": utc_text(row.submission_date)}
                 for rank, row in enumerate(rows, start=1)]
+
+    def data_files(self) -> list[dict]:
+        """The competition's files (name, size, date), every page: a new data version changes them."""
+        files, token, seen = [], None, set()
+        while True:
+            response = self._call("list the competition files", self.api.competition_list_files, self.name,
+                                  page_token=token)
+            files += [{"name": item.name, "size": item.total_bytes, "date": utc_text(item.creation_date)}
+                      for item in response.files or []]
+            token = response.next_page_token
+            if not token or token in seen:
+                return files
+            seen.add(token)
+
+    @property
+    def team(self) -> str:
+        """Our team's name on the leaderboard: as our submissions name it, else the user name."""
+        named = next((record["team"] for record in self.submissions() if record.get("team")), None)
+        return named or str(self.api.config_values.get("username") or "")
 
     def limits(self) -> dict | None:
         """Today's submissions and what is left, as the server counts them; None when it does not say."""

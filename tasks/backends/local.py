@@ -114,6 +114,14 @@ class LocalBackend:
             self.log.append(record)
         return record
 
+    team = "you"  # the team this machine submits as (`headstart host` serves other users under their names)
+
+    def data_files(self) -> list[dict]:
+        """The public files (name, size, date): a new version of the competition's zip changes them."""
+        with zipfile.ZipFile(self.public_zip) as zipped:
+            return [{"name": info.filename, "size": info.file_size, "date": "%04d-%02d-%02dT%02d:%02d:%02d" % info.date_time}
+                    for info in zipped.infolist() if not info.is_dir()]
+
     def submissions(self, team: str | None = None) -> list[dict]:
         return [record for record in self.log.read() if team is None or record["team"] == team]
 

@@ -1,0 +1,42 @@
+"""Deployments of one competition: `compete` on a cron schedule and on the watcher's event, `watch` on an interval.
+
+`serve_competition` serves both from this process with Prefect's `serve`; prefect.yaml at the top of
+the repository deploys the same two onto a process work pool for a team with a server and a worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from prefect import serve
+from prefect.events import DeploymentEventTrigger
+from prefect.settings import PREFECT_API_URL
+
+from flows.compete import compete
+from flows.watch import config_parameters, resource_id, watch_flow
+from tasks.config import Config
+from tasks.errors import ConfigError
+from tasks.watch import EVENT, WatchRules
+
+
+def deployments(config: Config, rules: WatchRules, cron: str | None, watch_every: int) -> list:
+    """The `compete` deployment (cron + the event trigger) and the `watch` deployment (interval)."""
+    parameters = {"config": config_parameters(config)}
+    trigger = DeploymentEventTrigger(
+        name=f"retrain {config.competition} when its leaderboard moves", expect={EVENT},
+        match={"prefect.resource.id": resource_id(config.competition)}, parameters=parameters)
+    retrain = compete.to_deployment(name=f"compete-{config.competition}", cron=cron, parameters=parameters,
+                                    triggers=[trigger], description=f"Retrain and submit {config.competition}")
+    watcher = watch_flow.to_deployment(
+        name=f"watch-{config.competition}", interval=watch_every,
+        parameters={**parameters, "rules": dataclasses.asdict(rules), "retrain": False},
+        description=f"Watch {config.competition}'s leaderboard; emit {EVENT} when it moves")
+    return [retrain, watcher]
+
+
+def serve_competition(config: Config, rules: WatchRules, cron: str | None, watch_every: int) -> None:
+    if not PREFECT_API_URL.value():
+        raise ConfigError("`headstart serve` needs a Prefect server: start one with `prefect server start` and set "
+                          "PREFECT_API_URL=http://127.0.0.1:4200/api (a temporary server would vanish with this "
+                          "process, and the event trigger with it)")
+    serve(*deployments(config, rules, cron, watch_every))

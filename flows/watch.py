@@ -1,0 +1,126 @@
+"""The `watch` flow: has the leaderboard moved? If so, say why (a Prefect event) and retrain within the quota.
+
+Standalone (`headstart watch`), the retrain is the `compete` flow as a subflow. Under `headstart serve`
+the watch only emits `headstart.leaderboard.moved`, and the `compete` deployment's event trigger runs
+the retrain: the UI then shows the retrain as caused by the watcher's event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.orchestration import best_effort, run_or_fall_back, stage_task
+from tasks import stages, watch
+from tasks.backends import backend_for
+from tasks.config import Config
+
+
+def resource_id(competition: str) -> str:
+    return f"headstart.competition.{competition}"
+
+
+def snapshot_now(config: Config) -> dict:
+    """The competition as the backend answers now: leaderboard, our submissions, the file listing."""
+    backend = backend_for(config)
+    return watch.take_snapshot(backend.leaderboard(), backend.submissions(backend.team), backend.data_files(),
+                               backend.team, backend.spec.metric)
+
+
+def remaining_quota(config: Config) -> dict | None:
+    return backend_for(config).limits()
+
+
+take_snapshot = stage_task(snapshot_now, network=True)
+read_quota = stage_task(remaining_quota, network=True)
+
+
+def emit_moved(competition: str, decision: watch.Decision, snapshot_name: str) -> None:
+    from prefect.events import emit_event
+
+    emit_event(event=watch.EVENT, resource={"prefect.resource.id": resource_id(competition)},
+               payload={"reason": decision.line(), "numbers": decision.numbers, "snapshot": snapshot_name})
+
+
+def publish_decision(competition: str, previous: dict | None, snapshot: dict, decision: watch.Decision,
+                     action: str) -> None:
+    create_markdown_artifact(key=f"watch-{competition}", markdown=(
+        f"**{competition}**: {'moved' if decision.moved else 'no move'}: {decision.line()}\n\n"
+        f"action: {action}\n\n```json\n{json.dumps(decision.numbers, indent=1)}\n```"))
+    create_table_artifact(key=f"watch-{competition}-diff", table=watch.diff_rows(previous, snapshot))
+
+
+def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=snapshot_now,
+               quota=remaining_quota, retrain_run=None, emit=None, publish=None) -> dict:
+    """One watch, with the steps passed in (Prefect tasks in the flow, plain calls without Prefect)."""
+    history = watch.WatchHistory(config.paths.watch(config.competition))
+    with history.exclusive() as alone:
+        if not alone:
+            return {"moved": False, "action": "none",
+                    "line": f"another watch of {config.competition} is running; nothing done"}
+        current = snapshot(config)
+        previous, _ = history.baseline()
+        decision = watch.decide(previous, current, rules)
+        path = history.save_snapshot(current)
+        summary = {"moved": decision.moved, "reasons": list(decision.reasons), "numbers": decision.numbers,
+                   "snapshot": str(path)}
+        if not decision.moved:
+            history.record(path, decision, "none", handled=True)
+            action = "nothing to do"
+        else:
+            if emit is not None:
+                best_effort("the leaderboard event", lambda: emit(config.competition, decision, path.name))
+            action, handled, details = _act(config, retrain, quota, retrain_run)
+            history.record(path, decision, action, handled, **details)
+            summary.update(details)
+        if publish is not None:
+            best_effort("the watch's artifacts", lambda: publish(config.competition, previous, current, decision, action))
+    word = "moved" if decision.moved else "no move"
+    return {**summary, "action": action, "line": f"{config.competition}: {word}: {decision.line()} → {action}"}
+
+
+def _act(config: Config, retrain: bool, quota, retrain_run) -> tuple[str, bool, dict]:
+    if not retrain:
+        return f"event {watch.EVENT} emitted; the compete deployment retrains", True, {}
+    limits = quota(config) if config.submit else None
+    if limits is not None and limits["remaining"] <= 0:
+        reason = (f"quota used ({limits['used']}/{limits['daily_limit']} today)" if not limits.get("limited_by_total")
+                  else "the competition's lifetime submission cap is reached")
+        return f"retrain and submission postponed: {reason}; the next watch acts on this move", False, {}
+    run_json = Path(retrain_run(config))
+    record = json.loads(run_json.read_text())
+    result = record.get("backend_result") or {}
+    details = {"run": str(run_json), "blend_cv_score": record.get("blend_cv_score"),
+               "public_score": result.get("public_score"), "submission_status": result.get("status")}
+    if not config.submit:
+        return "retrained (not submitted: --no-submit)", True, details
+    return f"retrained and submitted (public score {result.get('public_score')})", True, details
+
+
+@flow(name="watch")
+def watch_flow(config: Config = Config(), rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True) -> dict:
+    """Compare the leaderboard with the last snapshot; on a move, emit an event and retrain within the quota."""
+    from flows.compete import compete
+
+    def retrain_run(settings: Config) -> Path:
+        return compete(settings, stages.new_run_id())
+
+    return watch_once(config, rules, retrain, snapshot=take_snapshot, quota=read_quota, retrain_run=retrain_run,
+                      emit=emit_moved, publish=publish_decision)
+
+
+def run_watch(config: Config, rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True) -> dict:
+    """The watch flow; without Prefect's API, the same steps as plain calls (no event, no artifacts)."""
+    from flows.compete import run_compete
+
+    return run_or_fall_back(lambda: watch_flow(config, rules, retrain),
+                            lambda: watch_once(config, rules, retrain, retrain_run=run_compete), "the watch")
+
+
+def config_parameters(config: Config) -> dict:
+    """A Config as a deployment's JSON parameters (Prefect validates them back into a Config)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))

@@ -1,0 +1,154 @@
+"""The watcher: snapshots, the rules that say the leaderboard moved, and retrains through `headstart host`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+
+from tasks.watch import WatchHistory, WatchRules, decide, take_snapshot
+from tests.factories import HEADSTART, USER_ENVIRONMENT
+from tests.hosting import (  # noqa: F401
+    USER,
+    assert_no_secret,
+    hosted,
+    hosted_factory,
+    labelled_submission,
+    perfect_submission,
+)
+
+RETRAIN = ("--member", "softmax", "--epochs", "2", "--folds", "2")
+
+
+def board(*rows) -> list[dict]:
+    return [{"rank": rank, "team": team, "score": score, "date": "2026-11-26T00:00:00+00:00"}
+            for rank, (team, score) in enumerate(rows, start=1)]
+
+
+def snapshot(rows, ours=(0.9,), files=(("train.csv", 10),), metric="accuracy") -> dict:
+    return take_snapshot(board(*rows), [{"public_score": score} for score in ours],
+                         [{"name": name, "size": size} for name, size in files], "us", metric)
+
+
+def test_the_first_snapshot_is_only_a_baseline():
+    decision = decide(None, snapshot([("us", 0.9)]))
+    assert not decision.moved and "first snapshot" in decision.line()
+
+
+def test_each_rule_says_why():
+    before = snapshot([("us", 0.90), ("them", 0.85)])
+    assert not decide(before, snapshot([("us", 0.90), ("them", 0.85)])).moved
+    passed = decide(before, snapshot([("them", 0.95), ("us", 0.90)]))
+    assert passed.moved and passed.numbers["rank_before"] == 1 and passed.numbers["rank_now"] == 2
+    assert "the other teams' best score went 0.85 → 0.95" in passed.reasons
+    assert "our rank fell 1 → 2" in passed.reasons and "them passed our best score 0.9" in passed.reasons
+    data = decide(before, snapshot([("us", 0.90), ("them", 0.85)], files=(("train.csv", 11),)))
+    assert data.moved and data.reasons == ("the data files changed (train.csv)",)
+    small = decide(before, snapshot([("us", 0.90), ("them", 0.86)]), WatchRules(top_delta=0.05))
+    assert not small.moved
+    only_data = WatchRules(top_delta=None, rank_drop=None, beaten=False)
+    assert not decide(before, snapshot([("them", 0.95), ("us", 0.90)]), only_data).moved
+
+
+def test_our_own_submissions_are_not_a_move():
+    before = snapshot([("them", 0.95), ("us", 0.90)])
+    assert not decide(before, snapshot([("us", 0.97), ("them", 0.95)], ours=(0.9, 0.97))).moved
+
+
+def test_lower_is_better_for_log_loss():
+    before = snapshot([("us", 0.30), ("them", 0.40)], ours=(0.30,), metric="log_loss")
+    now = snapshot([("them", 0.20), ("us", 0.30)], ours=(0.30,), metric="log_loss")
+    assert "them passed our best score 0.3" in decide(before, now).reasons
+
+
+def test_snapshots_are_never_overwritten_and_the_baseline_is_the_last_handled(tmp_path):
+    history = WatchHistory(tmp_path)
+    first = snapshot([("us", 0.9)])
+    paths = [history.save_snapshot(first) for _ in range(3)]
+    assert len(set(paths)) == 3 and len(list((tmp_path / "snapshots").glob("*.json"))) == 3
+    history.record(paths[0], decide(None, first), "none", handled=True)
+    history.record(paths[1], decide(first, first), "postponed", handled=False)
+    assert history.baseline()[1] == paths[0].name
+    with history.exclusive() as alone, history.exclusive() as second:
+        assert alone and not second
+
+
+def _config(hosted, **fields):
+    from tasks.config import Config, FeatureConfig, TrainConfig
+
+    return Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file,
+                  members=("softmax",), folds=2, train=TrainConfig(epochs=2), features=FeatureConfig(), **fields)
+
+
+def _sent(hosted) -> int:
+    return [rpc.split("/")[-1] for rpc in hosted.host.rpcs()].count("CreateSubmission")
+
+
+def _other_team_submits(hosted, tmp_path, label: str, team: str = "bob") -> None:
+    hosted.backend.submit(labelled_submission(hosted, tmp_path / f"{team}-{label}.csv", label), "theirs", team=team)
+
+
+def test_a_move_retrains_once_and_nothing_twice(prefect_server, hosted, tmp_path):
+    """Through `headstart host` with the Kaggle backend: another team passes us → exactly one retrain and one
+    submission; the same change seen again, or our own new score, does nothing."""
+    from flows.watch import run_watch
+
+    config = _config(hosted)
+    assert not run_watch(config)["moved"]  # the first snapshot: a baseline
+    hosted.backend.submit(perfect_submission(hosted, tmp_path / "perfect.csv"), "a perfect one", team="carol")
+    moved = run_watch(config)
+    assert moved["moved"] and "the other teams' best score went None → 1.0" in moved["line"]
+    assert "retrained and submitted" in moved["action"]
+    assert _sent(hosted) == 1 and moved["submission_status"] == "complete"
+    again = run_watch(config)
+    assert not again["moved"] and _sent(hosted) == 1  # our own new row is not a move
+    decisions = WatchHistory(config.paths.watch("digits")).decisions.read()
+    assert [record["action"].split(" ")[0] for record in decisions] == ["none", "retrained", "none"]
+    assert len(list(config.paths.watch("digits").joinpath("snapshots").glob("*.json"))) == 3
+
+
+def test_a_used_quota_postpones_the_retrain_with_its_reason(prefect_server, hosted, tmp_path):
+    from flows.watch import run_watch
+
+    config = _config(hosted)
+    run_watch(config)
+    hosted.set_daily_limit(1)
+    hosted.backend.submit(labelled_submission(hosted, tmp_path / "mine.csv", "3"), "ours by hand", team=USER)
+    _other_team_submits(hosted, tmp_path, "1")
+    postponed = run_watch(config)
+    assert postponed["moved"] and "postponed: quota used (1/1 today)" in postponed["action"] and _sent(hosted) == 0
+    hosted.set_daily_limit(5)  # a new day
+    acted = run_watch(config)  # the same move, not handled yet, is acted on now
+    assert acted["moved"] and "retrained and submitted" in acted["action"] and _sent(hosted) == 1
+
+
+def test_new_data_triggers_a_download_and_a_retrain(prefect_server, hosted, tmp_path):
+    from flows.watch import run_watch
+
+    config = _config(hosted, submit=False)
+    run_watch(config)
+    with zipfile.ZipFile(hosted.backend.public_zip, "a") as zipped:  # a new data version
+        zipped.writestr("extra_notes.txt", "more data")
+    moved = run_watch(config)
+    assert moved["moved"] and "the data files changed (extra_notes.txt)" in moved["reasons"]
+    assert moved["action"].startswith("retrained") and (config.paths.raw("digits") / "extra_notes.txt").is_file()
+
+
+def test_the_watch_command_prints_one_line(prefect_server, hosted, tmp_path):
+    """The real command, in a subprocess (against the session's Prefect server): one line, exit 0."""
+    from prefect.settings import PREFECT_API_URL
+
+    environment = {**USER_ENVIRONMENT, **hosted.env, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    arguments = [HEADSTART, "watch", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
+                 str(hosted.data_dir), "--no-submit", *RETRAIN]
+    first = subprocess.run(arguments, env=environment, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and first.stdout.strip().splitlines() == [
+        "digits: no move: first snapshot: nothing to compare with yet → nothing to do"], first.stdout + first.stderr
+    _other_team_submits(hosted, tmp_path, "2")
+    second = subprocess.run([*arguments, "--json"], env=environment, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    result = json.loads(second.stdout)
+    assert result["moved"] and result["action"] == "retrained (not submitted: --no-submit)"
+    assert "Traceback" not in second.stderr
+    assert_no_secret(first.stdout, first.stderr, second.stdout, second.stderr)
+
