@@ -15,9 +15,10 @@ from flows.cli.kaggle import leaderboard, submissions, submit
 from flows.cli.kernel import kernel_app
 from flows.cli.local import local_app
 from flows.cli.run import backbones, run
+from flows.cli.spec import spec
 
 app = new_app("A Kaggle competition kit for image classification by transfer learning.")
-for command in (run, backbones, leaderboard, submissions, submit, host):
+for command in (run, backbones, leaderboard, submissions, submit, spec, host):
     app.command()(command)
 app.add_typer(local_app, name="local")
 app.add_typer(kernel_app, name="kernel")
