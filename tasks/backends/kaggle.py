@@ -161,7 +161,7 @@ def kaggle_spec(name: str, spec: str | None = None, raw_dir: Path | None = None)
     found = known_kaggle_spec(name, spec, raw_dir)
     if found is None:
         raise SpecError(f"no spec for the Kaggle competition {name!r} yet: built-in specs are {sorted(BUILTIN_SPECS)}; "
-                        f"`headstart spec {name} --backend kaggle` downloads its files and infers one (a run does too), "
+                        f"a run infers one from its files, as `headstart spec {name} --backend kaggle --write` does, "
                         "or describe it in a .toml file and pass it with --spec")
     return found
 
