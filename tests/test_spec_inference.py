@@ -210,3 +210,16 @@ def test_a_kaggle_run_without_a_spec_infers_and_saves_one(hosted, tmp_path, capl
         "edit it to change anything"]
     submission = json.loads(run_json.read_text())["submission"]
     assert pd.read_csv(submission).columns.tolist() == ["ImageId", "Label"]
+
+
+def test_a_notebook_mount_without_a_spec_infers_one(tmp_path):
+    """Inside a Kaggle notebook (no internet for the metric) the mounted files decide."""
+    from tasks.backends.kaggle import MountedBackend
+
+    write_digit_recognizer(tmp_path / "input")
+    backend = MountedBackend(None, tmp_path / "input", slug="mounted")
+    with pytest.raises(SpecError, match="no spec for the Kaggle competition 'mounted' yet"):
+        backend.spec  # noqa: B018  (before the files are there, asking for the spec is a clear error)
+    backend.download(tmp_path / "raw")
+    assert backend.spec == DIGIT_RECOGNIZER.with_slug("mounted") == load_spec_file(tmp_path / "raw" / SPEC_FILE)
+    assert not (tmp_path / "input" / SPEC_FILE).exists()  # the mount stays as it was
