@@ -62,8 +62,8 @@ class Stages:
 def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit; return run.json."""
     run_id = run_id or new_run_id()
-    spec = backend_for(config).spec
     raw_dir = stages.fetch(config)
+    spec = backend_for(config).spec  # after the download, which infers a spec where there is none
     index_dir = stages.index(config, spec, raw_dir)
     plan = stages.plan(config, index_dir)
     features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)

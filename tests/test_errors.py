@@ -81,7 +81,7 @@ def api_url(prefect_server) -> str:
     ("bad-train", ["--member", "softmax"], ["01_raw/bad-train/train.csv: row 4, column 'label'", "label '11'"]),
     ("digits", ["--member", "forest"], ["unknown member kind 'forest'"]),
     ("digits", ["--member", "logistic@resnet51"], ["unknown backbone 'resnet51'"]),
-    ("no-such-competition", ["--backend", "kaggle"], ["no spec for the Kaggle competition 'no-such-competition'"]),
+    ("no-such-competition", ["--backend", "kaggle", "--spec", "missing.toml"], ["missing.toml: spec file not found"]),
 ])
 def test_bad_input_inside_the_flow(files, tmp_path, api_url, name, arguments, expected):
     """The error is raised inside a Prefect task or the flow: Prefect's failure logging must not show it."""

@@ -15,10 +15,11 @@ from flows.cli.kaggle import leaderboard, submissions, submit
 from flows.cli.kernel import kernel_app
 from flows.cli.local import local_app
 from flows.cli.run import backbones, run
+from flows.cli.spec import spec
 from flows.cli.watch import serve, watch
 
 app = new_app("A Kaggle competition kit for image classification by transfer learning.")
-for command in (run, backbones, leaderboard, submissions, submit, watch, serve, host):
+for command in (run, backbones, leaderboard, submissions, submit, spec, watch, serve, host):
     app.command()(command)
 app.add_typer(local_app, name="local")
 app.add_typer(kernel_app, name="kernel")

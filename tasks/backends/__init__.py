@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.backends.guard import LOG_NAME, guarded_submit
-from tasks.backends.kaggle import KaggleBackend, MountedBackend, kaggle_spec
+from tasks.backends.kaggle import KaggleBackend, MountedBackend, known_kaggle_spec
 from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend
 from tasks.backends.practice import DIGITS, ensure_digits
+from tasks.competitions import BUILTIN_SPECS, CompetitionSpec
 from tasks.errors import ConfigError
 from tasks.paths import DataPaths
+from tasks.spec_inference import SPEC_FILE, infer_spec, read_spec_values, saved_spec, write_spec_toml
 
 
 def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_DAILY_LIMIT) -> LocalBackend:
@@ -26,18 +28,55 @@ def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_D
 
 def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str | None = None,
                  input_dir: str | None = None):
-    """The competition's backend: local, Kaggle, or (inside a notebook) Kaggle's mounted files."""
+    """The competition's backend: local, Kaggle, or (inside a notebook) Kaggle's mounted files. A Kaggle
+    competition without a spec (given, built in, or saved beside its raw files) gets one inferred at download."""
     if input_dir:
-        return MountedBackend(kaggle_spec(name, spec), Path(input_dir))
+        return MountedBackend(known_kaggle_spec(name, spec, paths.raw(name)), Path(input_dir), slug=name)
     if backend == "local":
         return open_local_backend(name, paths)
     if backend == "kaggle":
-        return KaggleBackend(kaggle_spec(name, spec))
+        return KaggleBackend(known_kaggle_spec(name, spec, paths.raw(name)), slug=name)
     raise ConfigError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
 
 
 def backend_for(config):
     return open_backend(config.competition, config.paths, config.backend, config.spec, config.input_dir)
+
+
+def spec_in_use(name: str, paths: DataPaths, backend: str = "local", spec: str | None = None
+                ) -> tuple[CompetitionSpec, str]:
+    """The spec a run would use and where it comes from. A Kaggle competition with none (given, built in or
+    saved) has it inferred from its raw files, downloaded first if there are none, and not saved."""
+    if backend == "local":
+        local = open_local_backend(name, paths)
+        return local.spec, f"of the local competition in {local.root}"
+    if backend != "kaggle":
+        raise ConfigError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
+    raw_dir = paths.raw(name)
+    if spec or name in BUILTIN_SPECS:
+        return known_kaggle_spec(name, spec), f"from --spec {spec}" if spec else "built in"
+    if saved := saved_spec(name, raw_dir):
+        return saved, f"saved in {raw_dir / SPEC_FILE}"
+    metric_hint = None
+    if not (raw_dir.is_dir() and any(not entry.name.startswith(".") for entry in raw_dir.iterdir())):
+        kaggle = KaggleBackend(None, slug=name)
+        kaggle.download_files(raw_dir)
+        metric_hint = kaggle.evaluation_metric()
+    return (infer_spec(name, raw_dir, metric_hint, given=read_spec_values(raw_dir)),
+            f"inferred from the files in {raw_dir}")
+
+
+def save_spec(spec: CompetitionSpec, source: str, paths: DataPaths, force: bool = False) -> Path:
+    """Write a Kaggle competition's spec to data/01_raw/<slug>/spec.toml, where runs find it."""
+    path = paths.raw(spec.slug) / SPEC_FILE
+    if spec.slug in BUILTIN_SPECS:
+        raise ConfigError(f"{spec.slug!r} has a built-in spec, which runs use rather than {path}; to change it, save "
+                          f"it elsewhere (`headstart spec {spec.slug} --backend kaggle > my.toml`), edit it and pass "
+                          "--spec my.toml")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to replace it (edits there are lost)")
+    return write_spec_toml(spec, path, header=f"Spec of {spec.slug!r}, {source}.\nEdit any key; runs of "
+                           f"{spec.slug!r} with --backend kaggle use this file unless given --spec.")
 
 
 def fetch_competition(config) -> Path:

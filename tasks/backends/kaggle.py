@@ -33,6 +33,7 @@ from tasks.errors import (
     UploadError,
 )
 from tasks.files import atomic_write_json, poll, sha256_file
+from tasks.spec_inference import infer_and_save_spec, saved_spec
 
 # Kaggle's "Generate New Token" (Settings > API) makes an access token; kaggle.json needs a legacy API key
 # (a new token put there is rejected with 401).
@@ -140,9 +141,10 @@ def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
                                     f"({type(error).__name__}); retried with backoff") from None
 
 
-def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
+def known_kaggle_spec(name: str, spec: str | None = None, raw_dir: Path | None = None) -> CompetitionSpec | None:
     """A Kaggle competition's spec: from `spec` (built-in name, .toml path, or a local competition's
-    competition.json, as for one served by `headstart host`), else built in by slug."""
+    competition.json, as for one served by `headstart host`), else built in by slug, else the one saved in
+    <raw_dir>/spec.toml (inferred at download, maybe edited); None when there is none yet."""
     if spec and spec.endswith(".json") and Path(spec).is_file():
         values = json.loads(Path(spec).read_text())
         if "spec" in values:
@@ -151,8 +153,17 @@ def kaggle_spec(name: str, spec: str | None = None) -> CompetitionSpec:
         return resolve_spec(spec).with_slug(name)
     if name in BUILTIN_SPECS:
         return BUILTIN_SPECS[name]
-    raise SpecError(f"no spec for the Kaggle competition {name!r}: built-in specs are {sorted(BUILTIN_SPECS)}; "
-                    "describe any other one in a .toml file and pass it with --spec")
+    return saved_spec(name, Path(raw_dir)) if raw_dir else None
+
+
+def kaggle_spec(name: str, spec: str | None = None, raw_dir: Path | None = None) -> CompetitionSpec:
+    """The spec of `known_kaggle_spec`, or a SpecError that says how to get one."""
+    found = known_kaggle_spec(name, spec, raw_dir)
+    if found is None:
+        raise SpecError(f"no spec for the Kaggle competition {name!r} yet: built-in specs are {sorted(BUILTIN_SPECS)}; "
+                        f"a run infers one from its files, as `headstart spec {name} --backend kaggle --write` does, "
+                        "or describe it in a .toml file and pass it with --spec")
+    return found
 
 
 def _score(value) -> float | None:
@@ -181,15 +192,30 @@ def submission_record(submission) -> dict:
 class KaggleBackend:
     """One Kaggle competition through the official client, with the LocalBackend's interface."""
 
-    def __init__(self, spec: CompetitionSpec, api=None, poll_interval: float = 5.0, poll_timeout: float = 3600.0):
-        self.spec, self.name = spec, spec.slug
+    def __init__(self, spec: CompetitionSpec | None, api=None, poll_interval: float = 5.0, poll_timeout: float = 3600.0,
+                 slug: str | None = None):
+        # Without a spec (a competition with no built-in one, not downloaded yet) the download infers it.
+        self.known_spec, self.name = spec, spec.slug if spec else slug
         self.api = api if api is not None else authenticated_api()
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
+
+    @property
+    def spec(self) -> CompetitionSpec:
+        return kaggle_spec(self.name) if self.known_spec is None else self.known_spec
 
     def _call(self, action: str, function, *args, **kwargs):
         return call_kaggle(self.api, self.name, action, function, *args, **kwargs)
 
     def download(self, destination: Path) -> Path:
+        """Download and unpack the competition's files into `destination`; without a spec, infer one from
+        them and save it there as spec.toml."""
+        destination = self.download_files(destination)
+        if self.known_spec is None:
+            self.known_spec = infer_and_save_spec(self.name, destination, self.evaluation_metric())
+        unpack_image_archives(self.spec, destination)
+        return destination
+
+    def download_files(self, destination: Path) -> Path:
         """Download the competition's zip (resumable; skipped when unchanged) and unpack it into `destination`."""
         destination = Path(destination)
         archive_dir = destination.parent / f".{destination.name}.download"
@@ -200,11 +226,9 @@ class KaggleBackend:
             found = sorted(path.name for path in archive_dir.glob("*"))
             raise BackendError(f"{self.name}: the download left no {archive.name} in {archive_dir} (found {found})")
         marker, digest = destination / DOWNLOAD_MARKER, sha256_file(archive)
-        if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
-            return destination
-        unpack_archive(archive, destination)
-        unpack_image_archives(self.spec, destination)
-        atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}"})
+        if not (marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest):
+            unpack_archive(archive, destination)
+            atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}"})
         return destination
 
     def download_file(self, file_name: str, destination: Path) -> Path:
@@ -316,24 +340,36 @@ class KaggleBackend:
         return {"daily_limit": limits.num_today + limits.num_allowed_now, "used": limits.num_today,
                 "remaining": limits.num_allowed_now, "limited_by_total": bool(limits.limited_by_total)}
 
-    def is_code_competition(self) -> bool:
-        """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`), from the
-        competition itself: search results leave ended competitions out and stop at 20."""
+    def _competition(self):
+        """The competition's own record (GetCompetition): search results leave ended ones out and stop at 20."""
         from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
 
         request = ApiGetCompetitionRequest()
         request.competition_name = self.name
         with self.api.build_kaggle_client() as kaggle:
-            competition = self._call("look up the competition",
-                                     kaggle.competitions.competition_api_client.get_competition, request)
-        return bool(competition.is_kernels_submissions_only)
+            return self._call("look up the competition", kaggle.competitions.competition_api_client.get_competition,
+                              request)
+
+    def is_code_competition(self) -> bool:
+        """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`)."""
+        return bool(self._competition().is_kernels_submissions_only)
+
+    def evaluation_metric(self) -> str | None:
+        """The metric Kaggle names for the competition ("Categorization Accuracy"...), if it can be had: a hint
+        for an inferred spec, nothing more."""
+        try:
+            return self._competition().evaluation_metric or None
+        except BackendError as error:
+            logger.warning("%s: could not read the competition's metric (%s); inferring it from the files",
+                           self.name, error)
+            return None
 
 
 class MountedBackend:
     """A competition whose files are mounted read-only, as in a Kaggle notebook: no download, no submit."""
 
-    def __init__(self, spec: CompetitionSpec, input_dir: Path):
-        self.spec, self.name, self.input_dir = spec, spec.slug, Path(input_dir)
+    def __init__(self, spec: CompetitionSpec | None, input_dir: Path, slug: str | None = None):
+        self.known_spec, self.name, self.input_dir = spec, spec.slug if spec else slug, Path(input_dir)
         if not self.input_dir.is_dir():
             raise NotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
                                 f"competition {self.name!r} to the notebook (competition_sources)")
@@ -346,8 +382,14 @@ class MountedBackend:
             link = destination / entry.name
             if not link.exists() and not link.is_symlink():
                 os.symlink(entry.resolve(), link, target_is_directory=entry.is_dir())
+        if self.known_spec is None:  # a notebook has no internet for the metric: the files decide
+            self.known_spec = infer_and_save_spec(self.name, destination)
         unpack_image_archives(self.spec, destination)
         return destination
+
+    @property
+    def spec(self) -> CompetitionSpec:
+        return kaggle_spec(self.name) if self.known_spec is None else self.known_spec
 
     def submit(self, path: Path, description: str = "") -> dict:
         raise BackendError(f"{self.name}: a notebook cannot submit; it writes submission.csv for Kaggle to take")
