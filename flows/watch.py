@@ -28,7 +28,18 @@ def snapshot_now(config: Config) -> dict:
     """The competition as the backend answers now: leaderboard, our submissions, the file listing."""
     backend = backend_for(config)
     return watch.take_snapshot(backend.leaderboard(), backend.submissions(backend.team), backend.data_files(),
-                               backend.team, backend.spec.metric)
+                               backend.team, metric_of(backend))
+
+
+def metric_of(backend) -> str:
+    """The competition's metric: from its spec, else (a Kaggle competition not yet downloaded) from Kaggle's name
+    for it; it only says which way is better."""
+    known = getattr(backend, "known_spec", backend.spec)
+    if known is not None:
+        return known.metric
+    from tasks.spec_inference import metric_from_hint
+
+    return metric_from_hint(backend.evaluation_metric()) or "accuracy"
 
 
 def remaining_quota(config: Config) -> dict | None:
