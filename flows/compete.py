@@ -6,11 +6,20 @@ import json
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from flows.orchestration import best_effort, run_or_fall_back, stage_task
-from tasks import stages
+from flows.orchestration import best_effort, progress_to_prefect, run_or_fall_back, stage_task
+from tasks import progress, stages
+from tasks.backends import backend_for
 from tasks.config import Config
+
+
+def _progress_artifact(description: str, done: int, total: int) -> None:
+    best_effort("a progress artifact", lambda: progress_to_prefect(description, done, total))
+
+
+if _progress_artifact not in progress.LISTENERS:
+    progress.LISTENERS.append(_progress_artifact)
 
 STAGES = stages.Stages(
     fetch=stage_task(stages.fetch_competition, network=True),
@@ -29,11 +38,32 @@ STAGES = stages.Stages(
 def compete(config: Config = Config(), run_id: str | None = None) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit."""
     run_json = stages.compete(config, STAGES, run_id)
-    best_effort("the run's scores", lambda: publish_scores(json.loads(Path(run_json).read_text())))
+    record = json.loads(Path(run_json).read_text())
+    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(config, record)))
+    best_effort("the run's pictures", lambda: publish_pictures(config, record))
     return run_json
 
 
-def publish_scores(record: dict) -> None:
+def leaderboard_position(config: Config, record: dict) -> int | None:
+    """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed)."""
+    if record.get("backend_result") is None:
+        return None
+    backend = backend_for(config)
+    return next((row["rank"] for row in backend.leaderboard() if row["team"] == backend.team), None)
+
+
+def publish_pictures(config: Config, record: dict) -> None:
+    """Links to each member's training curves and confusion matrix, and the blend's (PNG files under data/)."""
+    folders = [config.paths.member_pictures(config.competition, Path(directory).name)
+               for directory in record["member_dirs"]]
+    folders.append(config.paths.models(config.competition, record["run_id"]) / "blend")
+    for folder in folders:
+        for path in sorted(folder.glob("*.png")):
+            create_link_artifact(link=path.resolve().as_uri(), link_text=f"{folder.name}: {path.stem}",
+                                 description=f"{path.stem.replace('_', ' ')} of {folder.name}")
+
+
+def publish_scores(record: dict, position: int | None = None) -> None:
     """The CV table (each member and the blend) and the submission's score, as Prefect artifacts."""
     rows = [{"member": name, "cv_score": score, "weight": record["weights"][name]}
             for name, score in record["members"].items()]
@@ -41,9 +71,10 @@ def publish_scores(record: dict) -> None:
         {"member": f"blend ({record['blend']})", "cv_score": record["blend_cv_score"], "weight": 1.0}])
     result = record["backend_result"]
     if result is not None:
+        place = f", leaderboard position {position}" if position is not None else ""
         create_markdown_artifact(key="submission", markdown=(
             f"**{record['config']['competition']}**: public score {result.get('public_score')} "
-            f"(status {result.get('status')}), file `{Path(record['submission']).name}`"))
+            f"(status {result.get('status')}){place}, file `{Path(record['submission']).name}`"))
 
 
 def run_compete(config: Config) -> Path:

@@ -126,6 +126,26 @@ def best_effort(what: str, action: Callable[[], object]) -> None:
                        type(error).__name__)
 
 
+_PROGRESS_ARTIFACTS: dict[tuple, object] = {}
+
+
+def progress_to_prefect(description: str, done: int, total: int) -> None:
+    """A Prefect progress artifact per progress bar of a task run (tasks/progress.py calls this every 5 %)."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    if context is None:  # not inside a Prefect task (the plain fallback): nothing to record
+        return
+    key = (context.task_run.id, description)
+    percent = 100.0 * done / max(total, 1)
+    if key not in _PROGRESS_ARTIFACTS:
+        _PROGRESS_ARTIFACTS[key] = None  # one try to create it, whatever happens
+        _PROGRESS_ARTIFACTS[key] = create_progress_artifact(progress=percent, description=description)
+    elif _PROGRESS_ARTIFACTS[key] is not None:
+        update_progress_artifact(artifact_id=_PROGRESS_ARTIFACTS[key], progress=percent)
+
+
 def prefect_unavailable(error: BaseException) -> bool:
     """Whether a failure came from Prefect's API (not answering, gone, or failing to start), not from a stage."""
     import httpx

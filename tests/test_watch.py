@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import zipfile
 
@@ -152,3 +153,33 @@ def test_the_watch_command_prints_one_line(prefect_server, hosted, tmp_path):
     assert "Traceback" not in second.stderr
     assert_no_secret(first.stdout, first.stderr, second.stdout, second.stderr)
 
+
+
+def test_a_watch_and_its_retrain_leave_artifacts(prefect_server, hosted, tmp_path):
+    """Read back through Prefect's client: the watcher's decision and diff, the CV table, the submission with
+    its leaderboard position, links to the pictures, and the progress of training."""
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+
+    from flows.watch import run_watch
+
+    started = datetime.now(timezone.utc)
+    config = _config(hosted)
+    run_watch(config)
+    _other_team_submits(hosted, tmp_path, "4")
+    assert run_watch(config)["moved"]
+    with get_client(sync_client=True) as client:
+        artifacts = sorted((artifact for artifact in client.read_artifacts() if artifact.created >= started),
+                           key=lambda artifact: artifact.created)  # the latest of each key wins below
+    by_key = {artifact.key: artifact for artifact in artifacts if artifact.key}
+    assert "moved: the other teams' best score went None" in by_key["watch-digits"].data
+    diff = json.loads(by_key["watch-digits-diff"].data)
+    assert diff == [{"team": "bob", "rank_before": None, "rank_now": 1, "score_before": None,
+                     "score_now": diff[0]["score_now"], "us": False}]  # as it was when the watch decided
+    assert [row["member"] for row in json.loads(by_key["cv-scores"].data)] == ["softmax", "blend (caruana)"]
+    assert re.search(r"public score [0-9.]+ \(status complete\), leaderboard position [12],", by_key["submission"].data)
+    links = [artifact.data for artifact in artifacts if artifact.type == "markdown" and "](file://" in artifact.data]
+    assert any("confusion_matrix.png)" in link for link in links) and any("blend: " in link for link in links)
+    progress = [artifact for artifact in artifacts if artifact.type == "progress"]
+    assert progress and max(float(artifact.data) for artifact in progress) == 100.0

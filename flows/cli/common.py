@@ -28,6 +28,16 @@ Spec = Annotated[Optional[str], typer.Option(
 Competition = Annotated[str, typer.Argument(help="Competition name (local) or slug (Kaggle).")]
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]
+
+
+def print_json(value) -> None:
+    """JSON alone on stdout (progress bars and logs go to stderr)."""
+    import json
+
+    print(json.dumps(value, default=str))
+
+
 # What a retrain runs: shared by `run`, `watch` and `serve`.
 NoSubmit = Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")]
 Members = Annotated[Optional[list[str]], typer.Option(

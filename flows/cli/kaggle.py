@@ -8,25 +8,39 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from flows.cli.common import Backend, Competition, DataDir, Spec, competition_backend, console, print_table
+from flows.cli.common import (
+    AsJson,
+    Backend,
+    Competition,
+    DataDir,
+    Spec,
+    competition_backend,
+    console,
+    print_json,
+    print_table,
+)
 
 
 def leaderboard(name: Competition = "digits", data_dir: DataDir = Path("data"), backend: Backend = "local",
-                spec: Spec = None) -> None:
+                spec: Spec = None, as_json: AsJson = False) -> None:
     """Show a competition's public leaderboard (each team's best)."""
     competition = competition_backend(name, data_dir, backend, spec)
+    if as_json:
+        return print_json(competition.leaderboard())
     print_table(f"{name} leaderboard ({competition.spec.metric})", competition.leaderboard(),
                 ["rank", "team", "score", "date", "ref"])
 
 
 def submissions(name: Competition = "digits", data_dir: DataDir = Path("data"), backend: Backend = "local",
-                spec: Spec = None) -> None:
+                spec: Spec = None, as_json: AsJson = False) -> None:
     """List a competition's submissions, newest first."""
     from tasks.backends.local import LocalBackend
 
     competition = competition_backend(name, data_dir, backend, spec)
     rows = competition.submissions()
     rows = list(reversed(rows)) if isinstance(competition, LocalBackend) else rows
+    if as_json:
+        return print_json(rows)
     columns = ["ref", "date", "team", "file_name", "status", "public_score", "description", "error"]
     # Kaggle lists only your team's submissions: leave out the columns nobody filled.
     shown = [column for column in columns if any(row.get(column) not in (None, "") for row in rows)]

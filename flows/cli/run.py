@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from flows.cli.common import (
+    AsJson,
     Backbones,
     Backend,
     DataDir,
@@ -21,6 +22,7 @@ from flows.cli.common import (
     Spec,
     console,
     import_tensorflow_quietly,
+    print_json,
     print_table,
     run_config,
 )
@@ -44,6 +46,7 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     backend: Backend = "local",
     spec: Spec = None,
+    as_json: AsJson = False,
 ) -> None:
     """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
     config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
@@ -53,7 +56,10 @@ def run(
     from flows.compete import run_compete
 
     run_json = run_compete(config)
-    show_run(json.loads(Path(run_json).read_text()))
+    record = json.loads(Path(run_json).read_text())
+    if as_json:
+        return print_json({**record, "run_json": str(run_json)})
+    show_run(record)
     print(run_json)
 
 

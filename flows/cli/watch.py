@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from flows.cli.common import (
+    AsJson,
     Backbones,
     Backend,
     Competition,
@@ -21,6 +21,7 @@ from flows.cli.common import (
     Spec,
     console,
     import_tensorflow_quietly,
+    print_json,
     run_config,
 )
 
@@ -56,7 +57,7 @@ def watch(
     random_weights: RandomWeights = False,
     folds: Folds = 5,
     epochs: Epochs = 40,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Compare the leaderboard with the last snapshot; when it moved, retrain and submit within the quota.
 
@@ -69,7 +70,7 @@ def watch(
 
     result = run_watch(config, rules, retrain)
     if as_json:
-        print(json.dumps(result, default=str))
+        print_json(result)
     else:
         console.print(result["line"], soft_wrap=True, highlight=False, markup=False)
 
