@@ -6,6 +6,9 @@ import json
 import re
 import subprocess
 import zipfile
+from pathlib import Path
+
+import pytest
 
 from tasks.watch import WatchHistory, WatchRules, decide, take_snapshot
 from tests.factories import HEADSTART, USER_ENVIRONMENT
@@ -183,3 +186,96 @@ def test_a_watch_and_its_retrain_leave_artifacts(prefect_server, hosted, tmp_pat
     assert any("confusion_matrix.png)" in link for link in links) and any("blend: " in link for link in links)
     progress = [artifact for artifact in artifacts if artifact.type == "progress"]
     assert progress and max(float(artifact.data) for artifact in progress) == 100.0
+
+
+@pytest.mark.slow
+def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
+    """`headstart serve` against a real `prefect server start`: the watch deployment sees the leaderboard move and
+    emits its event, the compete deployment's trigger starts a retrain, which completes and submits."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api"
+    prefect_env = {**USER_ENVIRONMENT, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
+                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+                   "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    prefect = str(Path(HEADSTART).with_name("prefect"))
+    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env={**prefect_env, "HTTP_PROXY": "", "http_proxy": ""}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    serving = None
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{api}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "prefect server did not start"
+                time.sleep(1)
+        environment = {**hosted.env, **prefect_env}
+        serving = subprocess.Popen(
+            [HEADSTART, "serve", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
+             str(hosted.data_dir), "--watch-every", "10", "--cron", "0 0 1 1 *", *RETRAIN],
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        decisions = WatchHistory(hosted.data_dir / "08_watch" / "digits").decisions
+        wait_until(lambda: len(decisions.read()) >= 1, 240, serving)  # the first watch: a baseline
+        _other_team_submits(hosted, tmp_path, "5")
+        wait_until(lambda: any(record["moved"] for record in decisions.read()), 120, serving)
+        moved = next(record for record in decisions.read() if record["moved"])
+        assert moved["action"].startswith("event headstart.leaderboard.moved emitted")
+        wait_until(lambda: _sent(hosted) >= 1, 300, serving)  # the triggered compete run submitted
+        wait_until(lambda: any(run["state_type"] == "COMPLETED" for run in _flow_runs(api)
+                               if run["name_of_flow"] == "compete"), 120, serving)
+        retrains = [run for run in _flow_runs(api) if run["name_of_flow"] == "compete" and run["state_type"] != "SCHEDULED"]
+        assert [(run["created_by"], run["state_type"]) for run in retrains] == [("AUTOMATION", "COMPLETED")]
+        assert _sent(hosted) == 1
+        # prefect.yaml deploys the same two onto a process work pool.
+        root = Path(__file__).resolve().parents[1]
+        for command in (["work-pool", "create", "headstart", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
+            deployed = subprocess.run([prefect, *command], env=prefect_env, cwd=root, capture_output=True, text=True,
+                                      timeout=180)
+            assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        names = {deployment["name"] for deployment in _post(api, "/deployments/filter", {})}
+        assert {"compete-digits", "watch-digits"} <= names
+    finally:
+        for process in (serving, server):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_until(condition, seconds: float, process: subprocess.Popen) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended ({process.returncode}): {process.stdout.read()[-3000:]}")
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(1)
+
+
+def _post(api: str, path: str, body: dict) -> list:
+    import urllib.request
+
+    request = urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _flow_runs(api: str) -> list[dict]:
+    """Every flow run on the server, with its flow's name, state and who created it."""
+    flows = {flow["id"]: flow["name"] for flow in _post(api, "/flows/filter", {})}
+    return [{"name_of_flow": flows.get(run["flow_id"]), "state_type": run["state_type"],
+             "created_by": (run.get("created_by") or {}).get("type")} for run in _post(api, "/flow_runs/filter", {})]
