@@ -109,7 +109,10 @@ def _act(config: Config, retrain: bool, quota, retrain_run) -> tuple[str, bool, 
                "public_score": result.get("public_score"), "submission_status": result.get("status")}
     if not config.submit:
         return "retrained (not submitted: --no-submit)", True, details
-    return f"retrained and submitted (public score {result.get('public_score')})", True, details
+    if result.get("duplicate"):  # the same members on the same data: the same file, which the guard never resends
+        return (f"retrained; the submission is the file already sent as ref {result.get('ref')}, not sent again",
+                True, details)
+    return f"retrained and submitted (public score {watch.number(result.get('public_score'))})", True, details
 
 
 @flow(name="watch")

@@ -52,6 +52,11 @@ class Decision:
         return "; ".join(self.reasons)
 
 
+def number(value) -> str:
+    """A score as people read it (5 significant digits); None stays None."""
+    return "None" if value is None else f"{value:.5g}"
+
+
 def _better(metric: str):
     return (lambda a, b: a < b) if metric in LOWER_IS_BETTER else (lambda a, b: a > b)
 
@@ -98,7 +103,7 @@ def decide(previous: dict | None, current: dict, rules: WatchRules = WatchRules(
     numbers.update(top_before=top_before, top_now=top_now)
     if rules.top_delta is not None and top_now is not None and (
             top_before is None or abs(top_now - top_before) > rules.top_delta):
-        reasons.append(f"the other teams' best score went {top_before} → {top_now}")
+        reasons.append(f"the other teams' best score went {number(top_before)} → {number(top_now)}")
     rank_before, rank_now = _rank(previous), _rank(current)
     numbers.update(rank_before=rank_before, rank_now=rank_now)
     if rules.rank_drop is not None and rank_before is not None and rank_now is not None \
@@ -113,7 +118,7 @@ def decide(previous: dict | None, current: dict, rules: WatchRules = WatchRules(
         newly = sorted(_ahead_of(current, current["our_best"]) - _ahead_of(previous, current["our_best"]))
         if newly:
             numbers["passed_us"] = newly
-            reasons.append(f"{', '.join(newly)} passed our best score {current['our_best']}")
+            reasons.append(f"{', '.join(newly)} passed our best score {number(current['our_best'])}")
     if not reasons:
         return Decision(False, ("no change worth a retrain",), numbers)
     return Decision(True, tuple(reasons), numbers)

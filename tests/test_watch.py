@@ -101,7 +101,7 @@ def test_a_move_retrains_once_and_nothing_twice(prefect_server, hosted, tmp_path
     assert not run_watch(config)["moved"]  # the first snapshot: a baseline
     hosted.backend.submit(perfect_submission(hosted, tmp_path / "perfect.csv"), "a perfect one", team="carol")
     moved = run_watch(config)
-    assert moved["moved"] and "the other teams' best score went None → 1.0" in moved["line"]
+    assert moved["moved"] and "the other teams' best score went None → 1 " in moved["line"]
     assert "retrained and submitted" in moved["action"]
     assert _sent(hosted) == 1 and moved["submission_status"] == "complete"
     again = run_watch(config)
