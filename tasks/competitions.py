@@ -17,11 +17,13 @@ import pandas as pd
 from PIL import Image
 
 from tasks.errors import CompetitionDataError, SpecError
+from tasks.progress import progress_bar
 
 LAYOUTS = ("pixels_csv", "image_folder", "image_csv")
 METRICS = ("accuracy", "log_loss")
 SUBMISSION_FORMS = ("label", "probabilities")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+MANY_FILES = 500  # an archive with at least this many members is unpacked under a progress bar
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,14 @@ def unpack_archive(archive: Path, destination: Path) -> Path:
             _unpack_7z(archive, staging)
         else:
             with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(staging)
+                members = zipped.infolist()
+                if len(members) < MANY_FILES:
+                    zipped.extractall(staging)
+                else:  # image competitions ship tens of thousands of files: show the unpacking
+                    with progress_bar(f"unpacking {archive.name}", total=len(members), unit="files") as advance:
+                        for member in members:
+                            zipped.extract(member, staging)
+                            advance()
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise CompetitionDataError(f"{archive}: cannot unpack ({error})") from None

@@ -176,3 +176,23 @@ def test_bad_spec_files(tmp_path, text, expected):
 def test_unknown_spec_name():
     with pytest.raises(SpecError, match=r"unknown competition spec 'mnist'.*cifar-10"):
         resolve_spec("mnist")
+
+
+def test_a_large_archive_unpacks_under_a_progress_bar(tmp_path, monkeypatch):
+    """Image competitions ship tens of thousands of files: unpacking reports progress (to the terminal on stderr,
+    and to whatever listens: the flows' Prefect progress artifact)."""
+    import zipfile as zip_module
+
+    from tasks import progress
+    from tasks.competitions import MANY_FILES, unpack_archive
+
+    archive = tmp_path / "many.zip"
+    with zip_module.ZipFile(archive, "w") as zipped:
+        for number in range(MANY_FILES):
+            zipped.writestr(f"train/{number}.txt", str(number))
+    heard = []
+    monkeypatch.setattr(progress, "LISTENERS", [lambda *event: heard.append(event)])
+    unpack_archive(archive, tmp_path / "out")
+    assert len(list((tmp_path / "out" / "train").iterdir())) == MANY_FILES
+    assert heard[0] == ("unpacking many.zip", 0, MANY_FILES) and heard[-1] == ("unpacking many.zip", MANY_FILES, MANY_FILES)
+    assert len(heard) <= 22  # every 5 %, not every file

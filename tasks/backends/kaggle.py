@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import sys
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -219,8 +220,10 @@ class KaggleBackend:
         """Download the competition's zip (resumable; skipped when unchanged) and unpack it into `destination`."""
         destination = Path(destination)
         archive_dir = destination.parent / f".{destination.name}.download"
-        self._call("download the competition files", self.api.competition_download_files, self.name,
-                   path=str(archive_dir), quiet=True)
+        # The client's own progress bar in a terminal, on stderr with its messages (stdout is for results).
+        with contextlib.redirect_stdout(sys.stderr):
+            self._call("download the competition files", self.api.competition_download_files, self.name,
+                       path=str(archive_dir), quiet=not sys.stderr.isatty())
         archive = archive_dir / f"{self.name}.zip"
         if not archive.is_file():
             found = sorted(path.name for path in archive_dir.glob("*"))
