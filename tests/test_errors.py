@@ -61,6 +61,8 @@ def files(tmp_path_factory) -> Path:
     (["run", "--backend", "cloud"], ["backend must be 'local' or 'kaggle'"]),
     (["submit", "digits", "missing.csv"], ["missing.csv: submission file not found"]),
     (["kernel", "push", "digit-recognizer", "--type", "rmarkdown"], ["kernel type must be one of", "'rmarkdown'"]),
+    (["watch", "digits", "--rank-drop", "-2"], ["--rank-drop must be 1 or more, got -2"]),
+    (["serve", "digits"], ["`headstart serve` needs a Prefect server", "prefect server start"]),
 ])
 def test_bad_input_before_any_work(files, tmp_path, arguments, expected):
     data_dir = tmp_path / "data"
