@@ -80,7 +80,7 @@ def serve(
     data_dir: DataDir = Path("data"),
     backend: Backend = "local",
     spec: Spec = None,
-    cron: Annotated[Optional[str], typer.Option(help="Cron schedule of the retrain (UTC); none: only on events.")]
+    cron: Annotated[Optional[str], typer.Option(help="Cron schedule of the retrain (UTC); 'none': only on the watcher's events.")]
     = "0 6 * * *",
     watch_every: Annotated[int, typer.Option(min=10, help="Seconds between two watches.")] = 3600,
     top_delta: TopDelta = 0.0,
@@ -98,9 +98,9 @@ def serve(
     deployment (every --watch-every seconds) in this process, until Ctrl-C or SIGTERM. Needs a Prefect
     server (`prefect server start`, then PREFECT_API_URL)."""
     rules = _rules(top_delta, rank_drop, data_rule, beaten_rule)
-    config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
-                        no_submit)
+    config = run_config(competition, data_dir.resolve(), backend, spec, member, backbone, epochs, folds,
+                        random_weights, no_submit)  # the deployments' runs may start elsewhere: an absolute path
     import_tensorflow_quietly()
     from flows.serving import serve_competition
 
-    serve_competition(config, rules, cron, watch_every)
+    serve_competition(config, rules, None if (cron or "none").lower() == "none" else cron, watch_every)
