@@ -20,6 +20,7 @@ def invoke(*arguments):
     return result.output
 
 
+@pytest.mark.slow  # two minutes: the default suite stays under ten
 def test_run_on_builtin_digits_scores_well_above_chance(prefect_server, digits_store, tmp_path):
     data_dir = tmp_path / "data"
     shutil.copytree(digits_store, data_dir)

@@ -138,6 +138,7 @@ def test_new_data_triggers_a_download_and_a_retrain(prefect_server, hosted, tmp_
     assert moved["action"].startswith("retrained") and (config.paths.raw("digits") / "extra_notes.txt").is_file()
 
 
+@pytest.mark.slow  # two fresh processes importing TensorFlow and Prefect: the default suite stays under ten minutes
 def test_the_watch_command_prints_one_line(prefect_server, hosted, tmp_path):
     """The real command, in a subprocess (against the session's Prefect server): one line, exit 0."""
     from prefect.settings import PREFECT_API_URL

@@ -187,7 +187,7 @@ def submission_record(submission) -> dict:
     return {"ref": submission.ref, "date": date, "file_name": submission.file_name,
             "description": submission.description, "status": status,
             "public_score": _score(submission.public_score), "private_score": _score(submission.private_score),
-            "error": submission.error_description or None, "team": submission.team_name or None}
+            "error": submission.error_description or None, "team": getattr(submission, "team_name", None) or None}
 
 
 class KaggleBackend:
