@@ -68,7 +68,9 @@ def publish_scores(record: dict, position: int | None = None) -> None:
     rows = [{"member": name, "cv_score": score, "weight": record["weights"][name]}
             for name, score in record["members"].items()]
     create_table_artifact(key="cv-scores", table=rows + [
-        {"member": f"blend ({record['blend']})", "cv_score": record["blend_cv_score"], "weight": 1.0}])
+        {"member": f"blend ({record['blend']})", "cv_score": record["blend_cv_score"], "weight": 1.0},
+        {"member": f"blend ({record['blend']}), nested", "cv_score": record.get("blend_nested_cv_score"),
+         "weight": 1.0}])
     result = record["backend_result"]
     if result is not None:
         place = f", leaderboard position {position}" if position is not None else ""

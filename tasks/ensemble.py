@@ -68,16 +68,30 @@ def blend_weights(method: str, oofs: list[np.ndarray], labels: np.ndarray, metri
     raise ConfigError(f"unknown blend method {method!r}; known methods are {METHODS}")
 
 
+def nested_cv_score(method: str, oofs: list[np.ndarray], labels: np.ndarray, folds: np.ndarray, metric: str) -> float:
+    """The blend's score as on rows its weights never saw: for each fold, weights fitted on the other folds'
+    out-of-fold predictions blend the held-out fold's; the score is of the whole, so assembled. The plain CV
+    of `weights` and `caruana` fits and scores on the same rows, which flatters them."""
+    blended = np.zeros_like(oofs[0], dtype=np.float64)
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        weights = blend_weights(method, [oof[~held_out] for oof in oofs], labels[~held_out], metric)
+        blended[held_out] = blend([oof[held_out] for oof in oofs], weights)
+    return score_probabilities(labels, blended, metric)
+
+
 def blend_members(config, index_dir: Path, member_dirs: list[Path], run_id: str) -> Path:
     """Blend the members by the configured method; ensemble.json records every method's CV score."""
     index = read_index(index_dir)
     spec = index.metadata["spec"]
-    labels = index.split(TRAIN)["label"].to_numpy()
+    train = index.split(TRAIN)
+    labels, folds = train["label"].to_numpy(), train["fold"].to_numpy()
     members = [load_member(Path(directory)) for directory in member_dirs]
     names = [meta["name"] for meta, _, _ in members]
     oofs, tests = [oof for _, oof, _ in members], [test for _, _, test in members]
     candidates = {method: blend_weights(method, oofs, labels, spec["metric"]) for method in METHODS}
     scores = {method: score_probabilities(labels, blend(oofs, w), spec["metric"]) for method, w in candidates.items()}
+    nested = {method: nested_cv_score(method, oofs, labels, folds, spec["metric"]) for method in METHODS}
     weights = candidates[config.blend]
     oof, test = blend(oofs, weights), blend(tests, weights)
     plot_confusion_matrix(labels, oof, spec["class_names"], f"blend (CV {spec['metric']} {scores[config.blend]:.4f})",
@@ -87,7 +101,7 @@ def blend_members(config, index_dir: Path, member_dirs: list[Path], run_id: str)
     atomic_write_npy(directory / "test.npy", test.astype(np.float32))
     atomic_write_json(directory / "ensemble.json", {
         "method": config.blend, "metric": spec["metric"], "cv_score": scores[config.blend],
-        "cv_score_by_method": scores,
+        "cv_score_by_method": scores, "nested_cv_score": nested[config.blend], "nested_cv_score_by_method": nested,
         "members": {name: {"cv_score": meta["cv_score"], "weight": float(weight)}
                     for name, (meta, _, _), weight in zip(names, members, weights)}})
     return directory

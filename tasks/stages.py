@@ -40,6 +40,8 @@ def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: 
               "weights": {name: member["weight"] for name, member in ensemble["members"].items()},
               "blend": ensemble["method"], "blend_cv_score": ensemble["cv_score"],
               "blend_cv_score_by_method": ensemble["cv_score_by_method"],
+              "blend_nested_cv_score": ensemble.get("nested_cv_score"),
+              "blend_nested_cv_score_by_method": ensemble.get("nested_cv_score_by_method"),
               "submission": str(submission), "backend_result": result}
     return atomic_write_json(config.paths.predictions(config.competition, run_id) / "run.json", record)
 

@@ -29,6 +29,9 @@ def test_run_on_builtin_digits_scores_well_above_chance(prefect_server, digits_s
     run_json = Path(output.strip().splitlines()[-1])
     record = json.loads(run_json.read_text())
     assert record["blend_cv_score"] > 0.85 and record["members"]["softmax"] > 0.85 and record["members"]["cnn"] > 0.5
+    nested = record["blend_nested_cv_score"]  # weights fitted on the other folds: no better than in-sample
+    assert 0.8 < nested <= record["blend_cv_score_by_method"]["caruana"] + 0.01
+    assert f"(nested, the blend's weights fitted on the other folds: {nested:.4f})" in output
     assert record["backend_result"]["status"] == "complete"
     assert record["backend_result"]["public_score"] > 0.85  # chance is 0.1
     assert "public leaderboard score" in output

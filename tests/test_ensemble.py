@@ -55,3 +55,22 @@ def test_unknown_method(members):
     labels, oofs = members
     with pytest.raises(ConfigError, match="unknown blend method 'median'"):
         blend_weights("median", oofs, labels, "accuracy")
+
+
+def test_the_nested_score_is_honest_about_fitted_weights():
+    """Weights picked on the rows they are scored on flatter the blend; the nested estimate (weights from the other
+    folds) does not, and for the plain mean (no fitting) the two agree exactly."""
+    from tasks.ensemble import nested_cv_score
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, 400)
+    folds = np.arange(400) % 5
+    noise = [rng.dirichlet(np.ones(4), 400) for _ in range(12)]  # members that know nothing
+    weights = blend_weights("caruana", noise, labels, "accuracy")
+    in_sample = score_probabilities(labels, blend(noise, weights), "accuracy")
+    assert nested_cv_score("caruana", noise, labels, folds, "accuracy") < in_sample - 0.02
+    weights = blend_weights("weights", noise, labels, "log_loss")  # fitted on log loss: judged on it
+    in_sample = score_probabilities(labels, blend(noise, weights), "log_loss")
+    assert nested_cv_score("weights", noise, labels, folds, "log_loss") > in_sample + 0.005
+    mean = score_probabilities(labels, blend(noise, np.full(12, 1 / 12)), "log_loss")
+    assert nested_cv_score("mean", noise, labels, folds, "log_loss") == pytest.approx(mean)

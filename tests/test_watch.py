@@ -181,7 +181,8 @@ def test_a_watch_and_its_retrain_leave_artifacts(prefect_server, hosted, tmp_pat
     diff = json.loads(by_key["watch-digits-diff"].data)
     assert diff == [{"team": "bob", "rank_before": None, "rank_now": 1, "score_before": None,
                      "score_now": diff[0]["score_now"], "us": False}]  # as it was when the watch decided
-    assert [row["member"] for row in json.loads(by_key["cv-scores"].data)] == ["softmax", "blend (caruana)"]
+    assert [row["member"] for row in json.loads(by_key["cv-scores"].data)] == [
+        "softmax", "blend (caruana)", "blend (caruana), nested"]
     assert re.search(r"public score [0-9.]+ \(status complete\), leaderboard position [12],", by_key["submission"].data)
     links = [artifact.data for artifact in artifacts if artifact.type == "markdown" and "](file://" in artifact.data]
     assert any("confusion_matrix.png)" in link for link in links) and any("blend: " in link for link in links)

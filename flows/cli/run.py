@@ -70,7 +70,9 @@ def show_run(record: dict) -> None:
           for name, score in record["members"].items()),
         {"member": f"blend ({record['blend']})", "cv": f"{record['blend_cv_score']:.4f}", "weight": ""}],
         ["member", "cv", "weight"])
-    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}")
+    nested = record.get("blend_nested_cv_score")
+    honest = f" (nested, the blend's weights fitted on the other folds: {nested:.4f})" if nested is not None else ""
+    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}")
     result = record["backend_result"]
     if result is not None:
         console.print(f"public leaderboard score: {result.get('public_score')} (status {result.get('status')})")
