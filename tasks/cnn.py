@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from tasks.members import MemberContext, MemberResult, pixel_member
+from tasks.members import MemberContext, MemberResult, logits_layer, pixel_member
 
 MAX_CNN_SIZE = 64  # larger images are resized down: a from-scratch CNN gains little above this on a CPU
 
@@ -32,8 +32,7 @@ def cnn_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Mode
     features = augmentation(flip=input_shape[-1] == 3)(layers.Rescaling(1.0 / 255)(inputs))
     features = _block(_block(features, 32), 64)
     features = layers.Dense(128, activation="relu")(layers.Flatten()(features))
-    outputs = layers.Dense(num_classes, activation="softmax")(layers.Dropout(0.5)(features))
-    return keras.Model(inputs, outputs, name="small_cnn")
+    return keras.Model(inputs, logits_layer(num_classes)(layers.Dropout(0.5)(features)), name="small_cnn")
 
 
 def fit_cnn(context: MemberContext) -> MemberResult:

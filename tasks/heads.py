@@ -14,7 +14,14 @@ from sklearn.preprocessing import StandardScaler
 
 from tasks.errors import ConfigError
 from tasks.features import load_features
-from tasks.members import MemberContext, MemberResult, cross_validate, train_keras_model
+from tasks.members import (
+    MemberContext,
+    MemberResult,
+    cross_validate,
+    logits_layer,
+    predict_probabilities,
+    train_keras_model,
+)
 
 
 def _views(context: MemberContext) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -55,8 +62,7 @@ def _full_probabilities(model: LogisticRegression, features: np.ndarray, num_cla
 def mlp_model(feature_width: int, num_classes: int, units: int) -> keras.Model:
     inputs = keras.Input(shape=(feature_width,), name="features")
     hidden = layers.Dense(units, activation="relu")(layers.Dropout(0.2)(inputs))
-    outputs = layers.Dense(num_classes, activation="softmax")(layers.Dropout(0.5)(hidden))
-    return keras.Model(inputs, outputs, name="mlp_head")
+    return keras.Model(inputs, logits_layer(num_classes)(layers.Dropout(0.5)(hidden)), name="mlp_head")
 
 
 def fit_mlp(context: MemberContext) -> MemberResult:
@@ -78,7 +84,7 @@ def fit_mlp(context: MemberContext) -> MemberResult:
             (scale(train_views[0][valid_positions]), labels[valid_positions])).batch(config.batch_size)
         model = mlp_model(features.shape[1], context.num_classes, config.mlp_units)
         history = train_keras_model(model, train, valid, config)
-        predict = lambda x: model.predict(scale(x), batch_size=512, verbose=0)
+        predict = lambda x: predict_probabilities(model, scale(x), batch_size=512)
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)
 

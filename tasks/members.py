@@ -75,11 +75,26 @@ def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold:
     return MemberResult(oof=oof, test=test, histories=histories)
 
 
+def logits_layer(num_classes: int) -> layers.Dense:
+    """Every Keras member's last layer: logits, in float32 whatever the compute policy (mixed precision keeps
+    the loss and the softmax stable); probabilities are taken at prediction time (`predict_probabilities`)."""
+    return layers.Dense(num_classes, dtype="float32", name="logits")
+
+
+def predict_probabilities(model: keras.Model, inputs, **options) -> np.ndarray:
+    """The model's logits turned into class probabilities (a stable softmax, in float64)."""
+    logits = np.asarray(model.predict(inputs, verbose=0, **options), dtype=np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    exponentials = np.exp(logits)
+    return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def train_keras_model(model: keras.Model, train: tf.data.Dataset, valid: tf.data.Dataset,
                       config: TrainConfig) -> dict:
-    """Train with early stopping on the held-out fold, keeping the best weights; return the history."""
+    """Train (on logits: `from_logits=True`, stabler than probabilities into the loss) with early stopping on the
+    held-out fold, keeping the best weights; return the history."""
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
     history = model.fit(train, validation_data=valid, epochs=config.epochs, callbacks=[stop], shuffle=False,
                         verbose=0)
@@ -90,8 +105,7 @@ def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.
     """Multinomial logistic regression on raw pixels: the baseline that closes the loop."""
     inputs = keras.Input(shape=input_shape, name="pixels")
     features = layers.Flatten()(layers.Rescaling(1.0 / 255)(inputs))
-    outputs = layers.Dense(num_classes, activation="softmax")(features)
-    return keras.Model(inputs, outputs, name="softmax")
+    return keras.Model(inputs, logits_layer(num_classes)(features), name="softmax")
 
 
 def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> MemberResult:
@@ -113,7 +127,7 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
         model = build_model(input_shape, context.num_classes)
         history = train_keras_model(model, train, valid, config)
         valid_x = valid.map(lambda inputs, _: inputs)
-        return model.predict(valid_x, verbose=0), model.predict(test_x, verbose=0), history
+        return predict_probabilities(model, valid_x), predict_probabilities(model, test_x), history
 
     return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description)
 

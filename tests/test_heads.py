@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -51,3 +52,24 @@ def test_cnn_learns_and_augments_only_in_training(context):
     assert np.abs(np.asarray(augmentation(images, training=True)) - images).max() > 1.0  # training: augmented
     assert "random_flip" not in [layer.name for layer in augmentation.layers]
     assert "random_flip" in [layer.name for layer in cnn_model((28, 28, 3), 10).get_layer("augmentation").layers]
+
+
+def test_keras_members_emit_float32_logits_and_predict_probabilities():
+    """Logits out (the loss takes them with from_logits=True), in float32 even under mixed precision;
+    probabilities only at prediction time."""
+    from tasks.members import predict_probabilities, softmax_model
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = cnn_model((28, 28, 1), 10)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("logits").activation.__name__ == "linear"
+    assert model.get_layer("logits").dtype_policy.compute_dtype == "float32" and model.output.dtype == "float32"
+    images = np.random.default_rng(1).uniform(0, 255, (6, 28, 28, 1)).astype("float32")
+    baseline = softmax_model((28, 28, 1), 10)
+    logits = np.asarray(baseline(images))
+    assert not np.allclose(logits.sum(axis=1), 1.0)
+    probabilities = predict_probabilities(baseline, images)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), logits.argmax(axis=1))
