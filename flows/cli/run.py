@@ -72,7 +72,7 @@ def show_run(record: dict) -> None:
         ["member", "cv", "weight"])
     nested = record.get("blend_nested_cv_score")
     honest = f" (nested, the blend's weights fitted on the other folds: {nested:.4f})" if nested is not None else ""
-    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}")
+    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}", soft_wrap=True)
     result = record["backend_result"]
     if result is not None:
         console.print(f"public leaderboard score: {result.get('public_score')} (status {result.get('status')})")
