@@ -27,14 +27,17 @@ def resource_id(competition: str) -> str:
 def snapshot_now(config: Config) -> dict:
     """The competition as the backend answers now: leaderboard, our submissions, the file listing."""
     backend = backend_for(config)
-    return watch.take_snapshot(backend.leaderboard(), backend.submissions(backend.team), backend.data_files(),
-                               backend.team, metric_of(backend))
+    team = backend.team  # on Kaggle, read from our submissions: once, not once per use
+    return watch.take_snapshot(backend.leaderboard(), backend.submissions(team), backend.data_files(), team,
+                               metric_of(backend))
 
 
 def metric_of(backend) -> str:
     """The competition's metric: from its spec, else (a Kaggle competition not yet downloaded) from Kaggle's name
     for it; it only says which way is better."""
-    known = getattr(backend, "known_spec", backend.spec)
+    # Not getattr(backend, "known_spec", backend.spec): the default is evaluated first, and a Kaggle backend's
+    # `spec` raises while it is unknown.
+    known = backend.known_spec if hasattr(backend, "known_spec") else backend.spec
     if known is not None:
         return known.metric
     from tasks.spec_inference import metric_from_hint

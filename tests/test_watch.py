@@ -281,3 +281,21 @@ def _flow_runs(api: str) -> list[dict]:
     flows = {flow["id"]: flow["name"] for flow in _post(api, "/flows/filter", {})}
     return [{"name_of_flow": flows.get(run["flow_id"]), "state_type": run["state_type"],
              "created_by": (run.get("created_by") or {}).get("type")} for run in _post(api, "/flow_runs/filter", {})]
+
+
+def test_the_metric_of_a_kaggle_competition_without_a_spec_yet():
+    """Before its first download a Kaggle competition has no spec (asking for it raises): the direction comes
+    from the name Kaggle gives its metric."""
+    from flows.watch import metric_of
+
+    class NotDownloaded:
+        known_spec = None
+
+        @property
+        def spec(self):
+            raise AssertionError("the spec of a competition not downloaded yet was asked for")
+
+        def evaluation_metric(self):
+            return "Multi Class Log Loss"
+
+    assert metric_of(NotDownloaded()) == "log_loss"
