@@ -48,11 +48,15 @@ class Front:
         if path.startswith(("http://", "https://")):
             path = urlsplit(path).path or "/"
             scope = {**scope, "path": path, "raw_path": path.encode()}
-        status = {"code": 500}
+        # Logged as it arrives, status filled in before the first byte of the answer goes out: a client that has
+        # its answer always finds its request in the log (logging after the send raced the client's next step).
+        entry = {"method": scope["method"], "path": path, "rpc": _rpc_name(path), "status": None}
+        with self.host.lock:
+            self.host.requests.append(entry)
 
         async def send_and_note(message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                entry["status"] = message["status"]
             await send(message)
 
         try:
@@ -61,10 +65,9 @@ class Front:
                 await _error(fault, f"Injected failure ({fault})")(scope, receive, send_and_note)
             else:
                 await self.app(scope, receive, send_and_note)
-        finally:
-            with self.host.lock:
-                self.host.requests.append({"method": scope["method"], "path": path, "rpc": _rpc_name(path),
-                                           "status": status["code"]})
+        except BaseException:
+            entry["status"] = entry["status"] or 500  # uvicorn answers 500 for an app that raised
+            raise
 
 
 def _error(status: int, message: str) -> JSONResponse:
