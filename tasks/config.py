@@ -23,10 +23,21 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 5
+    schedule: str = "constant"  # or "cosine": decay to 1 % over `epochs`
     image_size: int | None = None  # None: the competition's native size (pixel members)
     seed: int = 0
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
     mlp_units: int = 512
+    # The finetune member (tasks/finetune.py): size it trains at, folds it fine-tunes (the rest get no
+    # out-of-fold predictions), epochs of fine-tuning (after a logistic head is fitted on the cached
+    # features at that size), and the top
+    # fraction of the backbone's layers it unfreezes (BatchNorm never).
+    finetune_size: int = 96
+    finetune_folds: int = 1
+    finetune_epochs: int = 5
+    finetune_learning_rate: float = 3e-4
+    finetune_batch_size: int = 32
+    finetune_fraction: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,6 @@ def mlp_model(feature_width: int, num_classes: int, units: int) -> keras.Model:
 
 def fit_mlp(context: MemberContext) -> MemberResult:
     """A one-hidden-layer MLP on standardised features, early-stopped on the fold's held-out part."""
-    import tensorflow as tf
-
     train_views, test_views = _views(context)
     labels, config = context.labels, context.train
 
@@ -77,14 +75,11 @@ def fit_mlp(context: MemberContext) -> MemberResult:
         features = np.concatenate([view[train_positions] for view in train_views])
         scaler = StandardScaler().fit(features)
         scale = lambda x: scaler.transform(x).astype(np.float32)
-        train = tf.data.Dataset.from_tensor_slices(
-            (scale(features), np.tile(labels[train_positions], len(train_views))))
-        train = train.shuffle(len(features), seed=context.seed).batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
-        valid = tf.data.Dataset.from_tensor_slices(
-            (scale(train_views[0][valid_positions]), labels[valid_positions])).batch(config.batch_size)
+        train = (scale(features), np.tile(labels[train_positions], len(train_views)))
+        valid = (scale(train_views[0][valid_positions]), labels[valid_positions])
         model = mlp_model(features.shape[1], context.num_classes, config.mlp_units)
-        history = train_keras_model(model, train, valid, config)
-        predict = lambda x: predict_probabilities(model, scale(x), batch_size=512)
+        history = train_keras_model(model, train, valid, config, context.seed)
+        predict = lambda x: predict_probabilities(model, scale(x))
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)
 

@@ -12,7 +12,6 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 
 from tasks.config import TrainConfig
@@ -29,6 +28,9 @@ class MemberContext:
     train: TrainConfig
     seed: int = 0
     feature_dirs: tuple[Path, ...] = ()  # one per view, identity first
+    backbone: str | None = None  # the member's backbone, for members that build it (finetune)
+    weights: Path | None = None  # its weights file (None: random weights)
+    features_root: Path | None = None  # the competition's feature cache, for feature sets a member adds
 
     @property
     def labels(self) -> np.ndarray:
@@ -58,9 +60,10 @@ FoldFit = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]
 
 
 def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold: FoldFit,
-                   description: str = "folds") -> MemberResult:
-    """Run `fit_fold(train_positions, valid_positions) -> (valid_probs, test_probs, history)` per fold."""
-    fold_numbers = np.unique(folds)
+                   description: str = "folds", only_folds: int | None = None) -> MemberResult:
+    """Run `fit_fold(train_positions, valid_positions) -> (valid_probs, test_probs, history)` per fold, or for
+    the first `only_folds` folds (the other folds' rows keep NaN: no out-of-fold prediction)."""
+    fold_numbers = np.unique(folds)[:only_folds]
     oof = np.full((len(folds), num_classes), np.nan, dtype=np.float32)
     test = np.zeros((num_test, num_classes), dtype=np.float32)
     histories = []
@@ -81,24 +84,78 @@ def logits_layer(num_classes: int) -> layers.Dense:
     return layers.Dense(num_classes, dtype="float32", name="logits")
 
 
-def predict_probabilities(model: keras.Model, inputs, **options) -> np.ndarray:
-    """The model's logits turned into class probabilities (a stable softmax, in float64)."""
-    logits = np.asarray(model.predict(inputs, verbose=0, **options), dtype=np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(logits)
+def predict_logits(model: keras.Model, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The model's outputs on arrays in memory, chunk by chunk with `predict_on_batch` (no tf.data threads)."""
+    if len(inputs) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.concatenate([np.asarray(model.predict_on_batch(inputs[start:start + batch_size]))
+                           for start in range(0, len(inputs), batch_size)])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (a stable softmax, in float64)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def train_keras_model(model: keras.Model, train: tf.data.Dataset, valid: tf.data.Dataset,
-                      config: TrainConfig) -> dict:
-    """Train (on logits: `from_logits=True`, stabler than probabilities into the loss) with early stopping on the
-    held-out fold, keeping the best weights; return the history."""
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The model's logits turned into class probabilities."""
+    return softmax(predict_logits(model, inputs, batch_size))
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """Constant, or cosine decay to 1 % over all the epochs (`schedule = "cosine"`): with a schedule, fewer
+    epochs reach the same accuracy."""
+    if config.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch,
+                                                      alpha=0.01)
+    return config.learning_rate
+
+
+def evaluate_arrays(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple:
+    """Mean loss and accuracy on arrays in memory (the compiled loss on logits)."""
+    logits = predict_logits(model, inputs, batch_size)
+    probabilities = softmax(logits)
+    loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)))
+    return float(loss), float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
+                      config: TrainConfig, seed: int = 0, on_epoch=None) -> dict:
+    """Train on arrays in memory, one `train_on_batch` per shuffled batch, with early stopping on the held-out
+    part (best weights kept); return the history. On logits (`from_logits=True`: stabler than probabilities
+    into the loss). Not `fit`: Keras runs it over tf.data, whose threads beside the model slowed training on
+    2 cores (bench/RESULTS.md, "The training loop"). `on_epoch(epoch)` may raise to end training early."""
+    (train_x, train_y), (valid_x, valid_y) = train, valid
+    steps = max(1, -(-len(train_x) // config.batch_size))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    stop = keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
-    history = model.fit(train, validation_data=valid, epochs=config.epochs, callbacks=[stop], shuffle=False,
-                        verbose=0)
-    return {name: [float(value) for value in values] for name, values in history.history.items()}
+    rng = np.random.default_rng(seed)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    best_loss, best_weights, waited = np.inf, None, 0
+    for epoch in range(config.epochs):
+        results = [model.train_on_batch(train_x[batch], train_y[batch])
+                   for batch in np.array_split(rng.permutation(len(train_x)), steps)]
+        for name, value in zip(("loss", "accuracy"), np.mean(results, axis=0)):
+            history[name].append(float(value))
+        for name, value in zip(("val_loss", "val_accuracy"), evaluate_arrays(model, valid_x, valid_y)):
+            history[name].append(value)
+        if history["val_loss"][-1] < best_loss:
+            best_loss, best_weights, waited = history["val_loss"][-1], model.get_weights(), 0
+        else:
+            waited += 1
+        if waited >= config.patience or (on_epoch is not None and not on_epoch(epoch)):
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return history
+
+
+def load_images(index: LoadedIndex, split: str, channels: int, image_size: int | None) -> np.ndarray:
+    """A split's images decoded once into memory, uint8 (N, H, W, C), resized to `image_size` when given."""
+    batches = image_batches(split_source(index, split), channels, image_size, 512, same_size=index.same_size)
+    return np.concatenate([np.round(np.clip(batch.numpy(), 0, 255)).astype(np.uint8) for batch in batches])
 
 
 def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -109,25 +166,21 @@ def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.
 
 
 def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> MemberResult:
-    """K-fold training of a Keras model built by `build_model(input_shape, num_classes)` on tf.data images."""
+    """K-fold training of a Keras model built by `build_model(input_shape, num_classes)` on the images, decoded
+    once into memory for all the folds."""
     index, config, labels = context.index, context.train, context.labels
     channels = index.metadata["channels"]
     native = max(index.metadata["image_height"], index.metadata["image_width"])
     size = config.image_size or (min(native, max_size) if max_size and native > max_size else None)
-    input_shape = (size or index.metadata["image_height"], size or index.metadata["image_width"], channels)
-    batches = lambda source, **options: image_batches(source, channels, size, config.batch_size,
-                                                      same_size=index.same_size, **options)
-    test_x = batches(split_source(index, TEST))
+    images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
         keras.utils.set_random_seed(context.seed)
-        train = batches(split_source(index, TRAIN, train_positions), labels=labels[train_positions],
-                        shuffle_seed=context.seed)
-        valid = batches(split_source(index, TRAIN, valid_positions), labels=labels[valid_positions])
-        model = build_model(input_shape, context.num_classes)
-        history = train_keras_model(model, train, valid, config)
-        valid_x = valid.map(lambda inputs, _: inputs)
-        return predict_probabilities(model, valid_x), predict_probabilities(model, test_x), history
+        model = build_model(images.shape[1:], context.num_classes)
+        valid = (images[valid_positions], labels[valid_positions])
+        history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, config,
+                                    context.seed)
+        return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
 
     return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description)
 

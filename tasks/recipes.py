@@ -17,6 +17,7 @@ from tasks.cnn import fit_cnn
 from tasks.config import DEFAULT_BACKBONES, TrainConfig
 from tasks.errors import ConfigError, WeightsUnavailableError
 from tasks.files import atomic_write_json, atomic_write_npy, sha256_text
+from tasks.finetune import fit_finetune
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import read_index
 from tasks.members import MemberContext, MemberResult, fit_softmax
@@ -26,7 +27,8 @@ from tasks.plots import plot_confusion_matrix, plot_training_curves
 logger = logging.getLogger("headstart")
 
 PIXEL_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"softmax": fit_softmax, "cnn": fit_cnn}
-HEAD_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"logistic": fit_logistic, "mlp": fit_mlp}
+HEAD_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {
+    "logistic": fit_logistic, "mlp": fit_mlp, "finetune": fit_finetune}
 KINDS = {**PIXEL_MEMBERS, **HEAD_MEMBERS}
 
 # Chosen by measurement (bench/RESULTS.md, "Default recipes"): on grey digit images a blend of
@@ -90,7 +92,13 @@ def save_member(directory: Path, name: str, result: MemberResult, score: float) 
     atomic_write_npy(directory / "oof.npy", result.oof)
     atomic_write_npy(directory / "test.npy", result.test)
     return atomic_write_json(directory / "member.json", {
-        "name": name, "cv_score": score, "epochs_per_fold": [len(h.get("loss", [])) for h in result.histories]})
+        "name": name, "cv_score": score, "rows_predicted": int(predicted_rows(result.oof).sum()),
+        "epochs_per_fold": [len(h.get("loss", [])) for h in result.histories]})
+
+
+def predicted_rows(oof: np.ndarray) -> np.ndarray:
+    """Rows with an out-of-fold prediction (a member that fits only some folds leaves the others NaN)."""
+    return np.isfinite(oof).all(axis=1)
 
 
 def load_member(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -110,7 +118,7 @@ def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: st
     return sha256_text(json.dumps(parts, sort_keys=True))[:16]
 
 
-def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...]) -> Path:
+def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None) -> Path:
     """Train one member over the folds, unless the same member on the same inputs is cached; return the
     directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/)."""
     member = MemberName.parse(name)
@@ -121,14 +129,17 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     directory = config.paths.member(config.competition, key)
     if (directory / "member.json").is_file():
         return directory
-    context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs))
+    context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs),
+                            backbone=member.backbone, weights=weights and Path(weights),
+                            features_root=config.paths.features(config.competition))
     result = KINDS[member.kind](context)
     spec = index.metadata["spec"]
-    score = score_probabilities(context.labels, result.oof, spec["metric"])
+    predicted = predicted_rows(result.oof)
+    score = score_probabilities(context.labels[predicted], result.oof[predicted], spec["metric"])
     pictures = config.paths.member_pictures(config.competition, key)
     if any(result.histories):
         plot_training_curves(result.histories, str(member), pictures / "training_curves.png")
-    plot_confusion_matrix(context.labels, result.oof, spec["class_names"],
+    plot_confusion_matrix(context.labels[predicted], result.oof[predicted], spec["class_names"],
                           f"{member} (CV {spec['metric']} {score:.4f})", pictures / "confusion_matrix.png")
     save_member(directory, str(member), result, score)
     return directory

@@ -42,6 +42,7 @@ def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: 
               "blend_cv_score_by_method": ensemble["cv_score_by_method"],
               "blend_nested_cv_score": ensemble.get("nested_cv_score"),
               "blend_nested_cv_score_by_method": ensemble.get("nested_cv_score_by_method"),
+              "blend_rows_scored": ensemble.get("rows_scored"), "blend_rows": ensemble.get("rows"),
               "submission": str(submission), "backend_result": result}
     return atomic_write_json(config.paths.predictions(config.competition, run_id) / "run.json", record)
 
@@ -70,7 +71,8 @@ def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None
     plan = stages.plan(config, index_dir)
     features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
                 for backbone, weights in plan.weights.items()}
-    member_dirs = [stages.member(config, index_dir, name, features.get(MemberName.parse(name).backbone, ()))
+    member_dirs = [stages.member(config, index_dir, name, features.get(backbone := MemberName.parse(name).backbone, ()),
+                                 plan.weights.get(backbone) and Path(plan.weights[backbone]))
                    for name in plan.members]
     blend_dir = stages.blend(config, index_dir, member_dirs, run_id)
     submission = stages.submission(config, spec, index_dir, blend_dir, raw_dir)

@@ -41,7 +41,7 @@ def print_json(value) -> None:
 # What a retrain runs: shared by `run`, `watch` and `serve`.
 NoSubmit = Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")]
 Members = Annotated[Optional[list[str]], typer.Option(
-    "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, cnn, logistic, mlp.")]
+    "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, cnn, logistic, mlp, finetune.")]
 Backbones = Annotated[Optional[list[str]], typer.Option(
     "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")]
 RandomWeights = Annotated[bool, typer.Option(
@@ -52,7 +52,7 @@ Epochs = Annotated[int, typer.Option(min=1, help="Most epochs per fold (early st
 
 def run_config(competition: str, data_dir: Path, backend: str, spec: str | None, members, backbones, epochs: int,
                folds: int, random_weights: bool, no_submit: bool, views: tuple = (), image_size: int | None = None,
-               **fields):
+               train: dict | None = None, **fields):
     """The run's Config from the command line's options (plain values; no TensorFlow, no Prefect)."""
     import dataclasses
 
@@ -63,7 +63,9 @@ def run_config(competition: str, data_dir: Path, backend: str, spec: str | None,
                                    weights="none" if random_weights else "imagenet")
     return Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
                   members=tuple(members or ()), backbones=tuple(backbones or ()), folds=folds,
-                  train=dataclasses.replace(defaults.train, epochs=epochs), features=features,
+                  train=dataclasses.replace(defaults.train, epochs=epochs,
+                                            **{key: value for key, value in (train or {}).items() if value is not None}),
+                  features=features,
                   submit=not no_submit, **fields)
 
 

@@ -44,6 +44,12 @@ def run(
     folds: Folds = 5,
     epochs: Epochs = 40,
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
+    finetune_size: Annotated[Optional[int], typer.Option(
+        min=32, help="finetune members: image size they train at (default 96).")] = None,
+    finetune_folds: Annotated[Optional[int], typer.Option(
+        min=1, help="finetune members: folds fine-tuned (default 1; the blend is scored on their rows).")] = None,
+    finetune_epochs: Annotated[Optional[int], typer.Option(
+        min=1, help="finetune members: epochs of fine-tuning per fold (default 5).")] = None,
     backend: Backend = "local",
     spec: Spec = None,
     as_json: AsJson = False,
@@ -51,7 +57,9 @@ def run(
     """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
     config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
                         no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend,
-                        views=tuple(view or ()), image_size=image_size)
+                        views=tuple(view or ()), image_size=image_size,
+                        train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
+                               "finetune_epochs": finetune_epochs})
     import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
     from flows.compete import run_compete
 
@@ -72,7 +80,10 @@ def show_run(record: dict) -> None:
         ["member", "cv", "weight"])
     nested = record.get("blend_nested_cv_score")
     honest = f" (nested, the blend's weights fitted on the other folds: {nested:.4f})" if nested is not None else ""
-    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}", soft_wrap=True)
+    scored, rows = record.get("blend_rows_scored"), record.get("blend_rows")
+    partly = (f"; on the {scored} of {rows} training rows that every member predicted (a finetune member "
+              "fine-tunes only some folds)" if scored is not None and scored < rows else "")
+    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}{partly}", soft_wrap=True)
     result = record["backend_result"]
     if result is not None:
         console.print(f"public leaderboard score: {result.get('public_score')} (status {result.get('status')})")

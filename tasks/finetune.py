@@ -1,0 +1,150 @@
+"""The fine-tuning member, `finetune@BACKBONE`: a pretrained backbone trained further on the competition.
+
+Per fold: (1) warm the head up on the backbone's cached features at the fine-tuning size (cheap: the
+frozen backbone ran once, in the feature cache); (2) unfreeze the top `finetune_fraction` of the
+backbone's layers, BatchNorm excepted, and train backbone and head together with a low learning rate
+decayed by a cosine schedule, recompiled after the change; augmentation (mirror, shift) sits inside the
+model; (3) predict as the mean over views (identity and mirror for photos: test-time augmentation).
+
+Why BatchNorm stays frozen and in inference mode: fine-tuning batches are small and from another
+distribution; letting BatchNorm update its ImageNet statistics from them destroys what the backbone
+learnt (keras-io's transfer-learning guide). The backbone is called with `training=False` and its
+BatchNorm layers are not trainable.
+
+On a CPU, k full fine-tunes are too slow, so by default only the first `finetune_folds` folds are
+fine-tuned: their held-out rows get out-of-fold predictions, the other rows none (NaN), and the test
+prediction is the mean of the fold models trained. The blend is then fitted and scored on the rows that
+every member predicted (tasks/ensemble.py), and its nested estimate splits those rows in two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from tasks.backbones import backbone_spec, build_extractor
+from tasks.config import FeatureConfig
+from tasks.errors import ConfigError
+from tasks.index import TEST, TRAIN
+from tasks.members import (
+    MemberContext,
+    MemberResult,
+    cross_validate,
+    load_images,
+    logits_layer,
+    predict_probabilities,
+    train_keras_model,
+)
+
+
+def backbone_layers(model: keras.Model) -> list[layers.Layer]:
+    """The layers that hold weights, nested models opened up, in the order they appear (input to output)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(backbone_layers(layer))
+        elif layer.weights:
+            found.append(layer)
+    return found
+
+
+def unfreeze_top(extractor: keras.Model, fraction: float) -> int:
+    """Make the top `fraction` of the extractor's weighted layers trainable, BatchNorm never; return how many."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"finetune_fraction must be in (0, 1], got {fraction}")
+    extractor.trainable = True  # sets every nested layer; the loop below decides each one
+    weighted = backbone_layers(extractor)
+    first = len(weighted) - max(1, round(fraction * len(weighted)))
+    for position, layer in enumerate(weighted):
+        layer.trainable = position >= first and not isinstance(layer, layers.BatchNormalization)
+    return sum(layer.trainable for layer in weighted)
+
+
+def augmentation(flip: bool) -> keras.Sequential:
+    """Shifts by up to an eighth (reflected at the border) and, for photos, mirror images; in training only."""
+    steps = [layers.RandomTranslation(0.125, 0.125, fill_mode="reflect")]
+    if flip:
+        steps.insert(0, layers.RandomFlip("horizontal"))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def head_model(features: np.ndarray, num_classes: int) -> keras.Sequential:
+    """Standardise the features (by the training features' mean and variance, fixed), dropout, logits."""
+    mean, variance = features.mean(axis=0), features.var(axis=0)
+    return keras.Sequential([keras.Input(shape=(features.shape[1],)),
+                             layers.Normalization(mean=mean, variance=variance), layers.Dropout(0.2),
+                             logits_layer(num_classes)], name="head")
+
+
+def finetune_model(extractor: keras.Model, head: keras.Model, input_shape: tuple[int, int, int], size: int,
+                   flip: bool) -> keras.Model:
+    """Images (0..255, any size) -> augmentation -> resize to `size` -> backbone (inference mode) -> head."""
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    images = layers.Resizing(size, size, name="resize")(augmentation(flip)(inputs))
+    features = extractor(images, training=False)  # BatchNorm on its running statistics, whatever is trainable
+    return keras.Model(inputs, head(features), name="finetune")
+
+
+def warm_head(features: np.ndarray, labels: np.ndarray, num_classes: int, inverse_l2: float) -> keras.Sequential:
+    """The head fitted on frozen features first (fine-tuning from a random head would first undo the backbone):
+    a logistic regression on the standardised features, solved to convergence whatever the data's size, then
+    copied into the logits layer. Classes absent from these rows get a bias far below the others."""
+    from sklearn.linear_model import LogisticRegression
+
+    head = head_model(features, num_classes)
+    scaled = np.asarray(head.layers[0](features))
+    solved = LogisticRegression(C=inverse_l2, max_iter=2000).fit(scaled, labels)
+    kernel = np.zeros((features.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, solved.intercept_.min() - 10.0, np.float32)
+    if len(solved.classes_) == 2:  # sklearn keeps one row of coefficients for two classes
+        kernel[:, solved.classes_[1]], bias[solved.classes_] = solved.coef_[0], (0.0, solved.intercept_[0])
+    else:
+        kernel[:, solved.classes_], bias[solved.classes_] = solved.coef_.T, solved.intercept_
+    head.get_layer("logits").set_weights([kernel, bias])
+    return head
+
+
+def predict_views(model: keras.Model, images: np.ndarray, flip: bool) -> np.ndarray:
+    """Probabilities averaged over the identity and (for photos) the mirrored images."""
+    views = [images, images[:, :, ::-1]] if flip else [images]
+    return np.mean([predict_probabilities(model, view, batch_size=128) for view in views], axis=0)
+
+
+def fit_finetune(context: MemberContext) -> MemberResult:
+    """Fine-tune the member's backbone on the first `finetune_folds` folds (see the module's docstring)."""
+    from tasks.features import Extractor, cache_feature_set, feature_directory, load_features
+
+    if context.backbone is None or context.features_root is None:
+        raise ConfigError("a finetune member needs a backbone: name it as finetune@BACKBONE")
+    index, config, labels = context.index, context.train, context.labels
+    spec, size = backbone_spec(context.backbone), config.finetune_size
+    weights = Path(context.weights) if context.weights else None
+    feature_config = FeatureConfig(image_size=size)
+    directory = feature_directory(context.features_root, index, spec, weights, "identity", feature_config)
+    cache_feature_set(index, Extractor(spec, weights, size), "identity", directory, feature_config)
+    features, _ = load_features(directory)
+    native = max(index.metadata["image_height"], index.metadata["image_width"])
+    load_size = size if native > size or not index.same_size else None
+    images, test_images = (load_images(index, split, 3, load_size) for split in (TRAIN, TEST))
+    flip = index.metadata["channels"] == 3
+    tuning = dataclasses.replace(config, epochs=config.finetune_epochs, learning_rate=config.finetune_learning_rate,
+                                 batch_size=config.finetune_batch_size, schedule="cosine",
+                                 patience=config.finetune_epochs)
+
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+        keras.utils.set_random_seed(context.seed)
+        valid = (images[valid_positions], labels[valid_positions])
+        head = warm_head(features[train_positions], labels[train_positions], context.num_classes, config.logistic_c)
+        extractor = build_extractor(spec, weights, size)
+        unfreeze_top(extractor, config.finetune_fraction)
+        model = finetune_model(extractor, head, images.shape[1:], size, flip)
+        history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, tuning,
+                                    context.seed)
+        return predict_views(model, valid[0], flip), predict_views(model, test_images, flip), history
+
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold,
+                          f"finetune {spec.label} at {size} px", only_folds=config.finetune_folds)

@@ -1,0 +1,70 @@
+"""The fine-tuning member: what it trains and what it must leave alone, and `--member finetune@...` end to end."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.backbones import backbone_spec, build_extractor
+from tasks.config import TrainConfig
+from tasks.errors import ConfigError
+from tasks.finetune import backbone_layers, finetune_model, head_model, unfreeze_top
+from tasks.members import train_keras_model
+from tests.factories import tiny_backbone_file, write_separable_digits, zip_folder
+from tests.test_cli import invoke
+
+
+def test_fine_tuning_trains_the_unfrozen_top_only_and_never_batchnorm_statistics(tmp_path):
+    spec = backbone_spec(f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}")
+    extractor = build_extractor(spec, None, 16)
+    assert unfreeze_top(extractor, 0.34) == 1  # of conv, BatchNorm, conv: the top conv only
+    first_conv, batchnorm, top_conv = backbone_layers(extractor)
+    assert isinstance(batchnorm, keras.layers.BatchNormalization) and not batchnorm.trainable
+    model = finetune_model(extractor, head_model(np.ones((4, 12), "float32"), 3), (8, 8, 3), 16, flip=True)
+    before = {layer.name: [np.array(w) for w in layer.weights] for layer in (first_conv, batchnorm, top_conv)}
+    head_before = np.array(model.get_layer("head").get_layer("logits").kernel)
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.uniform(0, 255, (48, 8, 8, 3)).astype("float32"), np.arange(48) % 3
+    config = TrainConfig(epochs=3, batch_size=8, learning_rate=0.05, patience=10)
+    train_keras_model(model, (images[:40], labels[:40]), (images[40:], labels[40:]), config)
+
+    for weights_before, weights_after in zip(before[first_conv.name], first_conv.weights):
+        np.testing.assert_array_equal(weights_before, weights_after)  # frozen
+    for weights_before, weights_after in zip(before[batchnorm.name], batchnorm.weights):
+        np.testing.assert_array_equal(weights_before, weights_after)  # gamma, beta, moving mean and variance
+    assert not np.allclose(before[top_conv.name][0], top_conv.kernel)  # unfrozen: trained
+    assert not np.allclose(head_before, model.get_layer("head").get_layer("logits").kernel)
+
+
+def test_the_unfrozen_fraction_is_checked(tmp_path):
+    extractor = build_extractor(backbone_spec(f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"), None, 16)
+    with pytest.raises(ConfigError, match="finetune_fraction"):
+        unfreeze_top(extractor, 0.0)
+    assert unfreeze_top(extractor, 1.0) == 2  # both convolutions, never the BatchNorm
+
+
+def test_run_a_finetune_member_end_to_end(prefect_server, tmp_path):
+    """Fine-tuned on one fold of three (the CPU default): the blend is fitted and scored on that fold's rows,
+    and the CLI says so."""
+    folder = write_separable_digits(tmp_path / "files", num_train=150, num_test=12)
+    pd.DataFrame({"ImageId": range(1, 13), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    data_dir = tmp_path / "data"
+    invoke("local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
+           tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", data_dir)
+    backbone = f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"
+    output = invoke("run", "shapes", "--data-dir", data_dir, "--member", f"finetune@{backbone}", "--member",
+                    f"logistic@{backbone}", "--folds", "3", "--finetune-size", "32", "--finetune-epochs", "2",
+                    "--no-submit")
+    record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
+    assert list(record["members"]) == [f"finetune@{backbone}", f"logistic@{backbone}"]
+    assert record["blend_rows"] == 150 and record["blend_rows_scored"] == 50  # one fold of three
+    assert "on the 50 of 150 training rows that every member predicted" in output
+    member = json.loads(next((data_dir / "05_predictions" / "shapes" / "members").glob("finetune*/member.json"))
+                        .read_text())
+    assert member["rows_predicted"] == 50 and len(member["epochs_per_fold"]) == 1
+    assert record["members"][f"finetune@{backbone}"] > 0.5  # chance is 1/3
+    assert pd.read_csv(record["submission"]).shape == (12, 2)
