@@ -71,12 +71,16 @@ class Config:
     blend: str = "caruana"
     submit: bool = True
     message: str = "headstart"
+    time_limit: float | None = None  # minutes for the whole run (tasks/budget.py); None: no limit
+    deadline: float | None = None  # the run's wall-clock deadline (epoch seconds), set from time_limit at its start
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "kaggle"):
             raise ConfigError(f"backend must be 'local' or 'kaggle', got {self.backend!r}")
         if self.blend not in ("mean", "weights", "caruana"):
             raise ConfigError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ConfigError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
 
     @property
     def paths(self) -> DataPaths:

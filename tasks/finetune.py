@@ -135,7 +135,7 @@ def fit_finetune(context: MemberContext) -> MemberResult:
                                  batch_size=config.finetune_batch_size, schedule="cosine",
                                  patience=config.finetune_epochs)
 
-    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         keras.utils.set_random_seed(context.seed)
         valid = (images[valid_positions], labels[valid_positions])
         head = warm_head(features[train_positions], labels[train_positions], context.num_classes, config.logistic_c)
@@ -143,8 +143,9 @@ def fit_finetune(context: MemberContext) -> MemberResult:
         unfreeze_top(extractor, config.finetune_fraction)
         model = finetune_model(extractor, head, images.shape[1:], size, flip)
         history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, tuning,
-                                    context.seed)
+                                    context.seed, clock)
         return predict_views(model, valid[0], flip), predict_views(model, test_images, flip), history
 
     return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold,
-                          f"finetune {spec.label} at {size} px", only_folds=config.finetune_folds)
+                          f"finetune {spec.label} at {size} px", only_folds=config.finetune_folds,
+                          deadline=context.deadline)

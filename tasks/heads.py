@@ -40,7 +40,7 @@ def fit_logistic(context: MemberContext) -> MemberResult:
     train_views, test_views = _views(context)
     labels = context.labels
 
-    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         features = np.concatenate([view[train_positions] for view in train_views])
         scaler = StandardScaler().fit(features)
         model = LogisticRegression(C=context.train.logistic_c, max_iter=2000)
@@ -49,7 +49,8 @@ def fit_logistic(context: MemberContext) -> MemberResult:
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), {})
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "logistic head")
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "logistic head",
+                          deadline=context.deadline)
 
 
 def _full_probabilities(model: LogisticRegression, features: np.ndarray, num_classes: int) -> np.ndarray:
@@ -70,7 +71,7 @@ def fit_mlp(context: MemberContext) -> MemberResult:
     train_views, test_views = _views(context)
     labels, config = context.labels, context.train
 
-    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         keras.utils.set_random_seed(context.seed)
         features = np.concatenate([view[train_positions] for view in train_views])
         scaler = StandardScaler().fit(features)
@@ -78,9 +79,10 @@ def fit_mlp(context: MemberContext) -> MemberResult:
         train = (scale(features), np.tile(labels[train_positions], len(train_views)))
         valid = (scale(train_views[0][valid_positions]), labels[valid_positions])
         model = mlp_model(features.shape[1], context.num_classes, config.mlp_units)
-        history = train_keras_model(model, train, valid, config, context.seed)
+        history = train_keras_model(model, train, valid, config, context.seed, clock)
         predict = lambda x: predict_probabilities(model, scale(x))
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "mlp head")
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "mlp head",
+                          deadline=context.deadline)

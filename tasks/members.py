@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from tasks.budget import Clock
 from tasks.config import TrainConfig
 from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.pipelines import image_batches, split_source
@@ -31,6 +32,7 @@ class MemberContext:
     backbone: str | None = None  # the member's backbone, for members that build it (finetune)
     weights: Path | None = None  # its weights file (None: random weights)
     features_root: Path | None = None  # the competition's feature cache, for feature sets a member adds
+    deadline: float | None = None  # wall-clock seconds by which the member should be done (--time-limit)
 
     @property
     def labels(self) -> np.ndarray:
@@ -54,28 +56,37 @@ class MemberResult:
     oof: np.ndarray  # (num_train, num_classes): each row predicted by the fold model that did not see it
     test: np.ndarray  # (num_test, num_classes): the mean over the fold models
     histories: list[dict] = field(default_factory=list)  # per fold: metric name -> values per epoch
+    ended_early: bool = False  # the time limit cut epochs or folds short
 
 
-FoldFit = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
+FoldFit = Callable[[np.ndarray, np.ndarray, Clock], tuple[np.ndarray, np.ndarray, dict]]
 
 
 def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold: FoldFit,
-                   description: str = "folds", only_folds: int | None = None) -> MemberResult:
-    """Run `fit_fold(train_positions, valid_positions) -> (valid_probs, test_probs, history)` per fold, or for
-    the first `only_folds` folds (the other folds' rows keep NaN: no out-of-fold prediction)."""
+                   description: str = "folds", only_folds: int | None = None,
+                   deadline: float | None = None) -> MemberResult:
+    """Run `fit_fold(train_positions, valid_positions, clock) -> (valid_probs, test_probs, history)` per fold,
+    or for the first `only_folds` folds (the other folds' rows keep NaN: no out-of-fold prediction). With a
+    deadline, each fold gets an equal share of what is left (its `clock`), and no fold starts that would end
+    after the deadline; the test prediction is the mean over the folds trained."""
     fold_numbers = np.unique(folds)[:only_folds]
     oof = np.full((len(folds), num_classes), np.nan, dtype=np.float32)
-    test = np.zeros((num_test, num_classes), dtype=np.float32)
-    histories = []
+    tests, histories, member_clock = [], [], Clock(deadline)
     with progress_bar(description, total=len(fold_numbers), unit="folds") as advance:
-        for fold in fold_numbers:
+        for done, fold in enumerate(fold_numbers):
+            if not member_clock.room_for_another():
+                break
             valid = np.flatnonzero(folds == fold)
-            valid_probs, test_probs, history = fit_fold(np.flatnonzero(folds != fold), valid)
+            clock = Clock(member_clock.share(len(fold_numbers) - done))
+            valid_probs, test_probs, history = fit_fold(np.flatnonzero(folds != fold), valid, clock)
             oof[valid] = valid_probs
-            test += test_probs / len(fold_numbers)
+            tests.append(test_probs)
             histories.append(history)
+            member_clock.tick()
+            member_clock.ended_early |= clock.ended_early
             advance()
-    return MemberResult(oof=oof, test=test, histories=histories)
+    return MemberResult(oof=oof, test=np.mean(tests, axis=0).astype(np.float32), histories=histories,
+                        ended_early=member_clock.ended_early)
 
 
 def logits_layer(num_classes: int) -> layers.Dense:
@@ -122,11 +133,12 @@ def evaluate_arrays(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, 
 
 
 def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
-                      config: TrainConfig, seed: int = 0, on_epoch=None) -> dict:
+                      config: TrainConfig, seed: int = 0, clock: Clock | None = None) -> dict:
     """Train on arrays in memory, one `train_on_batch` per shuffled batch, with early stopping on the held-out
     part (best weights kept); return the history. On logits (`from_logits=True`: stabler than probabilities
     into the loss). Not `fit`: Keras runs it over tf.data, whose threads beside the model slowed training on
-    2 cores (bench/RESULTS.md, "The training loop"). `on_epoch(epoch)` may raise to end training early."""
+    2 cores (bench/RESULTS.md, "The training loop"). With a `clock`, no epoch starts that would end after
+    its deadline (at least one runs)."""
     (train_x, train_y), (valid_x, valid_y) = train, valid
     steps = max(1, -(-len(train_x) // config.batch_size))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)),
@@ -145,7 +157,9 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
             best_loss, best_weights, waited = history["val_loss"][-1], model.get_weights(), 0
         else:
             waited += 1
-        if waited >= config.patience or (on_epoch is not None and not on_epoch(epoch)):
+        if clock is not None:
+            clock.tick()
+        if waited >= config.patience or (clock is not None and not clock.room_for_another()):
             break
     if best_weights is not None:
         model.set_weights(best_weights)
@@ -174,15 +188,16 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
     size = config.image_size or (min(native, max_size) if max_size and native > max_size else None)
     images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
 
-    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray):
+    def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock: Clock):
         keras.utils.set_random_seed(context.seed)
         model = build_model(images.shape[1:], context.num_classes)
         valid = (images[valid_positions], labels[valid_positions])
         history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, config,
-                                    context.seed)
+                                    context.seed, clock)
         return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description)
+    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description,
+                          deadline=context.deadline)
 
 
 def fit_softmax(context: MemberContext) -> MemberResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -93,6 +94,7 @@ def save_member(directory: Path, name: str, result: MemberResult, score: float) 
     atomic_write_npy(directory / "test.npy", result.test)
     return atomic_write_json(directory / "member.json", {
         "name": name, "cv_score": score, "rows_predicted": int(predicted_rows(result.oof).sum()),
+        "folds_trained": len(result.histories), "ended_by_time_limit": result.ended_early,
         "epochs_per_fold": [len(h.get("loss", [])) for h in result.histories]})
 
 
@@ -118,9 +120,12 @@ def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: st
     return sha256_text(json.dumps(parts, sort_keys=True))[:16]
 
 
-def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None) -> Path:
+def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None,
+               deadline: float | None = None, may_skip: bool = False) -> Path | None:
     """Train one member over the folds, unless the same member on the same inputs is cached; return the
-    directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/)."""
+    directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/). A member that the
+    deadline cut short is kept apart (`<key>-partial`), so that it never stands in for the whole member; one
+    not cached whose deadline has passed is skipped (None) when `may_skip` (other members finished)."""
     member = MemberName.parse(name)
     index = read_index(index_dir)
     seed = config.seed + member.seed
@@ -129,10 +134,15 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     directory = config.paths.member(config.competition, key)
     if (directory / "member.json").is_file():
         return directory
+    if may_skip and deadline is not None and deadline <= time.time():
+        return None
     context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs),
                             backbone=member.backbone, weights=weights and Path(weights),
-                            features_root=config.paths.features(config.competition))
+                            features_root=config.paths.features(config.competition), deadline=deadline)
     result = KINDS[member.kind](context)
+    if result.ended_early:
+        key = f"{key}-partial"
+        directory = config.paths.member(config.competition, key)
     spec = index.metadata["spec"]
     predicted = predicted_rows(result.oof)
     score = score_probabilities(context.labels[predicted], result.oof[predicted], spec["metric"])

@@ -8,6 +8,7 @@ as tasks, a Kaggle notebook (flows/kaggle_notebook.py) passes them as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from tasks.backends import backend_for, fetch_competition, submit_file
+from tasks.budget import member_deadline, reserve_seconds, run_deadline
 from tasks.config import Config
 from tasks.ensemble import blend_members
 from tasks.features import cache_features
@@ -30,7 +32,7 @@ def new_run_id() -> str:
 
 
 def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: Path, submission: Path,
-               result: dict | None) -> Path:
+               result: dict | None, skipped: tuple[str, ...] = ()) -> Path:
     """Write run.json beside the run's predictions: config, each member's CV score and weight, the blend, the
     submission and the backend's answer."""
     ensemble = json.loads((Path(blend_dir) / "ensemble.json").read_text())
@@ -43,8 +45,19 @@ def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: 
               "blend_nested_cv_score": ensemble.get("nested_cv_score"),
               "blend_nested_cv_score_by_method": ensemble.get("nested_cv_score_by_method"),
               "blend_rows_scored": ensemble.get("rows_scored"), "blend_rows": ensemble.get("rows"),
-              "submission": str(submission), "backend_result": result}
+              "submission": str(submission), "backend_result": result,
+              "time_limit": time_limit_report(config, member_dirs, skipped)}
     return atomic_write_json(config.paths.predictions(config.competition, run_id) / "run.json", record)
+
+
+def time_limit_report(config: Config, member_dirs: list[Path], skipped: tuple[str, ...]) -> dict | None:
+    """What the time limit did: members it ended early (with the folds they kept) and members it skipped."""
+    if config.deadline is None:
+        return None
+    members = [json.loads((Path(directory) / "member.json").read_text()) for directory in member_dirs]
+    return {"minutes": config.time_limit, "skipped": list(skipped),
+            "ended": {member["name"]: member.get("folds_trained") for member in members
+                      if member.get("ended_by_time_limit")}}
 
 
 @dataclass(frozen=True)
@@ -65,16 +78,27 @@ class Stages:
 def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit; return run.json."""
     run_id = run_id or new_run_id()
+    if config.time_limit is not None and config.deadline is None:
+        config = dataclasses.replace(config, deadline=run_deadline(config.time_limit))
     raw_dir = stages.fetch(config)
     spec = backend_for(config).spec  # after the download, which infers a spec where there is none
     index_dir = stages.index(config, spec, raw_dir)
     plan = stages.plan(config, index_dir)
     features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
                 for backbone, weights in plan.weights.items()}
-    member_dirs = [stages.member(config, index_dir, name, features.get(backbone := MemberName.parse(name).backbone, ()),
-                                 plan.weights.get(backbone) and Path(plan.weights[backbone]))
-                   for name in plan.members]
+    member_dirs, skipped = [], []
+    for position, name in enumerate(plan.members):
+        backbone = MemberName.parse(name).backbone
+        deadline = member_deadline(config.deadline, reserve_seconds(config.time_limit or 0.0),
+                                   len(plan.members) - position)
+        directory = stages.member(config, index_dir, name, features.get(backbone, ()),
+                                  plan.weights.get(backbone) and Path(plan.weights[backbone]), deadline,
+                                  may_skip=bool(member_dirs))
+        if directory is None:
+            skipped.append(name)  # no time left to train it; the members that finished are blended
+        else:
+            member_dirs.append(directory)
     blend_dir = stages.blend(config, index_dir, member_dirs, run_id)
     submission = stages.submission(config, spec, index_dir, blend_dir, raw_dir)
     result = stages.submit(config, submission) if config.submit else None
-    return stages.record(config, run_id, member_dirs, blend_dir, submission, result)
+    return stages.record(config, run_id, member_dirs, blend_dir, submission, result, tuple(skipped))

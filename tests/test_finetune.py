@@ -68,3 +68,27 @@ def test_run_a_finetune_member_end_to_end(prefect_server, tmp_path):
     assert member["rows_predicted"] == 50 and len(member["epochs_per_fold"]) == 1
     assert record["members"][f"finetune@{backbone}"] > 0.5  # chance is 1/3
     assert pd.read_csv(record["submission"]).shape == (12, 2)
+
+
+@pytest.mark.slow  # a minute against the clock
+def test_a_time_limit_is_kept_and_the_run_says_what_it_cut(prefect_server, tmp_path):
+    """Three CNNs x 5 folds x up to 40 epochs take minutes on these images; with 40 seconds the run ends
+    members early or skips them, blends what finished and says so, within 10 % of the limit."""
+    import time
+
+    folder = write_separable_digits(tmp_path / "files", num_train=300, num_test=12)
+    pd.DataFrame({"ImageId": range(1, 13), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    data_dir = tmp_path / "data"
+    invoke("local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
+           tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", data_dir)
+    started = time.monotonic()
+    output = invoke("run", "shapes", "--data-dir", data_dir, "--member", "cnn", "--member", "cnn#1", "--member",
+                    "cnn#2", "--time-limit", "0.67", "--no-submit")
+    elapsed = time.monotonic() - started
+    record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
+    assert elapsed <= 1.1 * 0.67 * 60, elapsed
+    report = record["time_limit"]
+    assert report["ended"] or report["skipped"], report
+    assert "time limit 0.67 min: " in output and "the blend is of what finished" in output
+    assert set(record["members"]) | set(report["skipped"]) == {"cnn", "cnn#1", "cnn#2"}
+    assert pd.read_csv(record["submission"]).shape == (12, 2)

@@ -50,14 +50,20 @@ def run(
         min=1, help="finetune members: folds fine-tuned (default 1; the blend is scored on their rows).")] = None,
     finetune_epochs: Annotated[Optional[int], typer.Option(
         min=1, help="finetune members: epochs of fine-tuning per fold (default 5).")] = None,
+    time_limit: Annotated[Optional[float], typer.Option(
+        min=0.1, metavar="MINUTES", help="Finish within this many minutes: members share the time, those that "
+        "would overrun end early (keeping their finished folds) or are skipped, and what finished is blended.")] = None,
     backend: Backend = "local",
     spec: Spec = None,
     as_json: AsJson = False,
 ) -> None:
     """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
+    from tasks.budget import run_deadline
+
+    deadline = run_deadline(time_limit)  # counted from now: Prefect's start-up is part of the run
     config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
                         no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend,
-                        views=tuple(view or ()), image_size=image_size,
+                        views=tuple(view or ()), image_size=image_size, time_limit=time_limit, deadline=deadline,
                         train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
                                "finetune_epochs": finetune_epochs})
     import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
@@ -84,12 +90,23 @@ def show_run(record: dict) -> None:
     partly = (f"; on the {scored} of {rows} training rows that every member predicted (a finetune member "
               "fine-tunes only some folds)" if scored is not None and scored < rows else "")
     console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}{partly}", soft_wrap=True)
+    if record.get("time_limit"):
+        console.print(time_limit_line(record["time_limit"]), soft_wrap=True)
     result = record["backend_result"]
     if result is not None:
         console.print(f"public leaderboard score: {result.get('public_score')} (status {result.get('status')})")
         if result.get("error"):
             console.print(f"[red]submission error:[/] {escape(str(result['error']))}")
     console.print(f"submission: {record['submission']}", soft_wrap=True)
+
+
+def time_limit_line(report: dict) -> str:
+    """What the time limit did, in one line."""
+    ended = [f"{name} ({folds} fold{'s' * (folds != 1)})" for name, folds in report["ended"].items()]
+    parts = ([f"ended early, keeping the folds they finished: {', '.join(ended)}"] if ended else []) + \
+        ([f"skipped: {', '.join(report['skipped'])}"] if report["skipped"] else [])
+    what = "; ".join(parts) + "; the blend is of what finished" if parts else "every member finished in time"
+    return f"time limit {report['minutes']:g} min: {what}"
 
 
 def backbones() -> None:

@@ -1,0 +1,67 @@
+"""A run's time limit (`--time-limit MINUTES`, as AutoGluon's `time_limit`), shared out as the run goes.
+
+The run gets a deadline (wall-clock seconds since the epoch, so that it means the same in every process
+and thread a stage runs in). Before each member, what is left (less a reserve for the blend and the
+submission) is shared equally among the members not yet trained; inside a member, what it was given is
+shared among its folds not yet trained, and a fold ends its epochs when the next one would overrun its
+share, judged by the epochs it has timed. A member ends after the fold that leaves no room for another,
+and keeps the folds it finished; a member that cannot start is skipped. The blend uses what finished.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+RESERVE_FRACTION = 0.05  # of the limit, kept for the blend, the submission file and the upload
+MIN_RESERVE_SECONDS = 10.0
+
+
+def run_deadline(time_limit_minutes: float | None, started: float | None = None) -> float | None:
+    """The wall-clock deadline of a run started at `started` (now) with this limit (None: no limit)."""
+    if time_limit_minutes is None:
+        return None
+    return (started if started is not None else time.time()) + 60.0 * time_limit_minutes
+
+
+def reserve_seconds(time_limit_minutes: float) -> float:
+    """Seconds kept back from the members for the blend, the submission file and the upload."""
+    return max(MIN_RESERVE_SECONDS, RESERVE_FRACTION * 60.0 * time_limit_minutes)
+
+
+def member_deadline(deadline: float | None, reserve: float, members_left: int, now: float | None = None) -> float | None:
+    """This member's share of what is left before the run's deadline less the reserve (None: no limit)."""
+    if deadline is None:
+        return None
+    now = time.time() if now is None else now
+    return now + max(0.0, deadline - reserve - now) / max(1, members_left)
+
+
+@dataclass
+class Clock:
+    """Times the repeated steps of one piece of work (folds, epochs) against a deadline."""
+
+    deadline: float | None
+    started: float = field(default_factory=time.time)
+    steps: int = 0
+    ended_early: bool = False
+
+    def tick(self) -> None:
+        self.steps += 1
+
+    def room_for_another(self, now: float | None = None) -> bool:
+        """Whether one more step, as long as the mean step so far, ends before the deadline. False is
+        remembered: the work ended early."""
+        if self.deadline is None or self.steps == 0:
+            return True
+        now = time.time() if now is None else now
+        room = now + (now - self.started) / self.steps <= self.deadline
+        self.ended_early |= not room
+        return room
+
+    def share(self, parts_left: int, now: float | None = None) -> float | None:
+        """The deadline of the next of `parts_left` equal parts of what is left."""
+        if self.deadline is None:
+            return None
+        now = time.time() if now is None else now
+        return now + max(0.0, self.deadline - now) / max(1, parts_left)
