@@ -104,3 +104,12 @@ def write_separable_digits(folder: Path, num_train: int = 120, num_test: int = 1
     frame.iloc[:, 1:] = pixels.reshape(num_train, -1)
     frame.to_csv(folder / "train.csv", index=False)
     return folder
+
+
+def shapes_competition_args(tmp_path: Path, num_train: int = 150, num_test: int = 12) -> list:
+    """`headstart local create shapes ...` arguments for a three-class competition of separable digits;
+    the data dir is tmp_path / "data"."""
+    folder = write_separable_digits(tmp_path / "files", num_train=num_train, num_test=num_test)
+    pd.DataFrame({"ImageId": range(1, num_test + 1), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    return ["local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
+            tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", tmp_path / "data"]

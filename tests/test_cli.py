@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.factories import kaggle_zip, tiny_backbone_file, write_separable_digits, zip_folder
+from tests.factories import kaggle_zip, shapes_competition_args, tiny_backbone_file
 
 runner = CliRunner()
 
@@ -66,11 +66,8 @@ def test_run_without_submitting(prefect_server, digits_store, tmp_path):
 def test_run_a_feature_head_on_a_file_backbone_with_two_views(prefect_server, tmp_path):
     """A head on cached features of a bring-your-own backbone, extracted for the identity and a mirror view,
     on three classes that a small random convolution tells apart."""
-    folder = write_separable_digits(tmp_path / "files", num_train=150, num_test=12)
-    pd.DataFrame({"ImageId": range(1, 13), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    invoke(*shapes_competition_args(tmp_path))
     data_dir = tmp_path / "data"
-    invoke("local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
-           tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", data_dir)
     member = f"logistic@file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"
     output = invoke("run", "shapes", "--data-dir", data_dir, "--member", member, "--view", "identity",
                     "--view", "flip", "--folds", "3", "--no-submit")

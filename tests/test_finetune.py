@@ -13,7 +13,7 @@ from tasks.config import TrainConfig
 from tasks.errors import ConfigError
 from tasks.finetune import backbone_layers, finetune_model, head_model, unfreeze_top
 from tasks.members import train_keras_model
-from tests.factories import tiny_backbone_file, write_separable_digits, zip_folder
+from tests.factories import shapes_competition_args, tiny_backbone_file
 from tests.test_cli import invoke
 
 
@@ -50,11 +50,8 @@ def test_the_unfrozen_fraction_is_checked(tmp_path):
 def test_run_a_finetune_member_end_to_end(prefect_server, tmp_path):
     """Fine-tuned on one fold of three (the CPU default): the blend is fitted and scored on that fold's rows,
     and the CLI says so."""
-    folder = write_separable_digits(tmp_path / "files", num_train=150, num_test=12)
-    pd.DataFrame({"ImageId": range(1, 13), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    invoke(*shapes_competition_args(tmp_path))
     data_dir = tmp_path / "data"
-    invoke("local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
-           tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", data_dir)
     backbone = f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"
     output = invoke("run", "shapes", "--data-dir", data_dir, "--member", f"finetune@{backbone}", "--member",
                     f"logistic@{backbone}", "--folds", "3", "--finetune-size", "32", "--finetune-epochs", "2",
@@ -76,11 +73,8 @@ def test_a_time_limit_is_kept_and_the_run_says_what_it_cut(prefect_server, tmp_p
     members early or skips them, blends what finished and says so, within 10 % of the limit."""
     import time
 
-    folder = write_separable_digits(tmp_path / "files", num_train=300, num_test=12)
-    pd.DataFrame({"ImageId": range(1, 13), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
+    invoke(*shapes_competition_args(tmp_path, num_train=300))
     data_dir = tmp_path / "data"
-    invoke("local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
-           tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", data_dir)
     started = time.monotonic()
     output = invoke("run", "shapes", "--data-dir", data_dir, "--member", "cnn", "--member", "cnn#1", "--member",
                     "cnn#2", "--time-limit", "0.67", "--no-submit")

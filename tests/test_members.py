@@ -1,10 +1,10 @@
-import numpy as np
-
-from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.index import ensure_index, read_index
 import time
 
+import numpy as np
+
 from tasks.budget import Clock, member_deadline
+from tasks.competitions import DIGIT_RECOGNIZER
+from tasks.index import ensure_index, read_index
 from tasks.members import MemberContext, TrainConfig, cross_validate, fit_softmax, softmax_model, train_keras_model
 from tasks.metrics import score_probabilities
 from tests.factories import write_separable_digits
