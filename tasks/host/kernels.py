@@ -38,7 +38,15 @@ from kagglesdk.kernels.types.kernels_api_service import (
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
 from tasks.files import atomic_write_json
-from tasks.host.common import MAX_TITLE, HostError
+from tasks.host.common import (
+    MAX_DATASET_SLUG,
+    MAX_TITLE,
+    MIN_DATASET_SLUG,
+    MIN_KERNEL_SLUG,
+    OWNER,
+    HostError,
+    require_name,
+)
 from tasks.host.rpc import make
 
 KERNELS = "kernels.KernelsApiService/"
@@ -47,7 +55,13 @@ DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: refuses connections, as a
 
 
 def _version_number(label) -> int | None:
-    return int(str(label).lstrip("v")) if label else None
+    """`3`, `"3"` or `"v3"` as 3; nothing as None (the latest); anything else a 400."""
+    if not label:
+        return None
+    digits = str(label).removeprefix("v")
+    if not digits.isdigit():
+        raise HostError(400, f"Invalid version {str(label)[:20]!r}: a number, or v and a number")
+    return int(digits)
 
 
 def notebook_to_script(notebook_text: str) -> str:
@@ -64,8 +78,14 @@ class KernelStore:
     def __init__(self, host):
         self.host, self.threads = host, []
 
+    def base(self, owner: str, slug: str) -> Path:
+        """kernels/<owner>/<slug>/, once both are valid Kaggle names (a 400 naming the field otherwise)."""
+        require_name("owner", owner, OWNER)
+        require_name("kernel slug", slug, min_length=MIN_KERNEL_SLUG)
+        return self.host.store / "kernels" / owner / slug
+
     def directory(self, owner: str, slug: str, version: int | None = None) -> Path:
-        base = self.host.store / "kernels" / Path(owner).name / Path(slug).name
+        base = self.base(owner, slug)
         if version is None:
             versions = sorted(int(path.name) for path in base.glob("*") if path.name.isdigit())
             if not versions:
@@ -94,12 +114,12 @@ class KernelStore:
         owner, _, slug = (request.slug or "").partition("/")
         if owner != user or not slug:
             raise HostError(403, f"You can only push kernels as {user}/<slug>")
+        base = self.base(owner, slug)  # before anything touches the disk: `alice/../../x` is a 400
         if len(slug) > MAX_TITLE or len(request.new_title or "") > MAX_TITLE:
             raise HostError(500, "Internal error")  # what Kaggle answers for a title or slug over 50 characters
         # As Kaggle does: sources that cannot be attached are reported, not refused; the kernel runs without them.
         invalid = self._invalid_sources(request)
         with self.host.lock:
-            base = self.host.store / "kernels" / owner / slug
             version = len([path for path in base.glob("*") if path.name.isdigit()]) + 1
             directory = base / str(version)
             (directory / "working").mkdir(parents=True)
@@ -213,7 +233,10 @@ class DatasetStore:
         self.host = host
 
     def base(self, owner: str, slug: str) -> Path:
-        return self.host.store / "datasets" / Path(owner).name / Path(slug).name
+        """datasets/<owner>/<slug>/, once both are valid Kaggle names (a 400 naming the field otherwise)."""
+        require_name("owner", owner, OWNER)
+        require_name("dataset slug", slug, min_length=MIN_DATASET_SLUG, max_length=MAX_DATASET_SLUG)
+        return self.host.store / "datasets" / owner / slug
 
     def versions(self, owner: str, slug: str) -> list[int]:
         return sorted(int(path.name) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
@@ -230,7 +253,10 @@ class DatasetStore:
 
     def exists_ref(self, ref: str) -> bool:
         owner, slug, version = self.parse_ref(ref)
-        versions = self.versions(owner, slug)
+        try:
+            versions = self.versions(owner, slug)
+        except HostError:  # not a valid name: reported as a source that cannot be attached, as Kaggle does
+            return False
         return bool(versions) and (version is None or version in versions)
 
     def files_dir(self, owner: str, slug: str, version: int | None = None) -> Path:
