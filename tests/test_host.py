@@ -132,8 +132,9 @@ def test_file_urls_are_signed_and_resumable(hosted):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(url)
     assert error.value.code == 404
-    whole = urllib.request.urlopen(f"{url}?sig={hosted.host.signature}").read()
-    ranged = urllib.request.Request(f"{url}?sig={hosted.host.signature}", headers={"Range": "bytes=100-"})
+    signed = hosted.host.file_url(USER, "files/digits/digits.zip")
+    whole = urllib.request.urlopen(signed).read()
+    ranged = urllib.request.Request(signed, headers={"Range": "bytes=100-"})
     with urllib.request.urlopen(ranged) as response:
         assert response.status == 206 and response.read() == whole[100:]
 
@@ -307,7 +308,7 @@ def test_bodies_are_typed_and_capped(hosted_factory):
     too_big = urllib.request.Request(answer["createUrl"], data=b"x" * 2000, method="PUT")
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(too_big)
-    assert error.value.code == 413 and not list(hosted.host.upload_target(answer["token"]).parent.glob("s.csv*"))
+    assert error.value.code == 413 and not list(hosted.host.upload_target(answer["token"], USER).parent.glob("s.csv*"))
 
 
 def test_every_served_rpc_is_one_of_the_clients(hosted):
@@ -326,7 +327,7 @@ def test_every_served_rpc_is_one_of_the_clients(hosted):
 
 
 def test_file_urls_answer_head_and_if_range(hosted):
-    url = f"{hosted.server.url}/files/digits/digits.zip?sig={hosted.host.signature}"
+    url = hosted.host.file_url(USER, "files/digits/digits.zip")
     with urllib.request.urlopen(urllib.request.Request(url, method="HEAD")) as response:
         etag, size = response.headers["ETag"], int(response.headers["Content-Length"])
         assert response.read() == b"" and response.headers["Accept-Ranges"] == "bytes"

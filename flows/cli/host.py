@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from flows.cli.common import DataDir, competition_backend, console
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """A date given with a zone, as naive UTC; one given without is taken to be UTC already."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def host(
@@ -28,6 +36,8 @@ def host(
         help="A code submission stays PENDING this long (Kaggle re-runs the notebook to score it).")] = 0.0,
     total_limit: Annotated[Optional[int], typer.Option(
         help="A cap on each team's submissions over the whole competition (Kaggle's limitedByTotal).")] = None,
+    deadline: Annotated[Optional[datetime], typer.Option(
+        help="The competition's end (UTC): private scores stay hidden until then (default: it never ends).")] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest file a client may upload, in MiB.")] = 2048,
     data_dir: DataDir = Path("data"),
 ) -> None:
@@ -42,7 +52,7 @@ def host(
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
                             run_kernels=run_kernels, dataset_processing_seconds=dataset_processing_seconds,
                             code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
-                            max_upload_bytes=max_upload_mb * 2**20)
+                            max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline))
     try:
         server = HostServer(CompetitionHost(backend, settings), address, port)
     except OSError as error:  # the address is taken or not ours

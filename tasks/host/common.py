@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tasks.errors import ConfigError
 
@@ -47,6 +48,8 @@ class HostSettings:
     teamless: tuple[str, ...] = ()  # users not on a team yet: Kaggle answers their limits with all zeros
     max_request_bytes: int = 32 * 2**20  # an RPC's JSON body (a kernel's source travels in one)
     max_upload_bytes: int = 2 * 2**30  # one uploaded file (submission or dataset blob)
+    deadline: datetime | None = None  # the competition's end (naive UTC): private scores stay hidden until then
+    signed_url_seconds: float = 3600.0  # how long a file URL (download or upload) works after it is handed out
 
 
 def require_name(field: str, value: str | None, pattern: re.Pattern = SLUG, min_length: int = 1,

@@ -208,7 +208,7 @@ class KernelStore:
         directory = self.directory(owner, slug, _version_number(request.version_label))
         version, working = int(directory.name), directory / "working"
         files = [make(ApiKernelSessionOutputFile, file_name=path.relative_to(working).as_posix(),
-                      url=self.host.file_url(f"kernel-output/{owner}/{slug}/{version}/"
+                      url=self.host.file_url(user, f"kernel-output/{owner}/{slug}/{version}/"
                                              f"{path.relative_to(working).as_posix()}"))
                  for path in sorted(working.rglob("*")) if path.is_file()]
         log = (directory / "log.json").read_text() if (directory / "log.json").is_file() else ""
