@@ -89,7 +89,7 @@ def test_rejected_upload_creates_no_submission(hosted, tmp_path):
 
 
 def test_kernel_push_runs_it_and_serves_its_output(hosted_factory, tmp_path):
-    hosted = hosted_factory(run_kernels=True)
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True)
     folder = tmp_path / "kernel"
     folder.mkdir()
     (folder / "tiny.py").write_text(TINY_KERNEL)
@@ -203,7 +203,7 @@ def _push_and_wait(hosted, folder, metadata: dict) -> str:
 def test_kernels_see_the_2026_layout_a_pinned_version_and_unpacked_zips(hosted_factory, tmp_path):
     """/kaggle/input/competitions/<slug>/ and /kaggle/input/datasets/<owner>/<slug>/, an uploaded zip as a
     folder of its name, and `owner/slug/N` mounting version N even when a newer one exists."""
-    hosted = hosted_factory(run_kernels=True)
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True)
     _dataset(hosted, tmp_path / "data-v1", "version one", first=True)
     _dataset(hosted, tmp_path / "data-v2", "version two", first=False)
     assert json.loads(hosted.kaggle("datasets", "status", f"{USER}/kit-data", "--format", "json").stdout) \

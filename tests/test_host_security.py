@@ -2,12 +2,15 @@
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from tasks.host.sandbox import sandbox_problem
 from tests.hosting import KEY, USER, hosted, hosted_factory, perfect_submission  # noqa: F401
 
 KERNELS = "/api/v1/kernels.KernelsApiService/"
@@ -148,3 +151,103 @@ def test_a_torn_submission_log_breaks_no_call(hosted, tmp_path):
     assert post(hosted, rpc + "GetLeaderboard", {"competitionName": "digits"})[0] == 200
     assert hosted.backend.submit(tmp_path / "perfect.csv", "two", team=USER)["ref"] == 2
     assert [record["ref"] for record in hosted.backend.submissions()] == [1, 2]
+
+
+SEARCHING_KERNEL = '''import os
+from pathlib import Path
+secret, skipped = {secret!r}, {skipped!r}
+found, seen = [], 0
+here = Path.cwd().resolve()
+for folder in [here, *here.parents, Path(os.environ["HEADSTART_KAGGLE_INPUT"]).resolve().parent]:
+    found += [str(path) for path in folder.rglob("solution*.csv")]
+for root, folders, files in os.walk("/"):
+    if root in ("/proc", "/sys", "/dev", *skipped):
+        folders[:] = []
+        continue
+    seen += len(files)
+    found += [os.path.join(root, name) for name in files if name.startswith("solution") and name.endswith(".csv")]
+try:
+    found.append(open(secret).read()[:20])
+except OSError as error:
+    print("cannot open the solution:", type(error).__name__)
+print("files seen:", seen, "found:", sorted(set(found)))
+'''
+
+
+def _push(hosted, slug: str, source: str, quick: bool = False) -> tuple[int, dict]:
+    return post(hosted, KERNELS + "SaveKernel", {
+        "slug": f"{USER}/{slug}", "text": source, "language": "python", "kernelType": "script",
+        "competitionDataSources": ["digits"], **({"kernelExecutionType": "QUICK_SAVE"} if quick else {})})
+
+
+def _finished(hosted, slug: str, seconds: float = 120) -> dict:
+    deadline = time.monotonic() + seconds
+    while (record := hosted.host.kernels.record(USER, slug))["status"] not in ("COMPLETE", "ERROR"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.05)
+    return record
+
+
+def _log(hosted, slug: str) -> str:
+    log_path = hosted.host.kernels.directory(USER, slug) / "log.json"
+    return "".join(line["data"] for line in json.loads(log_path.read_text()))
+
+
+NO_SANDBOX = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no kernel sandbox here: {sandbox_problem()}")
+
+
+def _search(hosted_factory, skipped: tuple[str, ...]) -> str:
+    """Push the searching kernel (it skips `skipped` folders); its log."""
+    hosted = hosted_factory(run_kernels=True)
+    secret = hosted.backend.root / "solution.csv"
+    assert secret.is_file()
+    assert _push(hosted, "searching", SEARCHING_KERNEL.format(secret=str(secret), skipped=skipped))[0] == 200
+    assert _finished(hosted, "searching")["status"] == "COMPLETE"
+    log = _log(hosted, "searching")
+    assert "found: []" in log and "cannot open the solution: FileNotFoundError" in log
+    return log
+
+
+@NO_SANDBOX
+def test_a_pushed_kernel_finds_no_hidden_solution(hosted_factory):
+    """It walks up its folders and the disk for solution*.csv, and opens the solution's real path. The system
+    and Python folders (read-only, and checked by `exposed` not to hold the competition) are skipped here for
+    time; the slow test below searches them too."""
+    from tasks.host.sandbox import exposed, read_only_roots
+
+    _search(hosted_factory, tuple(str(root) for root in read_only_roots()))
+    assert exposed(Path("/usr/share/solution.csv")) == Path("/usr")
+
+
+@NO_SANDBOX
+@pytest.mark.slow
+def test_a_pushed_kernel_finds_no_hidden_solution_anywhere_on_disk(hosted_factory):
+    log = _search(hosted_factory, ())
+    assert int(log.split("files seen: ")[1].split()[0]) > 1000  # it did search (the OS and Python are there)
+
+
+def test_without_a_sandbox_kernels_run_only_when_the_host_says_unsafe(hosted_factory, monkeypatch):
+    from tasks.host import sandbox
+
+    monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap (bwrap) is not installed")
+    hosted = hosted_factory(run_kernels=True)
+    status, answer = _push(hosted, "refused", "print('ran')")
+    assert status == 403 and "bubblewrap (bwrap) is not installed" in answer["message"]
+    assert "can read the hidden solution" in answer["message"] and "--unsafe-kernels" in answer["message"]
+    assert not (hosted.host.store / "kernels").exists()
+    assert _push(hosted, "saved-only", "print('ran')", quick=True)[0] == 200  # a quick save runs nothing
+    unsafe = hosted_factory(run_kernels=True, unsafe_kernels=True)
+    assert _push(unsafe, "allowed", "print('ran')")[0] == 200
+    assert _finished(unsafe, "allowed")["status"] == "COMPLETE" and "ran" in _log(unsafe, "allowed")
+
+
+def test_kernels_are_held_to_their_time_and_output_limits(hosted_factory):
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, kernel_timeout=3, kernel_output_bytes=1000)
+    _push(hosted, "sleeper", "import time\ntime.sleep(60)")
+    _push(hosted, "writer", "for name in 'abc':\n    open(name + '.bin', 'wb').write(b'x' * 600)")
+    _push(hosted, "too-big", "with open('big.bin', 'wb') as stream:\n    stream.write(b'x' * 5000)")
+    assert "time limit (3 s)" in _finished(hosted, "sleeper")["failureMessage"]
+    assert "over the limit of 1000" in _finished(hosted, "writer")["failureMessage"]
+    assert not list(hosted.host.kernels.output_dir(USER, "writer").iterdir())
+    assert "File too large" in _finished(hosted, "too-big")["failureMessage"]  # stopped as it writes
+    assert hosted.host.kernels.output_dir(USER, "too-big").joinpath("big.bin").stat().st_size <= 1000

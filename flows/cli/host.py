@@ -29,7 +29,10 @@ def host(
         "--rules-accepted-by", help="Only these users have accepted the rules; others get 403 (repeatable).")] = None,
     code_competition: Annotated[bool, typer.Option(
         "--code-competition", help="Accept submissions only from notebooks (CreateCodeSubmission).")] = False,
-    run_kernels: Annotated[bool, typer.Option(help="Run pushed kernels locally in a subprocess.")] = True,
+    run_kernels: Annotated[bool, typer.Option(help="Run pushed kernels locally (in a bubblewrap sandbox).")] = True,
+    unsafe_kernels: Annotated[bool, typer.Option(
+        "--unsafe-kernels", help="Run pushed kernels even without a sandbox: they can then read the hidden "
+                                 "solution and any file this user can.")] = False,
     dataset_processing_seconds: Annotated[float, typer.Option(
         help="A new dataset version is not ready until this many seconds after upload, as on Kaggle.")] = 0.0,
     code_scoring_seconds: Annotated[float, typer.Option(
@@ -44,14 +47,15 @@ def host(
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
     from tasks.errors import ConfigError
     from tasks.host.common import HostSettings, parse_users
+    from tasks.host.sandbox import kernel_refusal
     from tasks.host.server import HostServer
     from tasks.host.state import CompetitionHost
 
     backend = competition_backend(name, data_dir, "local", None)
     settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
-                            run_kernels=run_kernels, dataset_processing_seconds=dataset_processing_seconds,
-                            code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
+                            run_kernels=run_kernels, unsafe_kernels=unsafe_kernels,
+                            dataset_processing_seconds=dataset_processing_seconds, code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
                             max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline))
     try:
         server = HostServer(CompetitionHost(backend, settings), address, port)
@@ -60,4 +64,7 @@ def host(
     console.print(f"serving {name!r} on {server.url} (Ctrl-C stops). Point the kaggle client at it with\n"
                   f"  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY={server.url} NO_PROXY=127.0.0.1",
                   soft_wrap=True, highlight=False, markup=False)
+    refusal = kernel_refusal(settings, backend.root) if run_kernels else None
+    if refusal:  # the host serves everything else; a push that would run answers this, with a 403
+        console.print(f"pushed kernels will not run: {refusal}", soft_wrap=True, highlight=False, markup=False)
     server.serve()

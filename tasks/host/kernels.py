@@ -1,19 +1,16 @@
 """Kernels and datasets on a hosted competition: store pushed kernels and datasets, run kernels locally.
 
-A pushed kernel runs in a subprocess with Kaggle's 2026 input layout: its competition under
-`input/competitions/<slug>/`, its datasets under `input/datasets/<owner>/<slug>/` (an uploaded zip
-unpacked into a folder of its name), its outputs in `working/`, told to it by HEADSTART_KAGGLE_INPUT
-and HEADSTART_KAGGLE_WORKING; no credentials, and the network pointed at a dead proxy (internet off).
+A pushed kernel runs in a sandbox (tasks/host/sandbox.py) with Kaggle's 2026 input layout: its
+competition under `input/competitions/<slug>/`, its datasets under `input/datasets/<owner>/<slug>/`
+(an uploaded zip unpacked into a folder of its name), its outputs in `working/`, told to it by
+HEADSTART_KAGGLE_INPUT and HEADSTART_KAGGLE_WORKING; no credentials, and no network (internet off).
 Requests and responses are kagglesdk's types (tasks/host/rpc.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -48,10 +45,10 @@ from tasks.host.common import (
     require_name,
 )
 from tasks.host.rpc import make
+from tasks.host.sandbox import kernel_refusal, run_kernel
 
 KERNELS = "kernels.KernelsApiService/"
 DATASETS = "datasets.DatasetApiService/"
-DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: refuses connections, as a notebook without internet
 
 
 def _version_number(label) -> int | None:
@@ -115,6 +112,10 @@ class KernelStore:
         if owner != user or not slug:
             raise HostError(403, f"You can only push kernels as {user}/<slug>")
         base = self.base(owner, slug)  # before anything touches the disk: `alice/../../x` is a 400
+        runs = getattr(request.kernel_execution_type, "name", "") != "QUICK_SAVE" and self.host.settings.run_kernels
+        refusal = kernel_refusal(self.host.settings, self.host.backend.root) if runs else None
+        if refusal:
+            raise HostError(403, f"Kernel not run: {refusal}")
         if len(slug) > MAX_TITLE or len(request.new_title or "") > MAX_TITLE:
             raise HostError(500, "Internal error")  # what Kaggle answers for a title or slug over 50 characters
         # As Kaggle does: sources that cannot be attached are reported, not refused; the kernel runs without them.
@@ -128,7 +129,7 @@ class KernelStore:
         fields = {key: value for key, value in request.to_dict().items() if key != "text"}
         record = {**fields, "source": source, "version": version, "status": "QUEUED", "failureMessage": ""}
         self._write(directory, record)
-        if getattr(request.kernel_execution_type, "name", "") == "QUICK_SAVE" or not self.host.settings.run_kernels:
+        if not runs:
             self._update(directory, status="COMPLETE")
         else:
             thread = threading.Thread(target=self._run, args=(directory,), daemon=True)
@@ -160,17 +161,8 @@ class KernelStore:
                 self.host.datasets.mount(owner, slug, version, inputs / "datasets" / owner / slug)
         return inputs
 
-    def _environment(self, directory: Path, inputs: Path) -> dict:
-        home = directory / "home"
-        home.mkdir(exist_ok=True)
-        keep = {name: os.environ[name] for name in ("PATH", "LANG", "TF_CPP_MIN_LOG_LEVEL") if name in os.environ}
-        return {**keep, "HOME": str(home), "PYTHONUNBUFFERED": "1", "KAGGLE_KERNEL_RUN_TYPE": "Batch",
-                "HEADSTART_KAGGLE_INPUT": str(inputs), "HEADSTART_KAGGLE_WORKING": str(directory / "working"),
-                "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "http_proxy": DEAD_PROXY,
-                "https_proxy": DEAD_PROXY, "NO_PROXY": "", "no_proxy": ""}
-
     def _run(self, directory: Path) -> None:
-        """Run a pushed kernel to completion, recording its status and a Kaggle-style JSON log."""
+        """Run a pushed kernel to completion (in the sandbox), recording its status and a Kaggle-style JSON log."""
         record = json.loads((directory / "kernel.json").read_text())
         self._update(directory, status="RUNNING")
         try:
@@ -179,14 +171,12 @@ class KernelStore:
             if record["source"].endswith(".ipynb"):
                 script = directory / "__notebook__.py"
                 script.write_text(notebook_to_script((directory / record["source"]).read_text()))
-            result = subprocess.run([sys.executable, str(script)], cwd=directory / "working", capture_output=True,
-                                    text=True, env=self._environment(directory, inputs),
-                                    timeout=self.host.settings.kernel_timeout)
-            self._write_log(directory, result.stdout, result.stderr)
-            failure = "" if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
+            inputs.mkdir(exist_ok=True)
+            failure, stdout, stderr = run_kernel(script, inputs, directory / "working", directory, self.host.settings)
+            self._write_log(directory, stdout, stderr)
             self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
-        except (OSError, subprocess.SubprocessError, HostError, ValueError) as error:
-            self._update(directory, status="ERROR", failureMessage=str(error))
+        except (OSError, HostError, ValueError) as error:
+            self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
 
     def _write_log(self, directory: Path, stdout: str, stderr: str) -> None:
         now = time.time()
