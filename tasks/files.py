@@ -3,6 +3,7 @@ logs shared between processes, and a polling loop."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -68,6 +69,27 @@ def sha256_text(text: str) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on `path` (created if missing) against other processes and threads; reentrant
+    within one thread, so a locked step may call another that takes the same lock."""
+    import fcntl
+
+    lock_path = str(Path(path).absolute())
+    held = _held_locks()
+    if lock_path in held:
+        yield Path(path)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        held.add(lock_path)
+        try:
+            yield Path(path)
+        finally:
+            held.discard(lock_path)
+
+
 class JsonLines:
     """An append-only log of JSON records, one per line, that several processes may write at once.
 
@@ -79,23 +101,8 @@ class JsonLines:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    @contextmanager
-    def locked(self) -> Iterator[JsonLines]:
-        import fcntl
-
-        lock_path = str(self.path.with_name(self.path.name + ".lock").absolute())
-        held = _held_locks()
-        if lock_path in held:  # this thread holds it already (an append inside a locked check)
-            yield self
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            held.add(lock_path)
-            try:
-                yield self
-            finally:
-                held.discard(lock_path)
+    def locked(self) -> contextlib.AbstractContextManager[Path]:
+        return file_lock(self.path.with_name(self.path.name + ".lock"))
 
     def read(self) -> list[dict]:
         if not self.path.is_file():

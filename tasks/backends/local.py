@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -171,15 +172,19 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
         with zipped.open(spec.sample_submission) as stream:
             sample = pd.read_csv(stream, dtype=str, keep_default_na=False)
     solution = _checked_solution(solution_csv, sample, spec, public_fraction, seed)
-    staging = root.with_name(f".{root.name}.creating")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "public").mkdir(parents=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.creating-"))  # one per process
+    (staging / "public").mkdir()
     shutil.copyfile(public_zip, staging / "public" / f"{name}.zip")
     solution.to_csv(staging / "solution.csv", index=False)
     atomic_write_json(staging / "competition.json", {
         "name": name, "spec": spec.with_slug(name).to_dict(), "daily_limit": daily_limit,
         "created": datetime.now(timezone.utc).isoformat()})
-    staging.replace(root)
+    try:
+        staging.replace(root)
+    except OSError:  # another process created it meanwhile (a non-empty folder is never replaced)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConfigError(f"{root}: a local competition named {name!r} exists already") from None
     return LocalBackend(root)
 
 
