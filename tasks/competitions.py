@@ -106,14 +106,41 @@ def spec_from_dict(values: dict, source: str = "spec") -> CompetitionSpec:
     unknown = sorted(set(values) - known)
     if unknown:
         raise SpecError(f"{source}: unknown keys {unknown}; known keys are {sorted(known)}")
-    values = dict(values)
-    for key in ("class_names", "image_shape"):
-        if key in values:
-            values[key] = tuple(values[key])
+    fields = {field.name: field for field in dataclasses.fields(CompetitionSpec)}
+    missing = sorted(name for name, field in fields.items() if name not in values
+                     and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+    if missing:
+        raise SpecError(f"{source}: missing keys {missing}")
+    for key, value in values.items():
+        problem = _type_problem(value, fields[key].type)
+        if problem:
+            raise SpecError(f"{source}: key {key!r} must be {problem}, got {_shown(value)}")
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
     try:
         return CompetitionSpec(**values)
     except (TypeError, ValueError) as error:
         raise SpecError(f"{source}: {error}") from None
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _type_problem(value, annotation: str) -> str | None:
+    """What a spec value of this field's type must be, when it is not that; None when it is."""
+    if annotation == "str":
+        return None if isinstance(value, str) else "a string"
+    if annotation == "str | None":
+        return None if value is None or isinstance(value, str) else "a string (or left out)"
+    if annotation == "tuple[str, ...]":
+        ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+        return None if ok else "a list of strings, e.g. [\"cat\", \"dog\"]"
+    if annotation == "tuple[int, int, int]":
+        ok = isinstance(value, (list, tuple)) and len(value) == 3 and all(
+            isinstance(item, int) and not isinstance(item, bool) and item > 0 for item in value)
+        return None if ok else "[height, width, channels]: three positive integers, e.g. [28, 28, 1]"
+    raise TypeError(f"no check for spec fields of type {annotation}")  # a new field type: add its check
 
 
 def load_spec_file(path: Path) -> CompetitionSpec:

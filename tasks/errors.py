@@ -32,6 +32,10 @@ class ConfigError(HeadstartError, ValueError):
     """A run setting or command-line option is invalid, or names something that does not exist."""
 
 
+class CorruptFileError(HeadstartError, ValueError):
+    """A file the kit wrote itself is damaged beyond what it repairs on its own (names the file and line)."""
+
+
 class WeightsUnavailableError(HeadstartError, RuntimeError):
     """A backbone's pretrained weights are not on disk and cannot be downloaded."""
 

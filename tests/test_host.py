@@ -89,7 +89,7 @@ def test_rejected_upload_creates_no_submission(hosted, tmp_path):
 
 
 def test_kernel_push_runs_it_and_serves_its_output(hosted_factory, tmp_path):
-    hosted = hosted_factory(run_kernels=True)
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True)
     folder = tmp_path / "kernel"
     folder.mkdir()
     (folder / "tiny.py").write_text(TINY_KERNEL)
@@ -132,8 +132,9 @@ def test_file_urls_are_signed_and_resumable(hosted):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(url)
     assert error.value.code == 404
-    whole = urllib.request.urlopen(f"{url}?sig={hosted.host.signature}").read()
-    ranged = urllib.request.Request(f"{url}?sig={hosted.host.signature}", headers={"Range": "bytes=100-"})
+    signed = hosted.host.file_url(USER, "files/digits/digits.zip")
+    whole = urllib.request.urlopen(signed).read()
+    ranged = urllib.request.Request(signed, headers={"Range": "bytes=100-"})
     with urllib.request.urlopen(ranged) as response:
         assert response.status == 206 and response.read() == whole[100:]
 
@@ -202,7 +203,7 @@ def _push_and_wait(hosted, folder, metadata: dict) -> str:
 def test_kernels_see_the_2026_layout_a_pinned_version_and_unpacked_zips(hosted_factory, tmp_path):
     """/kaggle/input/competitions/<slug>/ and /kaggle/input/datasets/<owner>/<slug>/, an uploaded zip as a
     folder of its name, and `owner/slug/N` mounting version N even when a newer one exists."""
-    hosted = hosted_factory(run_kernels=True)
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True)
     _dataset(hosted, tmp_path / "data-v1", "version one", first=True)
     _dataset(hosted, tmp_path / "data-v2", "version two", first=False)
     assert json.loads(hosted.kaggle("datasets", "status", f"{USER}/kit-data", "--format", "json").stdout) \
@@ -307,7 +308,7 @@ def test_bodies_are_typed_and_capped(hosted_factory):
     too_big = urllib.request.Request(answer["createUrl"], data=b"x" * 2000, method="PUT")
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(too_big)
-    assert error.value.code == 413 and not list(hosted.host.upload_target(answer["token"]).parent.glob("s.csv*"))
+    assert error.value.code == 413 and not list(hosted.host.upload_target(answer["token"], USER).parent.glob("s.csv*"))
 
 
 def test_every_served_rpc_is_one_of_the_clients(hosted):
@@ -326,7 +327,7 @@ def test_every_served_rpc_is_one_of_the_clients(hosted):
 
 
 def test_file_urls_answer_head_and_if_range(hosted):
-    url = f"{hosted.server.url}/files/digits/digits.zip?sig={hosted.host.signature}"
+    url = hosted.host.file_url(USER, "files/digits/digits.zip")
     with urllib.request.urlopen(urllib.request.Request(url, method="HEAD")) as response:
         etag, size = response.headers["ETag"], int(response.headers["Content-Length"])
         assert response.read() == b"" and response.headers["Accept-Ranges"] == "bytes"

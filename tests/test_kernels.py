@@ -190,7 +190,7 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
     from flows.kernel import kernel_push
     from tasks.config import Config
 
-    hosted = hosted_factory(run_kernels=True, code_competition=True)
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
     record = json.loads(Path(kernel_push(config, KernelConfig(settings=SETTINGS, poll_interval=0.2, timeout=300)))
                         .read_text())

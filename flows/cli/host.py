@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from flows.cli.common import DataDir, competition_backend, console
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """A date given with a zone, as naive UTC; one given without is taken to be UTC already."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def host(
@@ -21,28 +29,34 @@ def host(
         "--rules-accepted-by", help="Only these users have accepted the rules; others get 403 (repeatable).")] = None,
     code_competition: Annotated[bool, typer.Option(
         "--code-competition", help="Accept submissions only from notebooks (CreateCodeSubmission).")] = False,
-    run_kernels: Annotated[bool, typer.Option(help="Run pushed kernels locally in a subprocess.")] = True,
+    run_kernels: Annotated[bool, typer.Option(help="Run pushed kernels locally (in a bubblewrap sandbox).")] = True,
+    unsafe_kernels: Annotated[bool, typer.Option(
+        "--unsafe-kernels", help="Run pushed kernels even without a sandbox: they can then read the hidden "
+                                 "solution and any file this user can.")] = False,
     dataset_processing_seconds: Annotated[float, typer.Option(
         help="A new dataset version is not ready until this many seconds after upload, as on Kaggle.")] = 0.0,
     code_scoring_seconds: Annotated[float, typer.Option(
         help="A code submission stays PENDING this long (Kaggle re-runs the notebook to score it).")] = 0.0,
     total_limit: Annotated[Optional[int], typer.Option(
         help="A cap on each team's submissions over the whole competition (Kaggle's limitedByTotal).")] = None,
+    deadline: Annotated[Optional[datetime], typer.Option(
+        help="The competition's end (UTC): private scores stay hidden until then (default: it never ends).")] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest file a client may upload, in MiB.")] = 2048,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
     from tasks.errors import ConfigError
     from tasks.host.common import HostSettings, parse_users
+    from tasks.host.sandbox import kernel_refusal
     from tasks.host.server import HostServer
     from tasks.host.state import CompetitionHost
 
     backend = competition_backend(name, data_dir, "local", None)
     settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
-                            run_kernels=run_kernels, dataset_processing_seconds=dataset_processing_seconds,
-                            code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
-                            max_upload_bytes=max_upload_mb * 2**20)
+                            run_kernels=run_kernels, unsafe_kernels=unsafe_kernels,
+                            dataset_processing_seconds=dataset_processing_seconds, code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
+                            max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline))
     try:
         server = HostServer(CompetitionHost(backend, settings), address, port)
     except OSError as error:  # the address is taken or not ours
@@ -50,4 +64,7 @@ def host(
     console.print(f"serving {name!r} on {server.url} (Ctrl-C stops). Point the kaggle client at it with\n"
                   f"  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY={server.url} NO_PROXY=127.0.0.1",
                   soft_wrap=True, highlight=False, markup=False)
+    refusal = kernel_refusal(settings, backend.root) if run_kernels else None
+    if refusal:  # the host serves everything else; a push that would run answers this, with a 403
+        console.print(f"pushed kernels will not run: {refusal}", soft_wrap=True, highlight=False, markup=False)
     server.serve()

@@ -107,6 +107,14 @@ def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, descr
     path, now = Path(path), now or datetime.now(timezone.utc)
     check_file(path, sample_path, backend.spec)
     log = JsonLines(log_path)
+    # One step for every process on this machine: the check, the send and the record, under the log's lock
+    # (six processes sending one file at once otherwise all passed the check and sent it five times).
+    with log.locked():
+        return _submit_once(backend, path, log, description, force, send, now, if_duplicate)
+
+
+def _submit_once(backend, path: Path, log: JsonLines, description: str, force: bool, send: Callable | None,
+                 now: datetime, if_duplicate: str) -> dict:
     digest, records = sha256_file(path), log.read()
     previous = next((r for r in reversed(latest_records(records)) if r.get("sha256") == digest), None)
     if previous and not force:
@@ -123,4 +131,3 @@ def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, descr
         return log.append({**base, **backend.submit(path, description)})
     pending = log.append({**base, **(send or backend.send)(path, description)})
     return log.append({**pending, **backend.wait(pending["ref"])})
-

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -165,22 +167,39 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
     public_zip, solution_csv = Path(public_zip), Path(solution_csv)
     if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
         raise CompetitionDataError(f"{public_zip}: not found or not a zip file")
+    _check_archive(public_zip)
     with zipfile.ZipFile(public_zip) as zipped:
         if spec.sample_submission not in zipped.namelist():
             raise CompetitionDataError(f"{public_zip}: has no {spec.sample_submission} (the spec's sample submission)")
         with zipped.open(spec.sample_submission) as stream:
             sample = pd.read_csv(stream, dtype=str, keep_default_na=False)
     solution = _checked_solution(solution_csv, sample, spec, public_fraction, seed)
-    staging = root.with_name(f".{root.name}.creating")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "public").mkdir(parents=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.creating-"))  # one per process
+    (staging / "public").mkdir()
     shutil.copyfile(public_zip, staging / "public" / f"{name}.zip")
     solution.to_csv(staging / "solution.csv", index=False)
     atomic_write_json(staging / "competition.json", {
         "name": name, "spec": spec.with_slug(name).to_dict(), "daily_limit": daily_limit,
         "created": datetime.now(timezone.utc).isoformat()})
-    staging.replace(root)
+    try:
+        staging.replace(root)
+    except OSError:  # another process created it meanwhile (a non-empty folder is never replaced)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConfigError(f"{root}: a local competition named {name!r} exists already") from None
     return LocalBackend(root)
+
+
+def _check_archive(path: Path) -> None:
+    """Every member of a zip reads back with its CRC; else an error naming the damaged member."""
+    try:
+        with zipfile.ZipFile(path) as zipped:
+            damaged = zipped.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise CompetitionDataError(f"{path}: a damaged zip ({error}); download or build it again") from None
+    if damaged is not None:
+        raise CompetitionDataError(f"{path}: member {damaged!r} is damaged (its CRC does not match); download or "
+                                   "build the zip again")
 
 
 def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,

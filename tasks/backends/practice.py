@@ -18,6 +18,7 @@ from tasks.backends.local import (
 )
 from tasks.competitions import DIGIT_RECOGNIZER, CompetitionSpec, pixel_columns
 from tasks.errors import ConfigError
+from tasks.files import file_lock
 
 DIGITS = "digits"
 
@@ -73,10 +74,16 @@ def _create_from_files(root: Path, name: str, spec: CompetitionSpec, write_files
 
 
 def ensure_digits(root: Path, daily_limit: int = DEFAULT_DAILY_LIMIT) -> LocalBackend:
-    """The built-in `digits` competition, created on first use."""
+    """The built-in `digits` competition, created on first use (by one process, when several start at once)."""
     if (root / "competition.json").is_file():
         return LocalBackend(root)
+    with file_lock(root.with_name(f".{root.name}.lock")):
+        if (root / "competition.json").is_file():  # another process made it while this one waited
+            return LocalBackend(root)
+        return _create_digits(root, daily_limit)
 
+
+def _create_digits(root: Path, daily_limit: int) -> LocalBackend:
     def write_files(folder: Path) -> pd.DataFrame:
         frames = digits_frames()
         for file_name in ("train.csv", "test.csv", "sample_submission.csv"):

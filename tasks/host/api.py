@@ -11,7 +11,7 @@ import io
 import secrets
 import time
 import zipfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from kagglesdk.competitions.types.competition_api_service import (
@@ -38,13 +38,14 @@ from tasks.host.rpc import make, naive_utc
 from tasks.host.state import CompetitionHost
 
 COMPETITIONS = "competitions.CompetitionApiService/"
+NEVER = datetime(2099, 12, 31, 23, 59, 59)  # the deadline of a competition without one: it never ends
 
 
 def competition_object(host: CompetitionHost, user: str) -> ApiCompetition:
     backend = host.backend
     url = f"{host.base_url}/competitions/{backend.name}"
     return make(ApiCompetition, id=1, ref=url, url=url, title=backend.name, category="Playground",
-                reward="Knowledge", deadline=datetime(2099, 12, 31, 23, 59, 59),
+                reward="Knowledge", deadline=host.settings.deadline or NEVER,
                 enabled_date=naive_utc(backend.settings.get("created")), max_daily_submissions=backend.daily_limit,
                 evaluation_metric=backend.spec.metric,
                 is_kernels_submissions_only=host.settings.code_competition, user_has_entered=host.has_entered(user),
@@ -73,7 +74,7 @@ def list_data_files(host: CompetitionHost, user: str, request) -> ApiListDataFil
 def download_data_files(host: CompetitionHost, user: str, request) -> Redirect:
     backend = host.competition(request.competition_name)
     host.require_rules(user)
-    return Redirect(host.file_url(f"files/{backend.name}/{backend.name}.zip"))
+    return Redirect(host.file_url(user, f"files/{backend.name}/{backend.name}.zip"))
 
 
 def download_data_file(host: CompetitionHost, user: str, request) -> Redirect:
@@ -82,7 +83,7 @@ def download_data_file(host: CompetitionHost, user: str, request) -> Redirect:
     with zipfile.ZipFile(backend.public_zip) as zipped:
         if request.file_name not in zipped.namelist():
             raise HostError(404, f"File {request.file_name!r} not found in {backend.name}")
-    return Redirect(host.file_url(f"files/{backend.name}/member/{request.file_name}"))
+    return Redirect(host.file_url(user, f"files/{backend.name}/member/{request.file_name}"))
 
 
 def _refuse_file_submissions(host: CompetitionHost) -> None:
@@ -139,13 +140,18 @@ def _scoring(host: CompetitionHost, record: dict) -> bool:
     return record["status"] == "complete" and time.time() - submitted < delay
 
 
+def _ended(host: CompetitionHost) -> bool:
+    """Whether the competition is over: until then, as on Kaggle, nobody sees a private score."""
+    return datetime.now(timezone.utc).replace(tzinfo=None) >= (host.settings.deadline or NEVER)
+
+
 def submission_object(host: CompetitionHost, record: dict) -> ApiSubmission:
     pending = _scoring(host, record)
     return make(ApiSubmission, ref=record["ref"], date=naive_utc(record["date"]),
                 description=record.get("description") or "", error_description=record.get("error") or "",
                 file_name=record.get("file_name", ""),
                 public_score="" if pending else _score_text(record.get("public_score")),
-                private_score="" if pending else _score_text(record.get("private_score")),
+                private_score=_score_text(record.get("private_score")) if _ended(host) and not pending else "",
                 status=SubmissionStatus.PENDING if pending else SubmissionStatus[record["status"].upper()],
                 submitted_by=record["team"], team_name=record["team"])
 

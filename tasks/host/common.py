@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tasks.errors import ConfigError
 
@@ -23,6 +25,12 @@ class Redirect:
 
 
 MAX_TITLE = 50  # Kaggle refuses longer kernel titles and slugs, with a 500 that says nothing useful
+# The kaggle client's own rules (KaggleApi._validate_slug_syntax, validate_kernel_string, dataset_create_new):
+# lowercase letters and digits joined by single hyphens (owners may use underscores too); a kernel slug has at
+# least 5 characters, a dataset slug 6 to 50. Checked before any name becomes a path.
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+OWNER = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")
+MIN_KERNEL_SLUG, MIN_DATASET_SLUG, MAX_DATASET_SLUG = 5, 6, 50
 
 
 @dataclass(frozen=True)
@@ -34,12 +42,30 @@ class HostSettings:
     code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
     run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
     kernel_timeout: float = 3600.0
+    kernel_memory_bytes: int = 32 * 2**30  # a kernel's address space (Kaggle's CPU sessions have 30 GB of RAM)
+    kernel_output_bytes: int = 20 * 2**30  # any one file it writes, and all its output together (Kaggle: 20 GB)
+    unsafe_kernels: bool = False  # run pushed kernels even without a sandbox (they can then read the solution)
     dataset_processing_seconds: float = 0.0  # as on Kaggle, a new dataset version is not ready at once
     code_scoring_seconds: float = 0.0  # a code submission stays PENDING this long (Kaggle re-runs the notebook)
     total_limit: int | None = None  # a cap on submissions over the whole competition (limitedByTotal)
     teamless: tuple[str, ...] = ()  # users not on a team yet: Kaggle answers their limits with all zeros
     max_request_bytes: int = 32 * 2**20  # an RPC's JSON body (a kernel's source travels in one)
     max_upload_bytes: int = 2 * 2**30  # one uploaded file (submission or dataset blob)
+    deadline: datetime | None = None  # the competition's end (naive UTC): private scores stay hidden until then
+    signed_url_seconds: float = 3600.0  # how long a file URL (download or upload) works after it is handed out
+
+
+def require_name(field: str, value: str | None, pattern: re.Pattern = SLUG, min_length: int = 1,
+                 max_length: int | None = None) -> str:
+    """`value` if it is a valid Kaggle owner or slug; else a 400 naming the field (and a short excerpt of it)."""
+    text = value or ""
+    allowed = "lowercase letters, digits and single hyphens" + (" or underscores" if pattern is OWNER else "")
+    if not pattern.fullmatch(text):
+        raise HostError(400, f"Invalid {field} {text[:60]!r}: only {allowed}, not at either end")
+    if len(text) < min_length or (max_length is not None and len(text) > max_length):
+        bounds = f"{min_length} to {max_length}" if max_length else f"at least {min_length}"
+        raise HostError(400, f"Invalid {field} {text[:60]!r}: {bounds} characters")
+    return text
 
 
 def parse_users(values: list[str]) -> tuple[tuple[str, str], ...]:

@@ -1,19 +1,16 @@
 """Kernels and datasets on a hosted competition: store pushed kernels and datasets, run kernels locally.
 
-A pushed kernel runs in a subprocess with Kaggle's 2026 input layout: its competition under
-`input/competitions/<slug>/`, its datasets under `input/datasets/<owner>/<slug>/` (an uploaded zip
-unpacked into a folder of its name), its outputs in `working/`, told to it by HEADSTART_KAGGLE_INPUT
-and HEADSTART_KAGGLE_WORKING; no credentials, and the network pointed at a dead proxy (internet off).
+A pushed kernel runs in a sandbox (tasks/host/sandbox.py) with Kaggle's 2026 input layout: its
+competition under `input/competitions/<slug>/`, its datasets under `input/datasets/<owner>/<slug>/`
+(an uploaded zip unpacked into a folder of its name), its outputs in `working/`, told to it by
+HEADSTART_KAGGLE_INPUT and HEADSTART_KAGGLE_WORKING; no credentials, and no network (internet off).
 Requests and responses are kagglesdk's types (tasks/host/rpc.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -38,16 +35,30 @@ from kagglesdk.kernels.types.kernels_api_service import (
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
 from tasks.files import atomic_write_json
-from tasks.host.common import MAX_TITLE, HostError
+from tasks.host.common import (
+    MAX_DATASET_SLUG,
+    MAX_TITLE,
+    MIN_DATASET_SLUG,
+    MIN_KERNEL_SLUG,
+    OWNER,
+    HostError,
+    require_name,
+)
 from tasks.host.rpc import make
+from tasks.host.sandbox import kernel_refusal, run_kernel
 
 KERNELS = "kernels.KernelsApiService/"
 DATASETS = "datasets.DatasetApiService/"
-DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: refuses connections, as a notebook without internet
 
 
 def _version_number(label) -> int | None:
-    return int(str(label).lstrip("v")) if label else None
+    """`3`, `"3"` or `"v3"` as 3; nothing as None (the latest); anything else a 400."""
+    if not label:
+        return None
+    digits = str(label).removeprefix("v")
+    if not digits.isdigit():
+        raise HostError(400, f"Invalid version {str(label)[:20]!r}: a number, or v and a number")
+    return int(digits)
 
 
 def notebook_to_script(notebook_text: str) -> str:
@@ -64,8 +75,14 @@ class KernelStore:
     def __init__(self, host):
         self.host, self.threads = host, []
 
+    def base(self, owner: str, slug: str) -> Path:
+        """kernels/<owner>/<slug>/, once both are valid Kaggle names (a 400 naming the field otherwise)."""
+        require_name("owner", owner, OWNER)
+        require_name("kernel slug", slug, min_length=MIN_KERNEL_SLUG)
+        return self.host.store / "kernels" / owner / slug
+
     def directory(self, owner: str, slug: str, version: int | None = None) -> Path:
-        base = self.host.store / "kernels" / Path(owner).name / Path(slug).name
+        base = self.base(owner, slug)
         if version is None:
             versions = sorted(int(path.name) for path in base.glob("*") if path.name.isdigit())
             if not versions:
@@ -94,12 +111,16 @@ class KernelStore:
         owner, _, slug = (request.slug or "").partition("/")
         if owner != user or not slug:
             raise HostError(403, f"You can only push kernels as {user}/<slug>")
+        base = self.base(owner, slug)  # before anything touches the disk: `alice/../../x` is a 400
+        runs = getattr(request.kernel_execution_type, "name", "") != "QUICK_SAVE" and self.host.settings.run_kernels
+        refusal = kernel_refusal(self.host.settings, self.host.backend.root) if runs else None
+        if refusal:
+            raise HostError(403, f"Kernel not run: {refusal}")
         if len(slug) > MAX_TITLE or len(request.new_title or "") > MAX_TITLE:
             raise HostError(500, "Internal error")  # what Kaggle answers for a title or slug over 50 characters
         # As Kaggle does: sources that cannot be attached are reported, not refused; the kernel runs without them.
         invalid = self._invalid_sources(request)
         with self.host.lock:
-            base = self.host.store / "kernels" / owner / slug
             version = len([path for path in base.glob("*") if path.name.isdigit()]) + 1
             directory = base / str(version)
             (directory / "working").mkdir(parents=True)
@@ -108,7 +129,7 @@ class KernelStore:
         fields = {key: value for key, value in request.to_dict().items() if key != "text"}
         record = {**fields, "source": source, "version": version, "status": "QUEUED", "failureMessage": ""}
         self._write(directory, record)
-        if getattr(request.kernel_execution_type, "name", "") == "QUICK_SAVE" or not self.host.settings.run_kernels:
+        if not runs:
             self._update(directory, status="COMPLETE")
         else:
             thread = threading.Thread(target=self._run, args=(directory,), daemon=True)
@@ -140,17 +161,8 @@ class KernelStore:
                 self.host.datasets.mount(owner, slug, version, inputs / "datasets" / owner / slug)
         return inputs
 
-    def _environment(self, directory: Path, inputs: Path) -> dict:
-        home = directory / "home"
-        home.mkdir(exist_ok=True)
-        keep = {name: os.environ[name] for name in ("PATH", "LANG", "TF_CPP_MIN_LOG_LEVEL") if name in os.environ}
-        return {**keep, "HOME": str(home), "PYTHONUNBUFFERED": "1", "KAGGLE_KERNEL_RUN_TYPE": "Batch",
-                "HEADSTART_KAGGLE_INPUT": str(inputs), "HEADSTART_KAGGLE_WORKING": str(directory / "working"),
-                "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "http_proxy": DEAD_PROXY,
-                "https_proxy": DEAD_PROXY, "NO_PROXY": "", "no_proxy": ""}
-
     def _run(self, directory: Path) -> None:
-        """Run a pushed kernel to completion, recording its status and a Kaggle-style JSON log."""
+        """Run a pushed kernel to completion (in the sandbox), recording its status and a Kaggle-style JSON log."""
         record = json.loads((directory / "kernel.json").read_text())
         self._update(directory, status="RUNNING")
         try:
@@ -159,14 +171,12 @@ class KernelStore:
             if record["source"].endswith(".ipynb"):
                 script = directory / "__notebook__.py"
                 script.write_text(notebook_to_script((directory / record["source"]).read_text()))
-            result = subprocess.run([sys.executable, str(script)], cwd=directory / "working", capture_output=True,
-                                    text=True, env=self._environment(directory, inputs),
-                                    timeout=self.host.settings.kernel_timeout)
-            self._write_log(directory, result.stdout, result.stderr)
-            failure = "" if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
+            inputs.mkdir(exist_ok=True)
+            failure, stdout, stderr = run_kernel(script, inputs, directory / "working", directory, self.host.settings)
+            self._write_log(directory, stdout, stderr)
             self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
-        except (OSError, subprocess.SubprocessError, HostError, ValueError) as error:
-            self._update(directory, status="ERROR", failureMessage=str(error))
+        except (OSError, HostError, ValueError) as error:
+            self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
 
     def _write_log(self, directory: Path, stdout: str, stderr: str) -> None:
         now = time.time()
@@ -188,7 +198,7 @@ class KernelStore:
         directory = self.directory(owner, slug, _version_number(request.version_label))
         version, working = int(directory.name), directory / "working"
         files = [make(ApiKernelSessionOutputFile, file_name=path.relative_to(working).as_posix(),
-                      url=self.host.file_url(f"kernel-output/{owner}/{slug}/{version}/"
+                      url=self.host.file_url(user, f"kernel-output/{owner}/{slug}/{version}/"
                                              f"{path.relative_to(working).as_posix()}"))
                  for path in sorted(working.rglob("*")) if path.is_file()]
         log = (directory / "log.json").read_text() if (directory / "log.json").is_file() else ""
@@ -213,7 +223,10 @@ class DatasetStore:
         self.host = host
 
     def base(self, owner: str, slug: str) -> Path:
-        return self.host.store / "datasets" / Path(owner).name / Path(slug).name
+        """datasets/<owner>/<slug>/, once both are valid Kaggle names (a 400 naming the field otherwise)."""
+        require_name("owner", owner, OWNER)
+        require_name("dataset slug", slug, min_length=MIN_DATASET_SLUG, max_length=MAX_DATASET_SLUG)
+        return self.host.store / "datasets" / owner / slug
 
     def versions(self, owner: str, slug: str) -> list[int]:
         return sorted(int(path.name) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
@@ -230,7 +243,10 @@ class DatasetStore:
 
     def exists_ref(self, ref: str) -> bool:
         owner, slug, version = self.parse_ref(ref)
-        versions = self.versions(owner, slug)
+        try:
+            versions = self.versions(owner, slug)
+        except HostError:  # not a valid name: reported as a source that cannot be attached, as Kaggle does
+            return False
         return bool(versions) and (version is None or version in versions)
 
     def files_dir(self, owner: str, slug: str, version: int | None = None) -> Path:

@@ -10,7 +10,6 @@ datasets in tasks/host/kernels.py. File URLs are signed; uploads and bodies are 
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import threading
 import time
@@ -145,12 +144,10 @@ def create_app(host: CompetitionHost) -> FastAPI:
     for prefix in RPC_PREFIXES:
         app.add_api_route(prefix + "{service}/{method}", rpc, methods=["POST"])
 
-    def signed(request: Request) -> bool:
-        return secrets.compare_digest(request.query_params.get("sig", ""), host.signature)
-
     @app.put("/upload/{token}")
     async def upload(token: str, request: Request) -> Response:
-        target = host.upload_target(token) if signed(request) else None
+        user = host.signed_user(f"upload/{token}", "upload", request.query_params)
+        target = host.upload_target(token, user) if user is not None else None
         if target is None:
             raise HostError(404, f"No such upload: {token}")
         if request.headers.get("Content-Range", "").startswith("bytes */"):  # a resumable upload's probe
@@ -174,7 +171,8 @@ def create_app(host: CompetitionHost) -> FastAPI:
     @app.api_route("/{path:path}", methods=["GET", "HEAD"])
     async def file(path: str, request: Request) -> Response:
         """A signed file URL: Range, If-Range, ETag and Last-Modified come from Starlette's FileResponse."""
-        found = await run_in_threadpool(resolve_file, host, "/" + path) if signed(request) else None
+        signed = host.signed_user(path, "download", request.query_params) is not None
+        found = await run_in_threadpool(resolve_file, host, "/" + path) if signed else None
         if found is None or not Path(found).is_file():
             raise HostError(404, f"No such file: /{path}")
         return FileResponse(found, media_type="application/octet-stream")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import threading
+import time
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from tasks.backends.local import LocalBackend
 from tasks.host.common import HostError, HostSettings
@@ -20,7 +24,7 @@ class CompetitionHost:
         self.store = Path(store) if store else backend.root / "host"
         self.lock = threading.RLock()
         self.base_url = ""
-        self.signature = secrets.token_urlsafe(12)  # file URLs carry it, as Kaggle's signed URLs do
+        self.secret = secrets.token_bytes(32)  # signs file URLs (per user, file and purpose), as Kaggle's are
         self.requests: list[dict] = []  # method, path, rpc and status of each request: never headers
         self._faults: list[list] = []
         self.kernels, self.datasets = KernelStore(self), DatasetStore(self)
@@ -71,8 +75,25 @@ class CompetitionHost:
             raise HostError(404, f"Competition {name!r} not found (this host serves {self.backend.name!r})")
         return self.backend
 
-    def file_url(self, path: str) -> str:
-        return f"{self.base_url}/{path}?sig={self.signature}"
+    def file_url(self, user: str, path: str, purpose: str = "download") -> str:
+        """A URL to `path` that works for this user, this purpose and `signed_url_seconds` only."""
+        expires = int(time.time() + self.settings.signed_url_seconds)
+        query = urlencode({"user": user, "expires": expires,
+                           "sig": sign_url(self.secret, purpose, user, path, expires)})
+        return f"{self.base_url}/{quote(path)}?{query}"
+
+    def signed_user(self, path: str, purpose: str, query) -> str | None:
+        """The user a URL to `path` was signed for (its query: user, expires, sig); None if it was not signed
+        for this path and purpose; a 403 once it has expired."""
+        user, expires, signature = (query.get(name, "") for name in ("user", "expires", "sig"))
+        if not expires.isdigit():
+            return None
+        expected = sign_url(self.secret, purpose, user, path, int(expires))
+        if not secrets.compare_digest(signature, expected):
+            return None
+        if time.time() > int(expires):
+            raise HostError(403, "This signed URL has expired: ask for a new one")
+        return user
 
     # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes.
     def new_upload(self, user: str, file_name: str) -> tuple[str, str]:
@@ -80,8 +101,8 @@ class CompetitionHost:
         token = secrets.token_hex(16)
         directory = self.store / "uploads" / token
         directory.mkdir(parents=True)
-        (directory / "upload.json").write_text(json.dumps({"user": user, "file_name": Path(file_name).name}))
-        return token, self.file_url(f"upload/{token}")
+        (directory / "upload.json").write_text(json.dumps({"user": user, "file_name": upload_name(file_name)}))
+        return token, self.file_url(user, f"upload/{token}", purpose="upload")
 
     def upload(self, token: str, user: str | None = None) -> Path:
         """The uploaded file of a token (and, when `user` is given, checked to be theirs)."""
@@ -95,9 +116,22 @@ class CompetitionHost:
             raise HostError(400, f"Blob token {token!r} has no completed upload")
         return path
 
-    def upload_target(self, token: str) -> Path | None:
-        """Where a PUT to this token's URL lands; None for a token never handed out."""
+    def upload_target(self, token: str, user: str) -> Path | None:
+        """Where this user's PUT to this token's URL lands; None for a token never handed out to them."""
         directory = self.store / "uploads" / Path(token).name
         if not token or not (directory / "upload.json").is_file():
             return None
-        return directory / json.loads((directory / "upload.json").read_text())["file_name"]
+        meta = json.loads((directory / "upload.json").read_text())
+        return directory / meta["file_name"] if meta["user"] == user else None
+
+
+def sign_url(secret: bytes, purpose: str, user: str, path: str, expires: int) -> str:
+    """HMAC-SHA256 of what a URL grants: one purpose, to one user, on one path, until `expires` (Unix seconds)."""
+    message = "\n".join((purpose, user, path, str(expires))).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def upload_name(file_name: str) -> str:
+    """The base name an upload is stored under (never `..`, `.` or empty)."""
+    name = Path(file_name).name
+    return name if name not in ("", ".", "..") else "upload"
