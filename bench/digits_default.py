@@ -19,10 +19,11 @@ from pathlib import Path
 import bench.common  # noqa: F401  (quiet TensorFlow)
 
 VARIANTS = {
-    "old: 40 epochs, constant lr, patience 5": {"epochs": 40},
-    "cosine, 10 epochs": {"epochs": 10, "schedule": "cosine", "patience": 10},
-    "cosine, 15 epochs": {"epochs": 15, "schedule": "cosine", "patience": 15},
-    "cosine, 20 epochs": {"epochs": 20, "schedule": "cosine", "patience": 20},
+    "old: 32 filters, up to 40 epochs, constant lr, patience 5": {"epochs": 40},
+    "32 filters, cosine, 10 epochs": {"epochs": 10, "schedule": "cosine", "patience": 10},
+    "16 filters, cosine, 10 epochs": {"epochs": 10, "schedule": "cosine", "patience": 10, "cnn_filters": 16},
+    "16 filters, cosine, 15 epochs": {"epochs": 15, "schedule": "cosine", "patience": 15, "cnn_filters": 16},
+    "16 filters, cosine, 6 epochs": {"epochs": 6, "schedule": "cosine", "patience": 6, "cnn_filters": 16},
 }
 MEMBERS = ("cnn", "cnn#1", "cnn#2")
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="digits-default-")))
     parser.add_argument("--variants", default=",".join(str(i) for i in range(len(VARIANTS))),
                         help="indices into VARIANTS, comma-separated")
+    parser.add_argument("--members", default=",".join(MEMBERS))
     arguments = parser.parse_args()
 
     from tasks import stages
@@ -63,7 +65,7 @@ def main() -> None:
     for name in chosen:
         config = dataclasses.replace(base, train=dataclasses.replace(base.train, **VARIANTS[name]))
         seconds, oofs, tests, singles = [], [], [], []
-        for member in MEMBERS:
+        for member in arguments.members.split(","):
             started = time.perf_counter()
             meta, oof, test = load_member(fit_member(config, index_dir, member, ()))
             seconds.append(round(time.perf_counter() - started, 1))

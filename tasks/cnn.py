@@ -26,14 +26,15 @@ def _block(features, filters: int):
     return layers.Dropout(0.25)(layers.MaxPooling2D()(features))
 
 
-def cnn_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Two conv blocks (32, 64 filters), then a dense layer; mirror-flips only colour images."""
+def cnn_model(input_shape: tuple[int, int, int], num_classes: int, filters: int = 32) -> keras.Model:
+    """Two conv blocks (`filters`, then twice as many), then a dense layer; mirror-flips only colour images."""
     inputs = keras.Input(shape=input_shape, name="pixels")
     features = augmentation(flip=input_shape[-1] == 3)(layers.Rescaling(1.0 / 255)(inputs))
-    features = _block(_block(features, 32), 64)
-    features = layers.Dense(128, activation="relu")(layers.Flatten()(features))
+    features = _block(_block(features, filters), 2 * filters)
+    features = layers.Dense(4 * filters, activation="relu")(layers.Flatten()(features))
     return keras.Model(inputs, logits_layer(num_classes)(layers.Dropout(0.5)(features)), name="small_cnn")
 
 
 def fit_cnn(context: MemberContext) -> MemberResult:
-    return pixel_member(context, cnn_model, f"cnn (seed {context.seed})", max_size=MAX_CNN_SIZE)
+    build = lambda input_shape, num_classes: cnn_model(input_shape, num_classes, context.train.cnn_filters)
+    return pixel_member(context, build, f"cnn (seed {context.seed})", max_size=MAX_CNN_SIZE)

@@ -28,6 +28,10 @@ class TrainConfig:
     seed: int = 0
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
     mlp_units: int = 512
+    cnn_filters: int = 32  # the CNN's first block; the second has twice as many
+    # Pixel members see at most this many training images per fold (epochs x images): on a large competition
+    # they train fewer epochs, so that their cost stops growing with the data (None: `epochs` always).
+    images_per_fold: int | None = None
     # The finetune member (tasks/finetune.py): size it trains at, folds it fine-tunes (the rest get no
     # out-of-fold predictions), epochs of fine-tuning (after a logistic head is fitted on the cached
     # features at that size), and the top

@@ -6,6 +6,7 @@ functions `(MemberContext) -> MemberResult`, registered by kind in tasks/recipes
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -166,6 +167,13 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
     return history
 
 
+def epochs_for(config: TrainConfig, num_images: int) -> int:
+    """`config.epochs`, or fewer where `images_per_fold` caps epochs x images (at least 2 epochs)."""
+    if config.images_per_fold is None or num_images == 0:
+        return config.epochs
+    return max(2, min(config.epochs, round(config.images_per_fold / num_images)))
+
+
 def load_images(index: LoadedIndex, split: str, channels: int, image_size: int | None) -> np.ndarray:
     """A split's images decoded once into memory, uint8 (N, H, W, C), resized to `image_size` when given."""
     batches = image_batches(split_source(index, split), channels, image_size, 512, same_size=index.same_size)
@@ -192,7 +200,9 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
         keras.utils.set_random_seed(context.seed)
         model = build_model(images.shape[1:], context.num_classes)
         valid = (images[valid_positions], labels[valid_positions])
-        history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, config,
+        epochs = epochs_for(config, len(train_positions))
+        history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid,
+                                    dataclasses.replace(config, epochs=epochs, patience=min(config.patience, epochs)),
                                     context.seed, clock)
         return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
 

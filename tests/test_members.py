@@ -67,3 +67,11 @@ def test_members_share_what_is_left_less_the_reserve():
     assert member_deadline(None, 10, 3) is None
     assert member_deadline(1000.0, 10.0, 3, now=700.0) == 700.0 + 290.0 / 3
     assert member_deadline(1000.0, 10.0, 2, now=995.0) == 995.0  # nothing left: due now
+
+
+def test_pixel_members_train_fewer_epochs_on_more_images_when_capped():
+    from tasks.members import epochs_for
+
+    assert epochs_for(TrainConfig(epochs=10), 50_000) == 10  # no cap: the epochs asked for
+    capped = TrainConfig(epochs=10, images_per_fold=60_000)
+    assert [epochs_for(capped, n) for n in (1_000, 6_400, 32_000, 300_000)] == [10, 9, 2, 2]
