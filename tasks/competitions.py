@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import subprocess
-import tempfile
 import tomllib
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +12,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tasks.archives import unpack_archive
 from tasks.errors import CompetitionDataError, SpecError
-from tasks.progress import progress_bar
 
 LAYOUTS = ("pixels_csv", "image_folder", "image_csv")
 METRICS = ("accuracy", "log_loss")
 SUBMISSION_FORMS = ("label", "probabilities")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-MANY_FILES = 500  # an archive with at least this many members is unpacked under a progress bar
 
 
 @dataclass(frozen=True)
@@ -319,54 +314,6 @@ def load_competition(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
     if spec.layout == "pixels_csv":
         return load_pixels_csv(spec, raw_dir)
     return load_image_folders(spec, raw_dir)
-
-
-def unpack_archive(archive: Path, destination: Path) -> Path:
-    """Unpack a .zip or .7z into `destination`, all or nothing (a temporary folder, then renames)."""
-    if not archive.is_file():
-        raise CompetitionDataError(f"{archive}: file not found")
-    destination.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination, prefix=".unpack-"))
-    try:
-        if archive.suffix == ".7z":
-            _unpack_7z(archive, staging)
-        else:
-            with zipfile.ZipFile(archive) as zipped:
-                members = zipped.infolist()
-                if len(members) < MANY_FILES:
-                    zipped.extractall(staging)
-                else:  # image competitions ship tens of thousands of files: show the unpacking
-                    with progress_bar(f"unpacking {archive.name}", total=len(members), unit="files") as advance:
-                        for member in members:
-                            zipped.extract(member, staging)
-                            advance()
-    except Exception as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise CompetitionDataError(f"{archive}: cannot unpack ({error})") from None
-    for entry in staging.iterdir():
-        target = destination / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        entry.replace(target)
-    staging.rmdir()
-    return destination
-
-
-def _unpack_7z(archive: Path, target: Path) -> None:
-    """py7zr where it is installed; else the `7z` command (Kaggle's notebook image has that, not py7zr)."""
-    try:
-        import py7zr
-    except ImportError:
-        command = next((name for name in ("7z", "7za", "7zz") if shutil.which(name)), None)
-        if command is None:
-            raise CompetitionDataError(f"{archive}: unpacking a .7z archive needs py7zr (pip install py7zr) or the "
-                                       "7z command (apt-get install p7zip-full)") from None
-        finished = subprocess.run([command, "x", "-y", f"-o{target}", str(archive)], capture_output=True, text=True)
-        if finished.returncode != 0:
-            raise RuntimeError((finished.stderr or finished.stdout).strip()[-500:]) from None
-        return
-    with py7zr.SevenZipFile(archive, "r") as seven_zip:
-        seven_zip.extractall(target)
 
 
 def unpack_image_archives(spec: CompetitionSpec, raw_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """Bad input through the command line (issue 12), in-process: exit 1, one `error:` line naming the file and the
 row or field, no traceback, nothing written."""
 
+import stat
 import zipfile
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tasks.archives import unpack_archive
+from tasks.errors import CompetitionDataError
 from tests.factories import kaggle_zip
 
 GOOD_SPEC = '''slug = "tiny"
@@ -71,7 +74,37 @@ def files(tmp_path_factory) -> Path:
     damaged = bytearray(good)
     damaged[start + 10] ^= 0xFF  # one byte of train.csv's compressed data: its CRC no longer matches
     (root / "crc-damaged.zip").write_bytes(bytes(damaged))
+    for name, member in HOSTILE_ENTRIES.items():
+        _with_member(root / "digit-recognizer.zip", root / f"{name}.zip", member)
     return root
+
+
+def _symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, str]:
+    info = zipfile.ZipInfo(name)
+    info.create_system, info.external_attr = 3, (stat.S_IFLNK | 0o777) << 16  # as `zip --symlinks` stores a link
+    return info, target
+
+
+HOSTILE_ENTRIES = {  # archive name: (the added member, its data), what extraction used to do with it
+    "dotdot-entry": ("../escaped.csv", "a,b\n"),  # written as escaped.csv inside the folder
+    "deep-dotdot-entry": ("train/../../../escaped.csv", "a,b\n"),
+    "absolute-entry": ("/tmp/headstart-escaped.csv", "a,b\n"),  # written as tmp/headstart-escaped.csv
+    "symlink-entry": _symlink("train.csv.link", "/etc/passwd"),  # written as a file holding "/etc/passwd"
+    "zip-bomb": ("bomb.csv", "0" * (17 * 2**20)),  # 17 MB of zeros in a 17 KB member
+}
+HOSTILE_MESSAGES = {"dotdot-entry": ["entry '../escaped.csv'", "leaves the folder"],
+                    "deep-dotdot-entry": ["entry 'train/../../../escaped.csv'", "leaves the folder"],
+                    "absolute-entry": ["entry '/tmp/headstart-escaped.csv'", "absolute path"],
+                    "symlink-entry": ["entry 'train.csv.link'", "symbolic link"],
+                    "zip-bomb": ["entry 'bomb.csv'", "zip bomb"]}
+
+
+def _with_member(good: Path, archive: Path, member) -> Path:
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for info in source.infolist():
+            zipped.writestr(info, source.read(info))
+        zipped.writestr(*member)
+    return archive
 
 
 def _create(files: Path, data_dir: Path, spec: str, archive: str = "digit-recognizer.zip") -> list[str]:
@@ -83,6 +116,8 @@ CASES = [pytest.param(f"{{files}}/{name}.toml", "digit-recognizer.zip", [f"{name
          for name, (_, expected) in SPECS.items()]
 CASES += [pytest.param("digit-recognizer", "crc-damaged.zip", ["crc-damaged.zip", "member 'train.csv' is damaged"],
                        id="crc-damaged-zip")]
+CASES += [pytest.param("digit-recognizer", f"{name}.zip", [f"{name}.zip", *expected], id=name)
+          for name, expected in HOSTILE_MESSAGES.items()]
 
 
 @pytest.mark.parametrize("spec, archive, expected", CASES)
@@ -96,3 +131,34 @@ def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected):
     assert all(part in errors[0] for part in expected), errors[0]
     assert "Traceback" not in output and 'File "' not in output
     assert not data_dir.exists() or not list(data_dir.rglob("*.*")), list(data_dir.rglob("*"))
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_MESSAGES))
+def test_a_hostile_archive_is_refused_before_anything_is_unpacked(files, tmp_path, name):
+    """Unpacking (a download, a dataset a kernel mounts) refuses the whole archive, naming the entry; it used to
+    rewrite the entry inside the folder."""
+    destination = tmp_path / "raw"
+    with pytest.raises(CompetitionDataError) as caught:
+        unpack_archive(files / f"{name}.zip", destination)
+    assert all(part in str(caught.value) for part in [f"{name}.zip", *HOSTILE_MESSAGES[name]]), caught.value
+    assert not destination.exists() or not list(destination.rglob("*"))
+    assert not (tmp_path / "escaped.csv").exists()
+
+
+def test_an_archive_over_the_size_limit_is_refused(files, tmp_path):
+    with pytest.raises(CompetitionDataError, match=r"digit-recognizer.zip: unpacks to [\d,]+ bytes, over the limit"):
+        unpack_archive(files / "digit-recognizer.zip", tmp_path / "raw", max_bytes=100_000)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_link_in_a_7z_archive_is_refused(tmp_path):
+    import py7zr
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "1.png").write_bytes(b"png")
+    (tmp_path / "images" / "2.png").symlink_to("/etc/passwd")
+    with py7zr.SevenZipFile(tmp_path / "train.7z", "w") as archive:
+        archive.writeall(tmp_path / "images", "train")
+    with pytest.raises(CompetitionDataError, match=r"train.7z: entry 'train/2.png' is a symbolic link"):
+        unpack_archive(tmp_path / "train.7z", tmp_path / "raw")
+    assert not list((tmp_path / "raw").rglob("*"))

@@ -6,13 +6,13 @@ import json
 import shutil
 import tempfile
 import zipfile
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tasks.archives import check_zip
 from tasks.competitions import (
     CompetitionSpec,
     read_csv,
@@ -167,7 +167,7 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
     public_zip, solution_csv = Path(public_zip), Path(solution_csv)
     if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
         raise CompetitionDataError(f"{public_zip}: not found or not a zip file")
-    _check_archive(public_zip)
+    check_zip(public_zip)
     with zipfile.ZipFile(public_zip) as zipped:
         if spec.sample_submission not in zipped.namelist():
             raise CompetitionDataError(f"{public_zip}: has no {spec.sample_submission} (the spec's sample submission)")
@@ -188,18 +188,6 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
         shutil.rmtree(staging, ignore_errors=True)
         raise ConfigError(f"{root}: a local competition named {name!r} exists already") from None
     return LocalBackend(root)
-
-
-def _check_archive(path: Path) -> None:
-    """Every member of a zip reads back with its CRC; else an error naming the damaged member."""
-    try:
-        with zipfile.ZipFile(path) as zipped:
-            damaged = zipped.testzip()
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise CompetitionDataError(f"{path}: a damaged zip ({error}); download or build it again") from None
-    if damaged is not None:
-        raise CompetitionDataError(f"{path}: member {damaged!r} is damaged (its CRC does not match); download or "
-                                   "build the zip again")
 
 
 def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
