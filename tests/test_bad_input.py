@@ -5,6 +5,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -76,6 +77,9 @@ def files(tmp_path_factory) -> Path:
     (root / "crc-damaged.zip").write_bytes(bytes(damaged))
     for name, member in HOSTILE_ENTRIES.items():
         _with_member(root / "digit-recognizer.zip", root / f"{name}.zip", member)
+    solution = pd.read_csv(root / "digit-recognizer-solution.csv", dtype=str)
+    for name, (edit, _) in SOLUTIONS.items():
+        edit(solution).to_csv(root / f"{name}.csv", index=False)
     return root
 
 
@@ -120,10 +124,28 @@ CASES += [pytest.param("digit-recognizer", f"{name}.zip", [f"{name}.zip", *expec
           for name, expected in HOSTILE_MESSAGES.items()]
 
 
-@pytest.mark.parametrize("spec, archive, expected", CASES)
-def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected):
+SOLUTIONS = {  # solution file: (edit of the good solution, what the one error line must say)
+    "solution-duplicate-id": (lambda frame: frame.assign(ImageId=frame["ImageId"].replace("7", "3")),
+                              ["row 8, column 'ImageId': duplicate id '3' (also at row 4)"]),
+    "solution-unknown-id": (lambda frame: frame.assign(ImageId=frame["ImageId"].replace("7", "700")),
+                            ["row 8, column 'ImageId': id '700' is not in the sample submission"]),
+    "solution-missing-id": (lambda frame: frame.drop(index=[6]), ["1 of the sample submission's ids are missing",
+                                                                  "the first '7'"]),
+    "solution-label-300": (lambda frame: frame.assign(Label=frame["Label"].replace("3", "300")),
+                           ["row 5, column 'Label': label '300' is not one of"]),
+}
+CASES += [pytest.param("digit-recognizer", "digit-recognizer.zip", [f"{name}.csv", *expected], name, id=name)
+          for name, (_, expected) in SOLUTIONS.items()]
+
+
+@pytest.mark.parametrize("spec, archive, expected, solution", [
+    case if len(case.values) == 4 else pytest.param(*case.values, None, id=case.id) for case in CASES])
+def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected, solution):
     data_dir = tmp_path / "data"
-    result = CliRunner().invoke(app, _create(files, data_dir, spec.format(files=files), archive))
+    arguments = _create(files, data_dir, spec.format(files=files), archive)
+    if solution:
+        arguments[arguments.index("--solution") + 1] = str(files / f"{solution}.csv")
+    result = CliRunner().invoke(app, arguments)
     output = result.output
     assert result.exit_code == 1, output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
@@ -162,3 +184,49 @@ def test_a_link_in_a_7z_archive_is_refused(tmp_path):
     with pytest.raises(CompetitionDataError, match=r"train.7z: entry 'train/2.png' is a symbolic link"):
         unpack_archive(tmp_path / "train.7z", tmp_path / "raw")
     assert not list((tmp_path / "raw").rglob("*"))
+
+
+def _edit_csv(path: Path, edit) -> None:
+    edit(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
+
+
+def _swap_columns(first: str, second: str):
+    return lambda frame: frame.rename(columns={first: second, second: first})
+
+
+DATA = {  # name: (layout, file, its edit, what the error must say)
+    "pixel-columns-out-of-order": ("digits", "train.csv", _swap_columns("pixel5", "pixel7"),
+                                   ["train.csv: pixel columns out of order", "position 6 is 'pixel7', expected "
+                                                                             "'pixel5'"]),
+    "pixel-column-missing": ("digits", "test.csv", lambda frame: frame.drop(columns=["pixel300"]),
+                             ["test.csv: wrong pixel count", "found 783; column 'pixel300' is missing"]),
+    "pixel-300": ("digits", "train.csv", lambda frame: frame.assign(pixel10=frame["pixel10"].where(
+        frame.index != 2, "300")), ["train.csv: row 4, column 'pixel10': pixel 300 is not an integer in 0..255"]),
+    "pixel-negative": ("digits", "test.csv", lambda frame: frame.assign(pixel0="-1"),
+                       ["test.csv: row 2, column 'pixel0': pixel -1 is not"]),
+    "id-outside-raw-folder": ("cifar", "trainLabels.csv", lambda frame: frame.assign(
+        id=frame["id"].where(frame.index != 4, "../../outside")),
+        ["trainLabels.csv: row 6: id '../../outside' names a file outside"]),
+    "absolute-id": ("cifar", "trainLabels.csv", lambda frame: frame.assign(
+        id=frame["id"].where(frame.index != 0, "/etc/passwd")), ["trainLabels.csv: row 2: id '/etc/passwd'"]),
+    "test-id-outside-raw-folder": ("cifar", "sampleSubmission.csv", lambda frame: frame.assign(
+        id=frame["id"].where(frame.index != 1, "../train/1")), ["sampleSubmission.csv: row 3: id '../train/1'"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_bad_competition_files_are_one_clear_error(tmp_path, name):
+    """What indexing (the first step of `headstart run`) says about a competition's files."""
+    from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, load_competition
+    from tests.factories import write_cifar, write_digit_recognizer
+
+    layout, file_name, edit, expected = DATA[name]
+    raw = tmp_path / "raw"
+    (write_digit_recognizer if layout == "digits" else write_cifar)(raw, **({"num_train": 20} if layout == "cifar"
+                                                                            else {}))
+    (tmp_path / "outside.png").write_bytes((raw / "train" / "1.png").read_bytes()) if layout == "cifar" else None
+    _edit_csv(raw / file_name, edit)
+    with pytest.raises(CompetitionDataError) as caught:
+        load_competition(DIGIT_RECOGNIZER if layout == "digits" else CIFAR_10, raw)
+    assert all(part in str(caught.value) for part in expected), caught.value
+    assert "np." not in str(caught.value)

@@ -199,11 +199,28 @@ def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
         row = int(np.flatnonzero(unknown.to_numpy())[0])
         raise CompetitionDataError(f"{path}: row {row + 2}, column {label_column!r}: label "
                                    f"{solution[label_column].iloc[row]!r} is not one of {list(spec.class_names)}")
-    if set(solution[id_column]) != set(sample[id_column]) or len(solution) != len(sample):
-        raise CompetitionDataError(f"{path}: its ids must be exactly the sample submission's "
-                                   f"({len(sample)} ids); found {len(solution)} rows")
+    _check_solution_ids(path, solution[id_column], sample[id_column], id_column)
     if USAGE_COLUMN not in solution.columns:
         solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed)
     elif not solution[USAGE_COLUMN].isin(["Public", "Private"]).all():
         raise CompetitionDataError(f"{path}: column {USAGE_COLUMN!r} must hold 'Public' or 'Private'")
     return solution[[id_column, label_column, USAGE_COLUMN]]
+
+
+def _check_solution_ids(path: Path, ids: pd.Series, sample_ids: pd.Series, column: str) -> None:
+    """The solution's ids are exactly the sample submission's: name the first duplicated, unknown or missing id."""
+    duplicated = ids.duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {ids.iloc[row]!r} "
+                                   f"(also at row {first + 2}); each of the sample submission's ids appears once")
+    unknown = ~ids.isin(set(sample_ids))
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: id {ids.iloc[row]!r} is not in the "
+                                   "sample submission")
+    missing = sample_ids[~sample_ids.isin(set(ids))]
+    if len(missing):
+        raise CompetitionDataError(f"{path}: column {column!r}: {len(missing)} of the sample submission's ids are "
+                                   f"missing, the first {missing.iloc[0]!r}")
