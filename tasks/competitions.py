@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import subprocess
-import tempfile
 import tomllib
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +12,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tasks.archives import unpack_archive
 from tasks.errors import CompetitionDataError, SpecError
-from tasks.progress import progress_bar
 
 LAYOUTS = ("pixels_csv", "image_folder", "image_csv")
 METRICS = ("accuracy", "log_loss")
 SUBMISSION_FORMS = ("label", "probabilities")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-MANY_FILES = 500  # an archive with at least this many members is unpacked under a progress bar
 
 
 @dataclass(frozen=True)
@@ -178,7 +173,12 @@ class CompetitionData:
     test_pixels: np.ndarray | None = None
     train_images: tuple[str, ...] | None = None
     test_images: tuple[str, ...] | None = None
-    same_size: bool = True  # every image has the same height and width
+    geometry: dict | None = None  # image files: channels, the most common height and width, same_size
+
+    @property
+    def same_size(self) -> bool:
+        """Every image has the same height and width."""
+        return self.geometry is None or self.geometry["same_size"]
 
 
 def read_csv(path: Path, required_columns: list[str], text_only: bool = True) -> pd.DataFrame:
@@ -203,7 +203,7 @@ def _check_unique(values: pd.Series, path: Path, column: str) -> None:
     duplicated = values.duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {values.iloc[row]!r}")
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {plain(values.iloc[row])}")
 
 
 def encode_labels(values: pd.Series, class_names: tuple[str, ...], path: Path, column: str) -> np.ndarray:
@@ -212,7 +212,7 @@ def encode_labels(values: pd.Series, class_names: tuple[str, ...], path: Path, c
     encoded = values.map(lookup)
     if encoded.isna().any():
         row = int(np.flatnonzero(encoded.isna().to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: label {values.iloc[row]!r} "
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: label {plain(values.iloc[row])} "
                                    f"is not one of the classes {list(class_names)}")
     return encoded.to_numpy(dtype=np.int64)
 
@@ -236,10 +236,7 @@ def read_pixels(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.nd
     expected = pixel_columns(spec)
     found = [column for column in frame.columns if column.startswith("pixel")]
     if found != expected:
-        height, width, channels = spec.image_shape
-        raise CompetitionDataError(
-            f"{path}: wrong pixel count: expected {len(expected)} columns pixel0..pixel{len(expected) - 1} "
-            f"({height}x{width}x{channels}), found {len(found)}")
+        raise CompetitionDataError(f"{path}: {_pixel_header_problem(found, expected, spec.image_shape)}")
     pixels = frame[expected]
     # Parsed columns are numeric; a column pandas left as text holds a non-numeric cell.
     numeric = all(pd.api.types.is_numeric_dtype(dtype) for dtype in pixels.dtypes)
@@ -250,9 +247,30 @@ def read_pixels(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.nd
         row, column = (int(index) for index in np.argwhere(bad)[0])
         cell = pixels.iat[row, column]
         raise CompetitionDataError(
-            f"{path}: row {row + 2}, column {expected[column]!r}: pixel {'' if pd.isna(cell) else cell!r} "
+            f"{path}: row {row + 2}, column {expected[column]!r}: pixel {'' if pd.isna(cell) else plain(cell)} "
             "is not an integer in 0..255")
     return values.astype(np.uint8).reshape((len(frame), *spec.image_shape))
+
+
+def _pixel_header_problem(found: list[str], expected: list[str], shape: tuple[int, int, int]) -> str:
+    """What is wrong with the pixel columns: the first one missing, unexpected or out of place."""
+    height, width, channels = shape
+    wanted = f"expected {len(expected)} columns pixel0..pixel{len(expected) - 1} ({height}x{width}x{channels})"
+    missing = [column for column in expected if column not in set(found)]
+    unexpected = [column for column in found if column not in set(expected)]
+    if missing or unexpected or len(found) != len(expected):
+        first = f"column {missing[0]!r} is missing" if missing else f"unexpected column {unexpected[0]!r}" \
+            if unexpected else "a pixel column appears twice"
+        problem = "wrong pixel count" if len(found) != len(expected) else "wrong pixel columns"
+        return f"{problem}: {wanted}, found {len(found)}; {first}"
+    position = next(place for place, (have, want) in enumerate(zip(found, expected)) if have != want)
+    return (f"pixel columns out of order: {wanted} in that order; the pixel column at position {position + 1} is "
+            f"{found[position]!r}, expected {expected[position]!r}")
+
+
+def plain(value) -> str:
+    """A cell as a message shows it: 300 and 'abc', never np.int64(300)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def load_pixels_csv(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
@@ -278,23 +296,39 @@ def load_pixels_csv(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
         test_pixels=read_pixels(test_path, test, spec))
 
 
-def _image_paths(folder: Path, ids: np.ndarray, extension: str) -> tuple[tuple[str, ...], set]:
-    """The image file of every id, checked to exist and to decode, and the set of their sizes."""
+def _image_paths(folder: Path, ids: np.ndarray, extension: str, source: Path) -> tuple[tuple[str, ...], list]:
+    """The image file of every id, checked to stay inside `folder`, exist and decode; and every image's
+    (width, height, mode)."""
     if not folder.is_dir():
         raise CompetitionDataError(f"{folder}: image folder not found")
-    paths, sizes = [], set()
-    for image_id in map(str, ids):
+    paths, geometries, inside = [], [], folder.resolve()
+    for row, image_id in enumerate(map(str, ids)):
         path = folder / f"{image_id}{extension}"
+        if not path.resolve().is_relative_to(inside) or Path(image_id).is_absolute():
+            raise CompetitionDataError(f"{source}: row {row + 2}: id {image_id!r} names a file outside {folder}; "
+                                       "ids are file names inside the image folder")
         if not path.is_file():
             raise CompetitionDataError(f"{path}: missing image for id {image_id!r}")
         try:
             with Image.open(path) as image:
-                sizes.add(image.size)
+                geometries.append((*image.size, image.mode))
                 image.verify()  # checks the file's structure and checksums without decoding every pixel
         except Exception as error:  # PIL raises many types for broken files
             raise CompetitionDataError(f"{path}: undecodable image for id {image_id!r} ({error})") from None
         paths.append(str(path))
-    return tuple(paths), sizes
+    return tuple(paths), geometries
+
+
+GREY_MODES = ("L", "LA", "I", "I;16", "1")
+
+
+def image_summary(geometries: list) -> dict:
+    """Channels from every image (colour when any image is colour: a grey first image must not make a colour
+    competition grey) and the most common size, which images of other sizes are resized to."""
+    sizes = pd.Series([(width, height) for width, height, _ in geometries]).value_counts()
+    width, height = sizes.index[0]
+    return {"channels": 1 if all(mode in GREY_MODES for *_, mode in geometries) else 3,
+            "image_height": int(height), "image_width": int(width), "same_size": len(sizes) == 1}
 
 
 def load_image_folders(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
@@ -305,13 +339,15 @@ def load_image_folders(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
     _check_unique(labels[spec.id_column], labels_path, spec.id_column)
     train_ids = labels[spec.id_column].to_numpy(dtype=str)
     test_ids = read_test_ids(spec, raw_dir)
-    train_images, train_sizes = _image_paths(raw_dir / spec.train_images, train_ids, spec.image_extension)
-    test_images, test_sizes = _image_paths(raw_dir / spec.test_images, test_ids, spec.image_extension)
+    train_images, train_geometry = _image_paths(raw_dir / spec.train_images, train_ids, spec.image_extension,
+                                                labels_path)
+    test_images, test_geometry = _image_paths(raw_dir / spec.test_images, test_ids, spec.image_extension,
+                                              raw_dir / spec.sample_submission)
     return CompetitionData(
         train_ids=train_ids,
         train_labels=encode_labels(labels[spec.label_column], spec.class_names, labels_path, spec.label_column),
         test_ids=test_ids, train_images=train_images, test_images=test_images,
-        same_size=len(train_sizes | test_sizes) == 1)
+        geometry=image_summary(train_geometry + test_geometry))
 
 
 def load_competition(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
@@ -319,54 +355,6 @@ def load_competition(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
     if spec.layout == "pixels_csv":
         return load_pixels_csv(spec, raw_dir)
     return load_image_folders(spec, raw_dir)
-
-
-def unpack_archive(archive: Path, destination: Path) -> Path:
-    """Unpack a .zip or .7z into `destination`, all or nothing (a temporary folder, then renames)."""
-    if not archive.is_file():
-        raise CompetitionDataError(f"{archive}: file not found")
-    destination.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination, prefix=".unpack-"))
-    try:
-        if archive.suffix == ".7z":
-            _unpack_7z(archive, staging)
-        else:
-            with zipfile.ZipFile(archive) as zipped:
-                members = zipped.infolist()
-                if len(members) < MANY_FILES:
-                    zipped.extractall(staging)
-                else:  # image competitions ship tens of thousands of files: show the unpacking
-                    with progress_bar(f"unpacking {archive.name}", total=len(members), unit="files") as advance:
-                        for member in members:
-                            zipped.extract(member, staging)
-                            advance()
-    except Exception as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise CompetitionDataError(f"{archive}: cannot unpack ({error})") from None
-    for entry in staging.iterdir():
-        target = destination / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        entry.replace(target)
-    staging.rmdir()
-    return destination
-
-
-def _unpack_7z(archive: Path, target: Path) -> None:
-    """py7zr where it is installed; else the `7z` command (Kaggle's notebook image has that, not py7zr)."""
-    try:
-        import py7zr
-    except ImportError:
-        command = next((name for name in ("7z", "7za", "7zz") if shutil.which(name)), None)
-        if command is None:
-            raise CompetitionDataError(f"{archive}: unpacking a .7z archive needs py7zr (pip install py7zr) or the "
-                                       "7z command (apt-get install p7zip-full)") from None
-        finished = subprocess.run([command, "x", "-y", f"-o{target}", str(archive)], capture_output=True, text=True)
-        if finished.returncode != 0:
-            raise RuntimeError((finished.stderr or finished.stdout).strip()[-500:]) from None
-        return
-    with py7zr.SevenZipFile(archive, "r") as seven_zip:
-        seven_zip.extractall(target)
 
 
 def unpack_image_archives(spec: CompetitionSpec, raw_dir: Path) -> None:

@@ -36,6 +36,10 @@ class CorruptFileError(HeadstartError, ValueError):
     """A file the kit wrote itself is damaged beyond what it repairs on its own (names the file and line)."""
 
 
+class DiskFullError(HeadstartError, OSError):
+    """The disk filled up while writing a file (names it); nothing half-written is left, finished work is kept."""
+
+
 class WeightsUnavailableError(HeadstartError, RuntimeError):
     """A backbone's pretrained weights are not on disk and cannot be downloaded."""
 

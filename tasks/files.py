@@ -4,6 +4,7 @@ logs shared between processes, and a polling loop."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -13,6 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
+
+from tasks.errors import DiskFullError
 
 T = TypeVar("T")
 _HELD = threading.local()  # the lock files this thread holds (JsonLines.locked is reentrant per thread)
@@ -26,8 +29,12 @@ def atomic_write_bytes(path: Path, payload: bytes) -> Path:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"{path}: no space left on device writing {len(payload):,} bytes; nothing "
+                                "half-written was kept: free some space and run again (finished work is "
+                                "reused)") from None
         raise
     return path
 

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from sklearn.model_selection import StratifiedKFold
 
 from tasks.competitions import CompetitionData, CompetitionSpec, load_competition
 from tasks.errors import CompetitionDataError, ConfigError
 from tasks.files import atomic_write_bytes, atomic_write_json, atomic_write_npy
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4  # 4: channels from every image, the most common size
 TRAIN, TEST = "train", "test"
 
 
@@ -69,13 +68,11 @@ def images_digest(index: pd.DataFrame, data: CompetitionData) -> str:
 
 
 def image_geometry(spec: CompetitionSpec, data: CompetitionData) -> dict:
-    """Native channels and size of the images (the first image's, for image folders)."""
+    """Native channels and size of the images (for image folders: colour if any is, their most common size)."""
     if data.train_pixels is not None:
         height, width, channels = spec.image_shape
         return {"channels": channels, "image_height": height, "image_width": width, "same_size": True}
-    with Image.open(data.train_images[0]) as image:
-        return {"channels": 1 if image.mode in ("L", "I", "I;16", "1") else 3,
-                "image_height": image.height, "image_width": image.width, "same_size": data.same_size}
+    return data.geometry
 
 
 def raw_fingerprint(raw_dir: Path) -> str:

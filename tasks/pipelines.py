@@ -77,6 +77,7 @@ def image_batches(source: np.ndarray | list[str], channels: int, image_size: int
     before resizing instead: one resize per batch costs far less than one per image.
     """
     apply_view(tf.zeros((1, 1, 1)), view)  # fail early on an unknown view
+    image_size = _batchable_size(source, image_size, same_size)
     transform = lambda images: apply_view(resize(images, image_size), view)
     dataset = decoded_images(source, channels)
     if labels is not None:
@@ -96,6 +97,7 @@ def uint8_batches(source: np.ndarray | list[str], channels: int, image_size: int
     """Batches of uint8 images for a model that resizes inside its own traced function: at their native
     size when all share one (batched as decoded), else each resized to `image_size` first."""
     dataset = decoded_images(source, channels)
+    image_size = _batchable_size(source, image_size, same_size)
     if not (same_size or isinstance(source, np.ndarray)):
         to_uint8 = lambda image: tf.cast(tf.round(tf.clip_by_value(resize(image, image_size), 0, 255)), tf.uint8)
         dataset = dataset.map(to_uint8, num_parallel_calls=AUTOTUNE)
@@ -108,4 +110,21 @@ def split_source(index, split: str, positions: np.ndarray | None = None) -> np.n
     if pixels is not None:
         return pixels if positions is None else pixels[positions]
     paths = index.image_paths(split)
-    return paths if positions is None else [paths[position] for position in positions]
+    size = max(index.metadata["image_height"], index.metadata["image_width"])  # the most common size's
+    return ImageFiles(paths if positions is None else [paths[position] for position in positions], size)
+
+
+class ImageFiles(list):
+    """Image paths, with the size that images of mixed sizes are resized to when the caller asks for none (a pixel
+    model needs one input shape; tf.data cannot batch images of different shapes)."""
+
+    def __init__(self, paths: list[str], common_size: int):
+        super().__init__(paths)
+        self.common_size = common_size
+
+
+def _batchable_size(source, image_size: int | None, same_size: bool) -> int | None:
+    """The size to resize to: the one asked for, else, for files of mixed sizes, their most common size."""
+    if image_size is not None or same_size or isinstance(source, np.ndarray):
+        return image_size
+    return getattr(source, "common_size", None)  # a plain list of paths: batched as they come

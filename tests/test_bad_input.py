@@ -1,13 +1,17 @@
 """Bad input through the command line (issue 12), in-process: exit 1, one `error:` line naming the file and the
 row or field, no traceback, nothing written."""
 
+import stat
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tasks.archives import unpack_archive
+from tasks.errors import CompetitionDataError
 from tests.factories import kaggle_zip
 
 GOOD_SPEC = '''slug = "tiny"
@@ -71,7 +75,40 @@ def files(tmp_path_factory) -> Path:
     damaged = bytearray(good)
     damaged[start + 10] ^= 0xFF  # one byte of train.csv's compressed data: its CRC no longer matches
     (root / "crc-damaged.zip").write_bytes(bytes(damaged))
+    for name, member in HOSTILE_ENTRIES.items():
+        _with_member(root / "digit-recognizer.zip", root / f"{name}.zip", member)
+    solution = pd.read_csv(root / "digit-recognizer-solution.csv", dtype=str)
+    for name, (edit, _) in SOLUTIONS.items():
+        edit(solution).to_csv(root / f"{name}.csv", index=False)
     return root
+
+
+def _symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, str]:
+    info = zipfile.ZipInfo(name)
+    info.create_system, info.external_attr = 3, (stat.S_IFLNK | 0o777) << 16  # as `zip --symlinks` stores a link
+    return info, target
+
+
+HOSTILE_ENTRIES = {  # archive name: (the added member, its data), what extraction used to do with it
+    "dotdot-entry": ("../escaped.csv", "a,b\n"),  # written as escaped.csv inside the folder
+    "deep-dotdot-entry": ("train/../../../escaped.csv", "a,b\n"),
+    "absolute-entry": ("/tmp/headstart-escaped.csv", "a,b\n"),  # written as tmp/headstart-escaped.csv
+    "symlink-entry": _symlink("train.csv.link", "/etc/passwd"),  # written as a file holding "/etc/passwd"
+    "zip-bomb": ("bomb.csv", "0" * (17 * 2**20)),  # 17 MB of zeros in a 17 KB member
+}
+HOSTILE_MESSAGES = {"dotdot-entry": ["entry '../escaped.csv'", "leaves the folder"],
+                    "deep-dotdot-entry": ["entry 'train/../../../escaped.csv'", "leaves the folder"],
+                    "absolute-entry": ["entry '/tmp/headstart-escaped.csv'", "absolute path"],
+                    "symlink-entry": ["entry 'train.csv.link'", "symbolic link"],
+                    "zip-bomb": ["entry 'bomb.csv'", "zip bomb"]}
+
+
+def _with_member(good: Path, archive: Path, member) -> Path:
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for info in source.infolist():
+            zipped.writestr(info, source.read(info))
+        zipped.writestr(*member)
+    return archive
 
 
 def _create(files: Path, data_dir: Path, spec: str, archive: str = "digit-recognizer.zip") -> list[str]:
@@ -83,12 +120,32 @@ CASES = [pytest.param(f"{{files}}/{name}.toml", "digit-recognizer.zip", [f"{name
          for name, (_, expected) in SPECS.items()]
 CASES += [pytest.param("digit-recognizer", "crc-damaged.zip", ["crc-damaged.zip", "member 'train.csv' is damaged"],
                        id="crc-damaged-zip")]
+CASES += [pytest.param("digit-recognizer", f"{name}.zip", [f"{name}.zip", *expected], id=name)
+          for name, expected in HOSTILE_MESSAGES.items()]
 
 
-@pytest.mark.parametrize("spec, archive, expected", CASES)
-def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected):
+SOLUTIONS = {  # solution file: (edit of the good solution, what the one error line must say)
+    "solution-duplicate-id": (lambda frame: frame.assign(ImageId=frame["ImageId"].replace("7", "3")),
+                              ["row 8, column 'ImageId': duplicate id '3' (also at row 4)"]),
+    "solution-unknown-id": (lambda frame: frame.assign(ImageId=frame["ImageId"].replace("7", "700")),
+                            ["row 8, column 'ImageId': id '700' is not in the sample submission"]),
+    "solution-missing-id": (lambda frame: frame.drop(index=[6]), ["1 of the sample submission's ids are missing",
+                                                                  "the first '7'"]),
+    "solution-label-300": (lambda frame: frame.assign(Label=frame["Label"].replace("3", "300")),
+                           ["row 5, column 'Label': label '300' is not one of"]),
+}
+CASES += [pytest.param("digit-recognizer", "digit-recognizer.zip", [f"{name}.csv", *expected], name, id=name)
+          for name, (_, expected) in SOLUTIONS.items()]
+
+
+@pytest.mark.parametrize("spec, archive, expected, solution", [
+    case if len(case.values) == 4 else pytest.param(*case.values, None, id=case.id) for case in CASES])
+def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected, solution):
     data_dir = tmp_path / "data"
-    result = CliRunner().invoke(app, _create(files, data_dir, spec.format(files=files), archive))
+    arguments = _create(files, data_dir, spec.format(files=files), archive)
+    if solution:
+        arguments[arguments.index("--solution") + 1] = str(files / f"{solution}.csv")
+    result = CliRunner().invoke(app, arguments)
     output = result.output
     assert result.exit_code == 1, output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
@@ -96,3 +153,80 @@ def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected):
     assert all(part in errors[0] for part in expected), errors[0]
     assert "Traceback" not in output and 'File "' not in output
     assert not data_dir.exists() or not list(data_dir.rglob("*.*")), list(data_dir.rglob("*"))
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_MESSAGES))
+def test_a_hostile_archive_is_refused_before_anything_is_unpacked(files, tmp_path, name):
+    """Unpacking (a download, a dataset a kernel mounts) refuses the whole archive, naming the entry; it used to
+    rewrite the entry inside the folder."""
+    destination = tmp_path / "raw"
+    with pytest.raises(CompetitionDataError) as caught:
+        unpack_archive(files / f"{name}.zip", destination)
+    assert all(part in str(caught.value) for part in [f"{name}.zip", *HOSTILE_MESSAGES[name]]), caught.value
+    assert not destination.exists() or not list(destination.rglob("*"))
+    assert not (tmp_path / "escaped.csv").exists()
+
+
+def test_an_archive_over_the_size_limit_is_refused(files, tmp_path):
+    with pytest.raises(CompetitionDataError, match=r"digit-recognizer.zip: unpacks to [\d,]+ bytes, over the limit"):
+        unpack_archive(files / "digit-recognizer.zip", tmp_path / "raw", max_bytes=100_000)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_link_in_a_7z_archive_is_refused(tmp_path):
+    import py7zr
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "1.png").write_bytes(b"png")
+    (tmp_path / "images" / "2.png").symlink_to("/etc/passwd")
+    with py7zr.SevenZipFile(tmp_path / "train.7z", "w") as archive:
+        archive.writeall(tmp_path / "images", "train")
+    with pytest.raises(CompetitionDataError, match=r"train.7z: entry 'train/2.png' is a symbolic link"):
+        unpack_archive(tmp_path / "train.7z", tmp_path / "raw")
+    assert not list((tmp_path / "raw").rglob("*"))
+
+
+def _edit_csv(path: Path, edit) -> None:
+    edit(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
+
+
+def _swap_columns(first: str, second: str):
+    return lambda frame: frame.rename(columns={first: second, second: first})
+
+
+DATA = {  # name: (layout, file, its edit, what the error must say)
+    "pixel-columns-out-of-order": ("digits", "train.csv", _swap_columns("pixel5", "pixel7"),
+                                   ["train.csv: pixel columns out of order", "position 6 is 'pixel7', expected "
+                                                                             "'pixel5'"]),
+    "pixel-column-missing": ("digits", "test.csv", lambda frame: frame.drop(columns=["pixel300"]),
+                             ["test.csv: wrong pixel count", "found 783; column 'pixel300' is missing"]),
+    "pixel-300": ("digits", "train.csv", lambda frame: frame.assign(pixel10=frame["pixel10"].where(
+        frame.index != 2, "300")), ["train.csv: row 4, column 'pixel10': pixel 300 is not an integer in 0..255"]),
+    "pixel-negative": ("digits", "test.csv", lambda frame: frame.assign(pixel0="-1"),
+                       ["test.csv: row 2, column 'pixel0': pixel -1 is not"]),
+    "id-outside-raw-folder": ("cifar", "trainLabels.csv", lambda frame: frame.assign(
+        id=frame["id"].where(frame.index != 4, "../../outside")),
+        ["trainLabels.csv: row 6: id '../../outside' names a file outside"]),
+    "absolute-id": ("cifar", "trainLabels.csv", lambda frame: frame.assign(
+        id=frame["id"].where(frame.index != 0, "/etc/passwd")), ["trainLabels.csv: row 2: id '/etc/passwd'"]),
+    "test-id-outside-raw-folder": ("cifar", "sampleSubmission.csv", lambda frame: frame.assign(
+        id=frame["id"].where(frame.index != 1, "../train/1")), ["sampleSubmission.csv: row 3: id '../train/1'"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_bad_competition_files_are_one_clear_error(tmp_path, name):
+    """What indexing (the first step of `headstart run`) says about a competition's files."""
+    from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, load_competition
+    from tests.factories import write_cifar, write_digit_recognizer
+
+    layout, file_name, edit, expected = DATA[name]
+    raw = tmp_path / "raw"
+    (write_digit_recognizer if layout == "digits" else write_cifar)(raw, **({"num_train": 20} if layout == "cifar"
+                                                                            else {}))
+    (tmp_path / "outside.png").write_bytes((raw / "train" / "1.png").read_bytes()) if layout == "cifar" else None
+    _edit_csv(raw / file_name, edit)
+    with pytest.raises(CompetitionDataError) as caught:
+        load_competition(DIGIT_RECOGNIZER if layout == "digits" else CIFAR_10, raw)
+    assert all(part in str(caught.value) for part in expected), caught.value
+    assert "np." not in str(caught.value)

@@ -184,7 +184,7 @@ def test_a_large_archive_unpacks_under_a_progress_bar(tmp_path, monkeypatch):
     import zipfile as zip_module
 
     from tasks import progress
-    from tasks.competitions import MANY_FILES, unpack_archive
+    from tasks.archives import MANY_FILES, unpack_archive
 
     archive = tmp_path / "many.zip"
     with zip_module.ZipFile(archive, "w") as zipped:

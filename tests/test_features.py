@@ -156,3 +156,38 @@ def test_sigkill_resumes_to_identical_features(setup, tmp_path):
     _extract(setup, tmp_path / "straight", config=config)
     for resumed_part, straight_part in zip(load_features(tmp_path / "killed"), load_features(tmp_path / "straight")):
         np.testing.assert_array_equal(resumed_part, straight_part)
+
+
+def test_a_full_disk_while_writing_a_shard_is_one_clear_error_and_no_half_shard(setup, tmp_path, monkeypatch):
+    """The disk fills up half-way through the second shard's file: a DiskFullError naming it (it used to be a bare
+    OSError, a traceback at the command line), no half shard and no temporary file left, the first shard kept."""
+    import errno
+    import io
+
+    from tasks import files
+    from tasks.errors import DiskFullError, HeadstartError
+
+    real_fdopen = os.fdopen
+
+    class FullDisk(io.RawIOBase):
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, payload):
+            self.stream.write(bytes(payload)[: len(payload) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.stream.close()
+
+    def fdopen(handle, mode="r", *args, **kwargs):
+        stream = real_fdopen(handle, mode, *args, **kwargs)
+        return FullDisk(stream) if ".train-00001.npy." in os.readlink(f"/proc/self/fd/{handle}") else stream
+
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
+    with pytest.raises(DiskFullError, match=r"train-00001\.npy: no space left on device") as caught:
+        _extract(setup, tmp_path / "set")
+    assert isinstance(caught.value, HeadstartError) and isinstance(caught.value, OSError)
+    assert sorted(path.name for path in (tmp_path / "set").iterdir()) == ["manifest.json", "train-00000.npy"]
+    # The first shard is kept for the next run (resuming from kept shards: test_corrupted_shard_is_rebuilt).
+    assert list(json.loads((tmp_path / "set" / "manifest.json").read_text())["shards"]) == ["train-00000.npy"]

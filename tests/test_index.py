@@ -59,3 +59,23 @@ def test_bad_input_writes_no_index(tmp_path):
     with pytest.raises(CompetitionDataError, match="wrong pixel count"):
         ensure_index(DIGIT_RECOGNIZER, tmp_path / "raw", tmp_path / "index", folds=3, seed=0)
     assert not (tmp_path / "index").exists()
+
+
+def test_a_grey_first_image_and_mixed_sizes_still_make_one_colour_batch_shape(tmp_path):
+    """A grey first image used to make a colour competition one-channel, and a pixel member (no image size asked)
+    crashed in tf.data batching images of different sizes: channels now come from every image, and images of other
+    sizes are resized to the most common size."""
+    from PIL import Image
+
+    from tasks.pipelines import image_batches, split_source
+
+    write_cifar(tmp_path / "raw")
+    Image.new("L", (8, 8), 90).save(tmp_path / "raw" / "train" / "1.png")
+    Image.new("RGB", (12, 10), (10, 20, 30)).save(tmp_path / "raw" / "train" / "2.png")
+    index = read_index(ensure_index(CIFAR_10, tmp_path / "raw", tmp_path / "index", folds=3, seed=0))
+    assert (index.metadata["channels"], index.metadata["image_height"], index.metadata["image_width"]) == (3, 8, 8)
+    assert not index.same_size
+    batches = list(image_batches(split_source(index, "train"), index.metadata["channels"], None, 16,
+                                 same_size=index.same_size).as_numpy_iterator())
+    assert [batch.shape for batch in batches] == [(16, 8, 8, 3), (14, 8, 8, 3)]
+    assert np.allclose(batches[0][0], 90)  # the grey image, repeated into three channels

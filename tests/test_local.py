@@ -87,7 +87,7 @@ def test_solution_must_match_sample(tmp_path):
     frame = pd.read_csv(solution)
     frame.iloc[:-1].to_csv(solution, index=False)
     root = tmp_path / "store" / "dr"
-    with pytest.raises(CompetitionDataError, match=r"ids must be exactly the sample submission's \(20 ids\)"):
+    with pytest.raises(CompetitionDataError, match=r"column 'ImageId': 1 of the sample submission's ids are missing, the first '20'"):
         create_local_competition(root, "dr", DIGIT_RECOGNIZER, archive, solution)
     assert not root.exists()  # nothing half-made
 

@@ -7,6 +7,7 @@ become `error: ...` and exit code 1 are in flows/cli/common.py.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from flows.cli.common import new_app
@@ -32,7 +33,14 @@ def main() -> None:
     import logging
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not problems
+    # SIGTERM unwinds like Ctrl-C: atexit then stops the temporary Prefect server this process started (killed
+    # outright, the run left it running, holding its port and our stdout), and no atomic write is left half-done.
+    signal.signal(signal.SIGTERM, _interrupt)
     app()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ import json
 import shutil
 import tempfile
 import zipfile
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tasks.archives import check_zip
 from tasks.competitions import (
     CompetitionSpec,
     read_csv,
@@ -167,7 +167,7 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
     public_zip, solution_csv = Path(public_zip), Path(solution_csv)
     if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
         raise CompetitionDataError(f"{public_zip}: not found or not a zip file")
-    _check_archive(public_zip)
+    check_zip(public_zip)
     with zipfile.ZipFile(public_zip) as zipped:
         if spec.sample_submission not in zipped.namelist():
             raise CompetitionDataError(f"{public_zip}: has no {spec.sample_submission} (the spec's sample submission)")
@@ -190,18 +190,6 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
     return LocalBackend(root)
 
 
-def _check_archive(path: Path) -> None:
-    """Every member of a zip reads back with its CRC; else an error naming the damaged member."""
-    try:
-        with zipfile.ZipFile(path) as zipped:
-            damaged = zipped.testzip()
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise CompetitionDataError(f"{path}: a damaged zip ({error}); download or build it again") from None
-    if damaged is not None:
-        raise CompetitionDataError(f"{path}: member {damaged!r} is damaged (its CRC does not match); download or "
-                                   "build the zip again")
-
-
 def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
                       public_fraction: float, seed: int) -> pd.DataFrame:
     id_column, label_column = spec.submission_id_column, spec.submission_label_column
@@ -211,11 +199,28 @@ def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
         row = int(np.flatnonzero(unknown.to_numpy())[0])
         raise CompetitionDataError(f"{path}: row {row + 2}, column {label_column!r}: label "
                                    f"{solution[label_column].iloc[row]!r} is not one of {list(spec.class_names)}")
-    if set(solution[id_column]) != set(sample[id_column]) or len(solution) != len(sample):
-        raise CompetitionDataError(f"{path}: its ids must be exactly the sample submission's "
-                                   f"({len(sample)} ids); found {len(solution)} rows")
+    _check_solution_ids(path, solution[id_column], sample[id_column], id_column)
     if USAGE_COLUMN not in solution.columns:
         solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed)
     elif not solution[USAGE_COLUMN].isin(["Public", "Private"]).all():
         raise CompetitionDataError(f"{path}: column {USAGE_COLUMN!r} must hold 'Public' or 'Private'")
     return solution[[id_column, label_column, USAGE_COLUMN]]
+
+
+def _check_solution_ids(path: Path, ids: pd.Series, sample_ids: pd.Series, column: str) -> None:
+    """The solution's ids are exactly the sample submission's: name the first duplicated, unknown or missing id."""
+    duplicated = ids.duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {ids.iloc[row]!r} "
+                                   f"(also at row {first + 2}); each of the sample submission's ids appears once")
+    unknown = ~ids.isin(set(sample_ids))
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: id {ids.iloc[row]!r} is not in the "
+                                   "sample submission")
+    missing = sample_ids[~sample_ids.isin(set(ids))]
+    if len(missing):
+        raise CompetitionDataError(f"{path}: column {column!r}: {len(missing)} of the sample submission's ids are "
+                                   f"missing, the first {missing.iloc[0]!r}")

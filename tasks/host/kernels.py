@@ -34,6 +34,7 @@ from kagglesdk.kernels.types.kernels_api_service import (
 )
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
+from tasks.archives import unpack_archive
 from tasks.files import atomic_write_json
 from tasks.host.common import (
     MAX_DATASET_SLUG,
@@ -260,8 +261,7 @@ class DatasetStore:
         target.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.files_dir(owner, slug, version).iterdir()):
             if path.suffix == ".zip" and zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as zipped:
-                    zipped.extractall(target / path.stem)
+                unpack_archive(path, target / path.stem)  # a hostile upload (../x, a link, a bomb) is refused
             elif path.is_file():
                 shutil.copyfile(path, target / path.name)
 
