@@ -32,7 +32,8 @@ def digit_images(count: int):
 
 
 def fit_over_tf_data(build, images, labels, config, epochs: int) -> float:
-    """The old loop: tf.data (shuffle, batch, cast, prefetch) into `model.fit` with validation."""
+    """The old loop (now `train_keras_model(..., loop="fit")`'s, kept for the MLP head): tf.data (shuffle,
+    batch, cast, prefetch) into `model.fit` with validation."""
     import keras
     import tensorflow as tf
 

@@ -133,17 +133,46 @@ def evaluate_arrays(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, 
     return float(loss), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
+class _ClockStop(keras.callbacks.Callback):
+    def __init__(self, clock: Clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.clock.tick()
+        if not self.clock.room_for_another():
+            self.model.stop_training = True
+
+
+def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
+                      clock: Clock | None) -> dict:
+    """Keras' `fit` over a tf.data pipeline of the arrays, early-stopped on the held-out part (best weights)."""
+    import tensorflow as tf
+
+    batches = (tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[0]), seed=seed)
+               .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
+    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+                 *([_ClockStop(clock)] if clock is not None else [])]
+    history = model.fit(batches, validation_data=valid, epochs=config.epochs, callbacks=callbacks, verbose=0,
+                        batch_size=None)
+    return {name: [float(value) for value in values] for name, values in history.history.items()}
+
+
 def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
-                      config: TrainConfig, seed: int = 0, clock: Clock | None = None) -> dict:
-    """Train on arrays in memory, one `train_on_batch` per shuffled batch, with early stopping on the held-out
-    part (best weights kept); return the history. On logits (`from_logits=True`: stabler than probabilities
-    into the loss). Not `fit`: Keras runs it over tf.data, whose threads beside the model slowed training on
-    2 cores (bench/RESULTS.md, "The training loop"). With a `clock`, no epoch starts that would end after
-    its deadline (at least one runs)."""
+                      config: TrainConfig, seed: int = 0, clock: Clock | None = None, loop: str = "arrays") -> dict:
+    """Train with early stopping on the held-out part (best weights kept); return the history. On logits
+    (`from_logits=True`: stabler than probabilities into the loss). With a `clock`, no epoch starts that would
+    end after its deadline (at least one runs).
+
+    `loop="arrays"`: one `train_on_batch` per shuffled batch of the arrays, no tf.data threads beside the model
+    (faster for the CNN on 2 cores: bench/RESULTS.md, "The training loop"); `loop="fit"`: Keras' `fit` over
+    tf.data (faster for a small MLP, whose steps are too short to pay `train_on_batch`'s per-call cost)."""
     (train_x, train_y), (valid_x, valid_y) = train, valid
     steps = max(1, -(-len(train_x) // config.batch_size))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    if loop == "fit":
+        return _fit_over_tf_data(model, train, valid, config, seed, clock)
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_weights, waited = np.inf, None, 0
