@@ -69,12 +69,41 @@ def arrays_in_memory(build, images, labels, config, epochs: int) -> float:
     return time.perf_counter() - started
 
 
+def folds_rebuilt_or_reused(images, labels, folds: int = 5) -> dict:
+    """One epoch per fold of the 16-filter CNN, each fold on a new model (built and compiled: traced again)
+    against one model for all folds (weights and optimizer reset: traced once), as pixel members now do."""
+    import dataclasses
+
+    from tasks.cnn import cnn_model
+    from tasks.config import TrainConfig
+    from tasks.members import train_keras_model
+
+    config, times = dataclasses.replace(TrainConfig(), epochs=1), {}
+    split = int(0.8 * len(images))
+    train, valid = (images[:split], labels[:split]), (images[split:], labels[split:])
+    started = time.perf_counter()
+    for _ in range(folds):
+        train_keras_model(cnn_model(images.shape[1:], 10, 16), train, valid, config)
+    times["a new model per fold"] = round(time.perf_counter() - started, 2)
+    started, model = time.perf_counter(), cnn_model(images.shape[1:], 10, 16)
+    initial = model.get_weights()
+    for _ in range(folds):
+        model.set_weights(initial)
+        train_keras_model(model, train, valid, config)
+    times["one model, reset per fold"] = round(time.perf_counter() - started, 2)
+    return {"folds": folds, "seconds": times}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--retrace", action="store_true", help="only: folds on new models vs one reused model")
     arguments = parser.parse_args()
+    if arguments.retrace:
+        print(json.dumps(folds_rebuilt_or_reused(*digit_images(1250))), flush=True)
+        return
 
     import numpy as np
 

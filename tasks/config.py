@@ -36,7 +36,7 @@ class TrainConfig:
     # out-of-fold predictions), epochs of fine-tuning (after a logistic head is fitted on the cached
     # features at that size), and the top
     # fraction of the backbone's layers it unfreezes (BatchNorm never).
-    finetune_size: int = 96
+    finetune_size: int = 128
     finetune_folds: int = 1
     finetune_epochs: int = 5
     finetune_learning_rate: float = 3e-4

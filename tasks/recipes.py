@@ -32,10 +32,11 @@ HEAD_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {
     "logistic": fit_logistic, "mlp": fit_mlp, "finetune": fit_finetune}
 KINDS = {**PIXEL_MEMBERS, **HEAD_MEMBERS}
 
-# Chosen by measurement (bench/RESULTS.md, "Default recipes"): on grey digit images a blend of
-# from-scratch CNNs beats heads on ImageNet features; on colour photos feature heads win.
+# Chosen by measurement (bench/RESULTS.md, "Default recipes" and "Issue 10"): on grey digit images a blend
+# of from-scratch CNNs beats heads on ImageNet features; on colour photos (real CIFAR-10) fine-tuning the
+# backbone beats every head on frozen features, and the heads still add to its blend.
 DIGITS_RECIPE = ("cnn#0", "cnn#1", "cnn#2")
-COLOUR_HEADS = ("logistic", "mlp")
+COLOUR_RECIPE = ("finetune", "logistic", "mlp")
 FALLBACK = ("cnn#0",)
 
 
@@ -84,7 +85,7 @@ def default_members(layout: str, channels: int, backbones: tuple[str, ...]) -> t
     if layout == "pixels_csv" and channels == 1:
         return DIGITS_RECIPE + expand_members(("logistic",), backbones)
     if backbones:
-        return expand_members(COLOUR_HEADS, backbones)
+        return expand_members(COLOUR_RECIPE, backbones)
     return FALLBACK
 
 
@@ -163,6 +164,7 @@ class RunPlan:
     members: tuple[str, ...]
     weights: dict[str, str | None]
     views: tuple[str, ...] = ("identity",)
+    image_size: int | None = None  # the features' input size when the config leaves it open
 
 
 def default_views(layout: str, channels: int) -> tuple[str, ...]:
@@ -200,9 +202,12 @@ def plan_members(config, layout: str, channels: int, search_dirs: list[Path], wa
                else default_members(layout, channels, backbones))
     if not members:
         raise ConfigError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
+    # A finetune member's warm-up needs features at its size: the heads share them (one extraction, not two).
+    tuned = any(MemberName.parse(m).kind == "finetune" for m in members)
     return RunPlan(members, {b: weights[b] for b in backbones
                              if any(MemberName.parse(m).backbone == b for m in members)},
-                   config.features.views or default_views(layout, channels))
+                   config.features.views or default_views(layout, channels),
+                   config.train.finetune_size if tuned and config.features.image_size is None else None)
 
 
 def plan_run(config, index_dir: Path) -> RunPlan:

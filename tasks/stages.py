@@ -84,6 +84,8 @@ def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None
     spec = backend_for(config).spec  # after the download, which infers a spec where there is none
     index_dir = stages.index(config, spec, raw_dir)
     plan = stages.plan(config, index_dir)
+    if plan.image_size is not None:
+        config = dataclasses.replace(config, features=dataclasses.replace(config.features, image_size=plan.image_size))
     features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
                 for backbone, weights in plan.weights.items()}
     member_dirs, skipped = [], []

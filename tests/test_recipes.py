@@ -34,7 +34,7 @@ def test_heads_expand_over_backbones():
 
 def test_default_recipes():
     assert default_members("pixels_csv", 1, ()) == DIGITS_RECIPE
-    assert default_members("image_folder", 3, ("vgg16",)) == ("logistic@vgg16", "mlp@vgg16")
+    assert default_members("image_folder", 3, ("vgg16",)) == ("finetune@vgg16", "logistic@vgg16", "mlp@vgg16")
     assert default_members("image_folder", 3, ()) == ("cnn#0",)
 
 
@@ -70,7 +70,11 @@ def test_plan_with_local_weights_and_files(tmp_path, offline):
     mine = tiny_backbone_file(tmp_path / "mine.keras")
     plan = plan_members(Config(backbones=("vgg16", f"file:{mine}")), "image_folder", 3, [tmp_path])
     assert plan.weights == {"vgg16": str(weights), f"file:{mine}": str(mine)}
-    assert plan.members == ("logistic@vgg16", f"logistic@file:{mine}", "mlp@vgg16", f"mlp@file:{mine}")
+    assert plan.members == ("finetune@vgg16", f"finetune@file:{mine}", "logistic@vgg16", f"logistic@file:{mine}",
+                            "mlp@vgg16", f"mlp@file:{mine}")
+    assert plan.image_size == Config().train.finetune_size  # the heads share the fine-tuning size's features
+    assert plan_members(Config(backbones=("vgg16",), members=("logistic",)), "image_folder", 3,
+                        [tmp_path]).image_size is None  # no finetune: each backbone's native size
 
 
 def test_random_weights_only_when_asked(tmp_path, offline):
