@@ -42,6 +42,7 @@ class TrainConfig:
     finetune_learning_rate: float = 3e-4
     finetune_batch_size: int = 32
     finetune_fraction: float = 1.0
+    finetune_head_c: float = 1.0  # inverse L2 strength of the warm-up head (weaker than the probe's: it trains on)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,8 @@ def fit_finetune(context: MemberContext) -> MemberResult:
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         keras.utils.set_random_seed(context.seed)
         valid = (images[valid_positions], labels[valid_positions])
-        head = warm_head(features[train_positions], labels[train_positions], context.num_classes, config.logistic_c)
+        head = warm_head(features[train_positions], labels[train_positions], context.num_classes,
+                         config.finetune_head_c)
         extractor = build_extractor(spec, weights, size)
         unfreeze_top(extractor, config.finetune_fraction)
         model = finetune_model(extractor, head, images.shape[1:], size, flip)

@@ -209,7 +209,9 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
             clock.tick()
         if waited >= config.patience or (clock is not None and not clock.room_for_another()):
             break
-    if best_weights is not None:
+    # A cosine schedule is meant to end where it ends (the rate annealed): on cifar10-dev the fine-tuned model's
+    # lowest validation loss came two epochs before its best accuracy, and restoring it cost 1.5 points.
+    if best_weights is not None and config.schedule != "cosine":
         model.set_weights(best_weights)
     return history
 

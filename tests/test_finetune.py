@@ -73,7 +73,7 @@ def test_a_time_limit_is_kept_and_the_run_says_what_it_cut(prefect_server, tmp_p
     members early or skips them, blends what finished and says so, within 10 % of the limit."""
     import time
 
-    invoke(*shapes_competition_args(tmp_path, num_train=300))
+    invoke(*shapes_competition_args(tmp_path, num_train=600))
     data_dir = tmp_path / "data"
     started = time.monotonic()
     output = invoke("run", "shapes", "--data-dir", data_dir, "--member", "cnn", "--member", "cnn#1", "--member",
