@@ -2,10 +2,11 @@
 
 The run gets a deadline (wall-clock seconds since the epoch, so that it means the same in every process
 and thread a stage runs in). Before each member, what is left (less a reserve for the blend and the
-submission) is shared equally among the members not yet trained; inside a member, what it was given is
-shared among its folds not yet trained, and a fold ends its epochs when the next one would overrun its
-share, judged by the epochs it has timed. A member ends after the fold that leaves no room for another,
-and keeps the folds it finished; a member that cannot start is skipped. The blend uses what finished.
+submission) is shared equally among the members not yet trained; inside a member, folds train as usual
+one after another, a fold ends its epochs when the next one would overrun the member's deadline (judged
+by the epochs it has timed), and no fold starts that would not finish in time: the member keeps the
+folds it finished, well trained, rather than every fold half-trained. A member that cannot start is
+skipped. The blend uses the rows every member predicted.
 """
 
 from __future__ import annotations
@@ -58,10 +59,3 @@ class Clock:
         room = now + (now - self.started) / self.steps <= self.deadline
         self.ended_early |= not room
         return room
-
-    def share(self, parts_left: int, now: float | None = None) -> float | None:
-        """The deadline of the next of `parts_left` equal parts of what is left."""
-        if self.deadline is None:
-            return None
-        now = time.time() if now is None else now
-        return now + max(0.0, self.deadline - now) / max(1, parts_left)

@@ -68,17 +68,19 @@ def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold:
                    deadline: float | None = None) -> MemberResult:
     """Run `fit_fold(train_positions, valid_positions, clock) -> (valid_probs, test_probs, history)` per fold,
     or for the first `only_folds` folds (the other folds' rows keep NaN: no out-of-fold prediction). With a
-    deadline, each fold gets an equal share of what is left (its `clock`), and no fold starts that would end
-    after the deadline; the test prediction is the mean over the folds trained."""
+    deadline, folds train one after another as usual until it (each fold's `clock` ends its epochs at the
+    deadline), and no fold starts that would end after it: a few well-trained folds, not every fold
+    half-trained (an equal share per fold left three CNNs at CV 0.40 in 3 minutes on digits). The blend
+    uses the rows that every member predicted; the test prediction is the mean over the folds trained."""
     fold_numbers = np.unique(folds)[:only_folds]
     oof = np.full((len(folds), num_classes), np.nan, dtype=np.float32)
     tests, histories, member_clock = [], [], Clock(deadline)
     with progress_bar(description, total=len(fold_numbers), unit="folds") as advance:
-        for done, fold in enumerate(fold_numbers):
+        for fold in fold_numbers:
             if not member_clock.room_for_another():
                 break
             valid = np.flatnonzero(folds == fold)
-            clock = Clock(member_clock.share(len(fold_numbers) - done))
+            clock = Clock(deadline)
             valid_probs, test_probs, history = fit_fold(np.flatnonzero(folds != fold), valid, clock)
             oof[valid] = valid_probs
             tests.append(test_probs)

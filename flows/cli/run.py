@@ -87,8 +87,8 @@ def show_run(record: dict) -> None:
     nested = record.get("blend_nested_cv_score")
     honest = f" (nested, the blend's weights fitted on the other folds: {nested:.4f})" if nested is not None else ""
     scored, rows = record.get("blend_rows_scored"), record.get("blend_rows")
-    partly = (f"; on the {scored} of {rows} training rows that every member predicted (a finetune member "
-              "fine-tunes only some folds)" if scored is not None and scored < rows else "")
+    partly = (f"; on the {scored} of {rows} training rows that every member predicted (some trained only some "
+              "folds: finetune does, and --time-limit may)" if scored is not None and scored < rows else "")
     console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}{partly}", soft_wrap=True)
     if record.get("time_limit"):
         console.print(time_limit_line(record["time_limit"]), soft_wrap=True)
