@@ -9,7 +9,8 @@ must not depend on it, so:
 - if the API cannot be reached, before or during the run, the same stages run again as plain calls
   (tasks/stages.py): every finished stage is found in its content-addressed cache and reused, and the
   submission guard never sends a file twice, so nothing is redone or resent.
-With `PREFECT_API_URL` set, runs go to that server.
+With `PREFECT_API_URL` set, runs go to that server. Without it, the temporary server dies with the process that
+started it, however that process ends (flows/temporary_server.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.temporary_server import tie_temporary_server_to_this_process
 from tasks.errors import HeadstartError, TransientBackendError
 
 T = TypeVar("T")
@@ -172,6 +174,7 @@ def run_or_fall_back(flow_call: Callable[[], T], plain_call: Callable[[], T], wh
     `plain_call` finds every stage the flow finished in its cache, so it redoes nothing (a flow that finished
     its work but could not report its final state leaves `plain_call` only the finding)."""
     install_log_filters()
+    tie_temporary_server_to_this_process()
     try:
         return flow_call()
     except Exception as error:

@@ -1,16 +1,19 @@
-"""SIGTERM to a running `headstart run` (issue 12): it stops within seconds, leaves nothing half-written and no
-orphan (the temporary Prefect server it started goes with it)."""
+"""Signals to a running `headstart run` (issue 12): SIGTERM stops it within seconds with nothing half-written;
+SIGTERM or SIGKILL, the temporary Prefect server it started goes with it."""
 
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.factories import HEADSTART, USER_ENVIRONMENT
+from flows.temporary_server import _PopenDyingWithParent, tie_temporary_server_to_this_process
+from tests.factories import HEADSTART, USER_ENVIRONMENT, tiny_backbone_file
 
 
 @pytest.mark.slow
@@ -41,3 +44,140 @@ def test_sigterm_stops_a_run_cleanly_and_leaves_no_orphan(digits_store, tmp_path
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # only what this test started: the run's own session
+
+
+def _ended(process: psutil.Process) -> bool:
+    """Gone, or a zombie waiting for a parent that does not reap it (pid 1 in some containers): not running."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_ended(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still running after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(not _ended(process) for process in processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [process for process in processes if not _ended(process)]
+
+
+def _command(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # ended meanwhile
+        return ""
+
+
+PARENT = """
+import threading, time
+from flows.temporary_server import _PopenDyingWithParent
+children = [_PopenDyingWithParent(["sleep", "60"])]
+thread = threading.Thread(target=lambda: children.append(_PopenDyingWithParent(["sleep", "60"])))
+thread.start()
+thread.join()
+print(*(child.pid for child in children), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_child_dies_with_its_parent_even_when_started_from_a_thread_that_ended():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parent.parent, start_new_session=True)
+    try:
+        children = [psutil.Process(int(pid)) for pid in parent.stdout.readline().split()]
+        assert len(children) == 2
+        time.sleep(0.3)
+        assert not [child for child in children if _ended(child)], "the thread's end must not kill its child"
+        parent.kill()
+        parent.wait()
+        assert not _wait_ended(children, timeout=5)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow  # ~6 s alone, to import Prefect's server module
+def test_only_prefects_server_module_gets_the_popen_that_dies_with_this_process(monkeypatch):
+    from prefect.server.api import server
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setattr(server, "subprocess", subprocess)  # put back after the test
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        tie_temporary_server_to_this_process()
+        assert server.subprocess is subprocess  # a server of the user's is not ours
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        tie_temporary_server_to_this_process()
+    assert server.subprocess.Popen is _PopenDyingWithParent and subprocess.Popen is not _PopenDyingWithParent
+    assert server.subprocess.TimeoutExpired is subprocess.TimeoutExpired
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_no_temporary_prefect_server(digits_store, tmp_path):
+    """Killed outright, the run cannot stop its server from atexit: the kernel does (flows/temporary_server.py)."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    environment = {name: value for name, value in USER_ENVIRONMENT.items() if name != "PREFECT_API_URL"}
+    environment["PREFECT_HOME"] = str(tmp_path / "prefect")  # a fresh one, as on a first run
+    process = subprocess.Popen([HEADSTART, "run", "digits", "--data-dir", str(data_dir), "--member", "softmax",
+                                "--no-submit"], cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    tree = []
+    try:
+        deadline, servers = time.monotonic() + 180, []
+        while not servers and time.monotonic() < deadline:
+            assert process.poll() is None, "the run ended before its Prefect server started"
+            servers = [child for child in psutil.Process(process.pid).children(recursive=True)
+                       if "prefect.server.api.server" in _command(child)]
+            time.sleep(0.2)
+        assert servers, "expected the run's temporary Prefect server as a child process"
+        time.sleep(1)  # the server past its start
+        tree = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        process.wait()
+        alive = _wait_ended(tree, timeout=10)
+        assert not alive, [_command(child) for child in alive]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for child in tree:
+            if not _ended(child):  # only what this test started (psutil checks the pid was not reused)
+                child.kill()
+
+
+def _stamps(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_training_resumes_and_reuses_what_finished(digits_store, tmp_path):
+    """SIGKILL once the features and the first member are done, while the second trains: the next run completes
+    and leaves the finished features and member as they were (same files, same times)."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    backbone = tiny_backbone_file(tmp_path / "tiny.keras")
+    command = [HEADSTART, "run", "digits", "--data-dir", str(data_dir), "--member", f"logistic@file:{backbone}",
+               "--member", "softmax", "--epochs", "40", "--folds", "2", "--no-submit"]
+    members = data_dir / "05_predictions" / "digits" / "members"
+    process = subprocess.Popen(command, cwd=tmp_path, env=USER_ENVIRONMENT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(members.glob("*/member.json")) and time.monotonic() < deadline:
+            assert process.poll() is None, "the run ended before its first member was done"
+            time.sleep(0.05)
+        process.kill()  # as the OOM killer would: no atexit, no clean-up
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    finished = [path.parent for path in members.glob("*/member.json")]
+    assert [folder.name[:8] for folder in finished] == ["logistic"], "the kill should land mid-softmax"
+    features = data_dir / "03_features" / "digits"
+    before = {"features": _stamps(features), "member": _stamps(finished[0])}
+    assert before["features"] and before["member"]
+    time.sleep(0.05)  # a file written again would get a later mtime
+    again = subprocess.run(command, cwd=tmp_path, env=USER_ENVIRONMENT, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, (again.stdout + again.stderr)[-4000:]
+    assert sorted(path.parent.name[:7] for path in members.glob("*/member.json")) == ["logisti", "softmax"]
+    assert {"features": _stamps(features), "member": _stamps(finished[0])} == before

@@ -44,8 +44,10 @@ def kernel_push_command(
                           timeout=timeout, submit=not no_submit)
     from flows.kernel import kernel_push
     from flows.orchestration import install_log_filters
+    from flows.temporary_server import tie_temporary_server_to_this_process
 
     install_log_filters()
+    tie_temporary_server_to_this_process()
     record = json.loads(Path(kernel_push(config, kernel, force)).read_text())
     console.print(f"kernel {record['kernel']} v{record['version']}: output in {record['output']}", soft_wrap=True,
                   markup=False)
