@@ -156,7 +156,7 @@ def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: Tr
     callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
                  *([_ClockStop(clock)] if clock is not None else [])]
     history = model.fit(batches, validation_data=valid, epochs=config.epochs, callbacks=callbacks, verbose=0,
-                        batch_size=None)
+                        shuffle=False)  # the dataset shuffles itself (Keras warns that it ignores shuffle=True)
     return {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
