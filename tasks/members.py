@@ -129,8 +129,7 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
 def evaluate_arrays(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple:
     """Mean loss and accuracy on arrays in memory (the compiled loss on logits)."""
-    logits = predict_logits(model, inputs, batch_size)
-    probabilities = softmax(logits)
+    probabilities = predict_probabilities(model, inputs, batch_size)
     loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)))
     return float(loss), float(np.mean(probabilities.argmax(axis=1) == labels))
 
@@ -142,7 +141,7 @@ class _ClockStop(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.clock.tick()
-        if not self.clock.room_for_another():
+        if epoch + 1 < self.params["epochs"] and not self.clock.room_for_another():
             self.model.stop_training = True
 
 
@@ -209,7 +208,11 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
             waited += 1
         if clock is not None:
             clock.tick()
-        if waited >= config.patience or (clock is not None and not clock.room_for_another()):
+        # Ask the clock only when another epoch is wanted: after the last one, "no room" would mark a member
+        # that finished every epoch as cut short.
+        if waited >= config.patience or epoch + 1 == config.epochs:
+            break
+        if clock is not None and not clock.room_for_another():
             break
     # A cosine schedule is meant to end where it ends (the rate annealed): on cifar10-dev the fine-tuned model's
     # lowest validation loss came two epochs before its best accuracy, and restoring it cost 1.5 points.

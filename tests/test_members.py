@@ -75,3 +75,12 @@ def test_pixel_members_train_fewer_epochs_on_more_images_when_capped():
     assert epochs_for(TrainConfig(epochs=10), 50_000) == 10  # no cap: the epochs asked for
     capped = TrainConfig(epochs=10, images_per_fold=60_000)
     assert [epochs_for(capped, n) for n in (1_000, 6_400, 32_000, 300_000)] == [10, 9, 2, 2]
+
+
+def test_a_clock_due_after_the_last_epoch_does_not_mark_the_training_cut_short():
+    images = np.random.default_rng(0).uniform(0, 255, (32, 8, 8, 1)).astype("float32")
+    labels = np.arange(32) % 2
+    clock = Clock(time.time())  # due now: any further epoch would overrun
+    history = train_keras_model(softmax_model((8, 8, 1), 2), (images, labels), (images, labels),
+                                TrainConfig(epochs=1, batch_size=16, patience=5), clock=clock)
+    assert len(history["loss"]) == 1 and not clock.ended_early  # all the epochs asked for ran
