@@ -24,6 +24,12 @@ VARIANTS = {
     "16 filters, cosine, 10 epochs": {"epochs": 10, "schedule": "cosine", "patience": 10, "cnn_filters": 16},
     "16 filters, cosine, 15 epochs": {"epochs": 15, "schedule": "cosine", "patience": 15, "cnn_filters": 16},
     "16 filters, cosine, 6 epochs": {"epochs": 6, "schedule": "cosine", "patience": 6, "cnn_filters": 16},
+    "14 px, 32 filters, up to 40 epochs": {"image_size": 14},
+    "14 px, 32 filters, 20 epochs, cosine": {"image_size": 14, "epochs": 20, "schedule": "cosine", "patience": 20},
+    "14 px, 32 filters, up to 15 epochs": {"image_size": 14, "epochs": 15},
+    "14 px, 32 filters, up to 20 epochs": {"image_size": 14, "epochs": 20},
+    "14 px, 32 filters, up to 25 epochs": {"image_size": 14, "epochs": 25},
+    "14 px, 16 filters, up to 25 epochs": {"image_size": 14, "epochs": 25, "cnn_filters": 16},
 }
 MEMBERS = ("cnn", "cnn#1", "cnn#2")
 

@@ -88,10 +88,13 @@ def main() -> None:
         if finished.returncode != 0:
             raise RuntimeError(finished.stdout[-2000:] + finished.stderr[-3000:])
         record = json.loads(Path(finished.stdout.strip().splitlines()[-1]).read_text())
-        epochs = {Path(d).name.split("-")[0]: json.loads((Path(d) / "member.json").read_text())["epochs_per_fold"]
-                  for d in record["member_dirs"]}
+        members = {meta["name"]: meta for meta in (json.loads((Path(d) / "member.json").read_text())
+                                                   for d in record["member_dirs"])}
         print(json.dumps({"train_images": size, "seconds": round(seconds, 1), "cv": round(record["blend_cv_score"], 4),
-                          "members": record["members"], "epochs_per_fold": epochs}), flush=True)
+                          "members": record["members"],
+                          "member_seconds": {name: meta.get("train_seconds") for name, meta in members.items()},
+                          "epochs_per_fold": {name: meta["epochs_per_fold"] for name, meta in members.items()}}),
+              flush=True)
 
 
 if __name__ == "__main__":

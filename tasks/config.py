@@ -29,9 +29,13 @@ class TrainConfig:
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
     mlp_units: int = 512
     cnn_filters: int = 32  # the CNN's first block; the second has twice as many
+    cnn_size: int | None = None  # the CNN's working size: larger images are resized down (None: native, <= 64)
+    svm_c: float = 5.0  # the SVM's inverse regularisation (tasks/svm.py)
+    svm_max_rows: int = 10_000  # rows an SVM fold trains on at most: its cost grows with their square
     # Pixel members see at most this many training images per fold (epochs x images): on a large competition
-    # they train fewer epochs, so that their cost stops growing with the data (None: `epochs` always).
-    images_per_fold: int | None = None
+    # they train fewer epochs, so that their cost stops growing with the data (None: `epochs` always). 120,000
+    # leaves the built-in digits' 40 epochs alone and gives an 8,000-image competition 19 (bench/RESULTS.md).
+    images_per_fold: int | None = 120_000
     # The finetune member (tasks/finetune.py): size it trains at, folds it fine-tunes (the rest get no
     # out-of-fold predictions), epochs of fine-tuning (after a logistic head is fitted on the cached
     # features at that size), and the top
@@ -66,7 +70,8 @@ class Config:
     backend: str = "local"
     spec: str | None = None  # a Kaggle competition's spec: built-in name or .toml path (default: by slug)
     input_dir: str | None = None  # inside a Kaggle notebook: the mounted competition files
-    members: tuple[str, ...] = ()  # empty: the competition's default recipe
+    members: tuple[str, ...] = ()  # empty: the competition's recipe
+    recipe: str = "default"  # or "full": the slower, stronger recipe where one exists (tasks/recipes.py)
     backbones: tuple[str, ...] = ()  # empty: DEFAULT_BACKBONES where their weights are at hand
     weights_dirs: tuple[str, ...] = ()  # searched first for backbone weights files
     folds: int = 5
@@ -84,6 +89,8 @@ class Config:
             raise ConfigError(f"backend must be 'local' or 'kaggle', got {self.backend!r}")
         if self.blend not in ("mean", "weights", "caruana"):
             raise ConfigError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
+        if self.recipe not in ("default", "full"):
+            raise ConfigError(f"recipe must be 'default' or 'full', got {self.recipe!r}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
 

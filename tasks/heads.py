@@ -17,6 +17,7 @@ from tasks.features import load_features
 from tasks.members import (
     MemberContext,
     MemberResult,
+    class_probabilities,
     cross_validate,
     logits_layer,
     predict_probabilities,
@@ -45,19 +46,12 @@ def fit_logistic(context: MemberContext) -> MemberResult:
         scaler = StandardScaler().fit(features)
         model = LogisticRegression(C=context.train.logistic_c, max_iter=2000)
         model.fit(scaler.transform(features), np.tile(labels[train_positions], len(train_views)))
-        predict = lambda x: _full_probabilities(model, scaler.transform(x), context.num_classes)
+        predict = lambda x: class_probabilities(model, scaler.transform(x), context.num_classes)
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), {})
 
     return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "logistic head",
                           deadline=context.deadline)
-
-
-def _full_probabilities(model: LogisticRegression, features: np.ndarray, num_classes: int) -> np.ndarray:
-    """predict_proba with a column for every class, even one absent from the fold's training part."""
-    probabilities = np.zeros((len(features), num_classes), dtype=np.float32)
-    probabilities[:, model.classes_] = model.predict_proba(features)
-    return probabilities
 
 
 def mlp_model(feature_width: int, num_classes: int, units: int) -> keras.Model:

@@ -92,6 +92,15 @@ def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold:
                         ended_early=member_clock.ended_early)
 
 
+def class_probabilities(model, rows: np.ndarray, num_classes: int) -> np.ndarray:
+    """A scikit-learn model's predict_proba with a column for every class, even one absent from the fold's
+    training part."""
+    probabilities = np.zeros((len(rows), num_classes), dtype=np.float32)
+    if len(rows):
+        probabilities[:, model.classes_] = model.predict_proba(rows)
+    return probabilities
+
+
 def logits_layer(num_classes: int) -> layers.Dense:
     """Every Keras member's last layer: logits, in float32 whatever the compute policy (mixed precision keeps
     the loss and the softmax stable); probabilities are taken at prediction time (`predict_probabilities`)."""

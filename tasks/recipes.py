@@ -24,20 +24,25 @@ from tasks.index import read_index
 from tasks.members import MemberContext, MemberResult, fit_softmax
 from tasks.metrics import score_probabilities
 from tasks.plots import plot_confusion_matrix, plot_training_curves
+from tasks.svm import fit_svm
 
 logger = logging.getLogger("headstart")
 
-PIXEL_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {"softmax": fit_softmax, "cnn": fit_cnn}
+PIXEL_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {
+    "softmax": fit_softmax, "cnn": fit_cnn, "svm": fit_svm}
 HEAD_MEMBERS: dict[str, Callable[[MemberContext], MemberResult]] = {
     "logistic": fit_logistic, "mlp": fit_mlp, "finetune": fit_finetune}
 KINDS = {**PIXEL_MEMBERS, **HEAD_MEMBERS}
 
-# Chosen by measurement (bench/RESULTS.md, "Default recipes" and "Issue 10"): on grey digit images a blend
-# of from-scratch CNNs beats heads on ImageNet features; on colour photos (real CIFAR-10) fine-tuning the
-# backbone beats every head on frozen features, and the heads still add to its blend.
-DIGITS_RECIPE = ("cnn#0", "cnn#1", "cnn#2")
+# Chosen by measurement (bench/RESULTS.md, "Default recipes" and "Issue 10"): on grey digit images from-scratch
+# CNNs beat heads on ImageNet features, and an SVM on the pixels blends well with one CNN at half resolution
+# (the default: minutes) as three at full resolution do (`--recipe full`: ten times longer); on colour photos
+# (real CIFAR-10) fine-tuning the backbone beats every head on frozen features, and the heads add to its blend.
+DIGITS_RECIPE = ("svm", "cnn")
+DIGITS_FULL_RECIPE = ("cnn#0", "cnn#1", "cnn#2")
 COLOUR_RECIPE = ("finetune", "logistic", "mlp")
 FALLBACK = ("cnn#0",)
+MIN_HALVED_CNN_SIZE = 14  # the default digits recipe's CNN works at half the native size, down to this
 
 
 @dataclass(frozen=True)
@@ -80,23 +85,28 @@ def expand_members(kinds: tuple[str, ...], backbones: tuple[str, ...]) -> tuple[
     return tuple(dict.fromkeys(expanded))
 
 
-def default_members(layout: str, channels: int, backbones: tuple[str, ...]) -> tuple[str, ...]:
+def is_grey_pixels(layout: str, channels: int) -> bool:
+    return layout == "pixels_csv" and channels == 1
+
+
+def default_members(layout: str, channels: int, backbones: tuple[str, ...], recipe: str = "default") -> tuple[str, ...]:
     """The recipe for a competition when no --member is given."""
-    if layout == "pixels_csv" and channels == 1:
-        return DIGITS_RECIPE + expand_members(("logistic",), backbones)
+    if is_grey_pixels(layout, channels):
+        return (DIGITS_FULL_RECIPE if recipe == "full" else DIGITS_RECIPE) + expand_members(("logistic",), backbones)
     if backbones:
         return expand_members(COLOUR_RECIPE, backbones)
     return FALLBACK
 
 
-def save_member(directory: Path, name: str, result: MemberResult, score: float) -> Path:
+def save_member(directory: Path, name: str, result: MemberResult, score: float, seconds: float | None = None) -> Path:
     """oof.npy and test.npy, then member.json (written last: its presence marks a complete member)."""
     atomic_write_npy(directory / "oof.npy", result.oof)
     atomic_write_npy(directory / "test.npy", result.test)
     return atomic_write_json(directory / "member.json", {
         "name": name, "cv_score": score, "rows_predicted": int(predicted_rows(result.oof).sum()),
         "folds_trained": len(result.histories), "ended_by_time_limit": result.ended_early,
-        "epochs_per_fold": [len(h.get("loss", [])) for h in result.histories]})
+        "epochs_per_fold": [len(h.get("loss", [])) for h in result.histories],
+        "train_seconds": None if seconds is None else round(seconds, 1)})
 
 
 def predicted_rows(oof: np.ndarray) -> np.ndarray:
@@ -140,7 +150,9 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs),
                             backbone=member.backbone, weights=weights and Path(weights),
                             features_root=config.paths.features(config.competition), deadline=deadline)
+    started = time.perf_counter()
     result = KINDS[member.kind](context)
+    seconds = time.perf_counter() - started
     if result.ended_early:
         key = f"{key}-partial"
         directory = config.paths.member(config.competition, key)
@@ -152,7 +164,7 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
         plot_training_curves(result.histories, str(member), pictures / "training_curves.png")
     plot_confusion_matrix(context.labels[predicted], result.oof[predicted], spec["class_names"],
                           f"{member} (CV {spec['metric']} {score:.4f})", pictures / "confusion_matrix.png")
-    save_member(directory, str(member), result, score)
+    save_member(directory, str(member), result, score, seconds)
     return directory
 
 
@@ -165,6 +177,7 @@ class RunPlan:
     weights: dict[str, str | None]
     views: tuple[str, ...] = ("identity",)
     image_size: int | None = None  # the features' input size when the config leaves it open
+    cnn_size: int | None = None  # the CNN's working size when the config leaves it open
 
 
 def default_views(layout: str, channels: int) -> tuple[str, ...]:
@@ -178,7 +191,8 @@ def weights_search_dirs(extra: tuple[str, ...], keras_home: str | None, kaggle_i
     return [*map(Path, extra), cache / "models", kaggle_input]
 
 
-def plan_members(config, layout: str, channels: int, search_dirs: list[Path], warn=print) -> RunPlan:
+def plan_members(config, layout: str, channels: int, search_dirs: list[Path], warn=print,
+                 native_size: int | None = None) -> RunPlan:
     """Resolve members and backbone weights; default backbones without weights are skipped with a warning,
     a backbone asked for by name fails with an error naming the file to place and where."""
     from tasks.backbones import backbone_spec, resolve_weights
@@ -199,7 +213,7 @@ def plan_members(config, layout: str, channels: int, search_dirs: list[Path], wa
             warn(f"skipping default backbone: {error}")
     backbones = tuple(weights)
     members = (expand_members(config.members, backbones) if config.members
-               else default_members(layout, channels, backbones))
+               else default_members(layout, channels, backbones, config.recipe))
     if not members:
         raise ConfigError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
     # A finetune member's warm-up needs features at its size: the heads share them (one extraction, not two).
@@ -207,7 +221,17 @@ def plan_members(config, layout: str, channels: int, search_dirs: list[Path], wa
     return RunPlan(members, {b: weights[b] for b in backbones
                              if any(MemberName.parse(m).backbone == b for m in members)},
                    config.features.views or default_views(layout, channels),
-                   config.train.finetune_size if tuned and config.features.image_size is None else None)
+                   config.train.finetune_size if tuned and config.features.image_size is None else None,
+                   halved_cnn_size(config, layout, channels, native_size))
+
+
+def halved_cnn_size(config, layout: str, channels: int, native_size: int | None) -> int | None:
+    """The default digits recipe trains its CNN at half the native size (not below 14 px): on the built-in
+    digits that is a third of the time at the same CV (bench/RESULTS.md); `--recipe full` keeps the native size."""
+    if (config.members or config.recipe != "default" or config.train.cnn_size or config.train.image_size
+            or not is_grey_pixels(layout, channels) or not native_size):
+        return None
+    return min(native_size, max(MIN_HALVED_CNN_SIZE, native_size // 2))
 
 
 def plan_run(config, index_dir: Path) -> RunPlan:
@@ -217,5 +241,5 @@ def plan_run(config, index_dir: Path) -> RunPlan:
     metadata = json.loads((Path(index_dir) / "index.json").read_text())
     search_dirs = weights_search_dirs(config.weights_dirs, os.environ.get("KERAS_HOME"),
                                       Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")))
-    return plan_members(config, metadata["layout"], metadata["channels"], search_dirs,
-                        warn=logger.warning)
+    return plan_members(config, metadata["layout"], metadata["channels"], search_dirs, warn=logger.warning,
+                        native_size=max(metadata["image_height"], metadata["image_width"]))

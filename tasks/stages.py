@@ -86,6 +86,8 @@ def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None
     plan = stages.plan(config, index_dir)
     if plan.image_size is not None:
         config = dataclasses.replace(config, features=dataclasses.replace(config.features, image_size=plan.image_size))
+    if plan.cnn_size is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, cnn_size=plan.cnn_size))
     features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
                 for backbone, weights in plan.weights.items()}
     member_dirs, skipped = [], []

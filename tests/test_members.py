@@ -72,7 +72,8 @@ def test_members_share_what_is_left_less_the_reserve():
 def test_pixel_members_train_fewer_epochs_on_more_images_when_capped():
     from tasks.members import epochs_for
 
-    assert epochs_for(TrainConfig(epochs=10), 50_000) == 10  # no cap: the epochs asked for
+    assert epochs_for(TrainConfig(epochs=10, images_per_fold=None), 50_000) == 10  # no cap: the epochs asked for
+    assert epochs_for(TrainConfig(epochs=40), 1_000) == 40  # the default cap leaves the built-in digits alone
     capped = TrainConfig(epochs=10, images_per_fold=60_000)
     assert [epochs_for(capped, n) for n in (1_000, 6_400, 32_000, 300_000)] == [10, 9, 2, 2]
 

@@ -1,9 +1,12 @@
+import json
+
 import pytest
 
 from tasks.backbones import BACKBONES
-from tasks.config import Config, FeatureConfig
+from tasks.config import Config, FeatureConfig, TrainConfig
 from tasks.errors import ConfigError, WeightsUnavailableError
 from tasks.recipes import (
+    DIGITS_FULL_RECIPE,
     DIGITS_RECIPE,
     MemberName,
     default_members,
@@ -88,3 +91,34 @@ def test_views_follow_the_images(tmp_path):
     assert plan_members(Config(), "image_folder", 3, [tmp_path], warn=lambda _: None).views == ("identity", "flip")
     config = Config(features=FeatureConfig(views=("flip",)))
     assert plan_members(config, "pixels_csv", 1, [tmp_path]).views == ("flip",)
+
+
+def test_the_full_recipe_and_the_default_digits_cnn_at_half_size(tmp_path):
+    assert default_members("pixels_csv", 1, (), "full") == DIGITS_FULL_RECIPE
+    assert default_members("image_folder", 3, ("vgg16",), "full") == default_members("image_folder", 3, ("vgg16",))
+    plan = lambda config, native=28: plan_members(config, "pixels_csv", 1, [tmp_path], native_size=native)
+    assert plan(Config()).cnn_size == 14 and plan(Config(), native=64).cnn_size == 32
+    assert plan(Config(), native=20).cnn_size == 14 and plan(Config(), native=10).cnn_size == 10  # never below 14
+    assert plan(Config(recipe="full")).cnn_size is None  # full size
+    assert plan(Config(members=("cnn",))).cnn_size is None  # members named by the user: the config decides
+    assert plan(Config(train=TrainConfig(cnn_size=20))).cnn_size is None  # the config's own size stands
+
+
+def test_an_unknown_recipe_is_a_config_error():
+    with pytest.raises(ConfigError, match="recipe must be 'default' or 'full', got 'fast'"):
+        Config(recipe="fast")
+
+
+@pytest.mark.slow  # about three minutes: the default digits recipe, trained for real
+def test_the_default_digits_recipe_reaches_its_cv_floor(digits_store, tmp_path):
+    """The default `headstart run` (digits) must keep CV >= 0.99 (issue 10) while training in minutes."""
+    import shutil
+
+    from tasks import stages
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    run_json = stages.compete(Config(data_dir=str(data_dir), submit=False))
+    record = json.loads(run_json.read_text())
+    assert list(record["members"]) == ["svm", "cnn"] and record["config"]["train"]["cnn_size"] == 14
+    assert record["blend_cv_score"] >= 0.99, record["members"]

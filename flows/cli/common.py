@@ -41,12 +41,15 @@ def print_json(value) -> None:
 # What a retrain runs: shared by `run`, `watch` and `serve`.
 NoSubmit = Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")]
 Members = Annotated[Optional[list[str]], typer.Option(
-    "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, cnn, logistic, mlp, finetune.")]
+    "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, svm, cnn, logistic, mlp, finetune.")]
 Backbones = Annotated[Optional[list[str]], typer.Option(
     "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")]
 RandomWeights = Annotated[bool, typer.Option(
     "--random-weights", help="Registry backbones with random weights (tests and benchmarks only).")]
 Folds = Annotated[int, typer.Option(min=2, help="Stratified CV folds.")]
+Recipe = Annotated[str, typer.Option(
+    help="default, or full: the slower, stronger recipe (grey digits: three CNNs at full size instead of an SVM "
+    "and one CNN at half size, about ten times the time). Ignored with --member.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")]
 
 

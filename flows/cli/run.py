@@ -19,6 +19,7 @@ from flows.cli.common import (
     Members,
     NoSubmit,
     RandomWeights,
+    Recipe,
     Spec,
     console,
     import_tensorflow_quietly,
@@ -33,6 +34,7 @@ def run(
     data_dir: DataDir = Path("data"),
     no_submit: NoSubmit = False,
     member: Members = None,
+    recipe: Recipe = "default",
     backbone: Backbones = None,
     weights_dir: Annotated[Optional[list[Path]], typer.Option(
         "--weights-dir", help="Folder searched first for backbone weights files (repeatable).")] = None,
@@ -62,7 +64,7 @@ def run(
 
     deadline = run_deadline(time_limit)  # counted from now: Prefect's start-up is part of the run
     config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
-                        no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend,
+                        no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend, recipe=recipe,
                         views=tuple(view or ()), image_size=image_size, time_limit=time_limit, deadline=deadline,
                         train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
                                "finetune_epochs": finetune_epochs})

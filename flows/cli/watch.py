@@ -18,6 +18,7 @@ from flows.cli.common import (
     Members,
     NoSubmit,
     RandomWeights,
+    Recipe,
     Spec,
     console,
     import_tensorflow_quietly,
@@ -53,6 +54,7 @@ def watch(
         "--retrain/--no-retrain", help="Retrain and submit on a move (else only emit the event).")] = True,
     no_submit: NoSubmit = False,
     member: Members = None,
+    recipe: Recipe = "default",
     backbone: Backbones = None,
     random_weights: RandomWeights = False,
     folds: Folds = 5,
@@ -64,7 +66,7 @@ def watch(
     Prints what it decided and why in one line, and exits 0 either way."""
     rules = _rules(top_delta, rank_drop, data_rule, beaten_rule)
     config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
-                        no_submit)
+                        no_submit, recipe=recipe)
     import_tensorflow_quietly()
     from flows.watch import run_watch
 
@@ -89,6 +91,7 @@ def serve(
     beaten_rule: BeatenRule = True,
     no_submit: NoSubmit = False,
     member: Members = None,
+    recipe: Recipe = "default",
     backbone: Backbones = None,
     random_weights: RandomWeights = False,
     folds: Folds = 5,
@@ -99,7 +102,7 @@ def serve(
     server (`prefect server start`, then PREFECT_API_URL)."""
     rules = _rules(top_delta, rank_drop, data_rule, beaten_rule)
     config = run_config(competition, data_dir.resolve(), backend, spec, member, backbone, epochs, folds,
-                        random_weights, no_submit)  # the deployments' runs may start elsewhere: an absolute path
+                        random_weights, no_submit, recipe=recipe)  # the deployments' runs may start elsewhere: an absolute path
     import_tensorflow_quietly()
     from flows.serving import serve_competition
 
