@@ -434,7 +434,7 @@ def table(records: list[dict]) -> str:
         ratio = f"{r['images_per_s'] / base['images_per_s']:.2f}x" if base else "-"
         lines.append(f"| {r['group']} | {r['variant']} | {r['batch']} | {r['images_per_s']:,.0f} | {ratio} |")
     for r in records:
-        if r.get("section") in ("decode_only", "pipeline_fed", "pipeline_piped"):
+        if r.get("section") in ("decode_only", "pipeline_fed", "pipeline_piped") and "images_per_s" in r:
             lines.append(f"| {r['group']} | {r['section']}: {r['variant']} | {r.get('batch', '')} | "
                          f"{r['images_per_s']:,.0f} | |")
     for r in records:
