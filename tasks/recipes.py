@@ -36,7 +36,7 @@ KINDS = {**PIXEL_MEMBERS, **HEAD_MEMBERS}
 
 # Chosen by measurement (bench/RESULTS.md, "Default recipes" and "Issue 10"): on grey digit images from-scratch
 # CNNs beat heads on ImageNet features, and an SVM on the pixels blends well with one CNN at half resolution
-# (the default: minutes) as three at full resolution do (`--recipe full`: ten times longer); on colour photos
+# (the default: minutes) as three at full resolution do (`--recipe full`: several times longer); on colour photos
 # (real CIFAR-10) fine-tuning the backbone beats every head on frozen features, and the heads add to its blend.
 DIGITS_RECIPE = ("svm", "cnn")
 DIGITS_FULL_RECIPE = ("cnn#0", "cnn#1", "cnn#2")

@@ -101,3 +101,11 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.exit_code == 1 and "no local competition 'nope'" in result.output
     result = runner.invoke(app, ["local", "create", "x", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1 and "give either --tfds" in result.output
+
+
+def test_an_unknown_recipe_is_one_error_line_before_anything_runs(tmp_path):
+    result = runner.invoke(app, ["run", "--data-dir", str(tmp_path / "data"), "--recipe", "fast"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == ["error: recipe must be 'default' or 'full', got 'fast'"], result.output
+    assert "Traceback" not in result.output and not (tmp_path / "data").exists()

@@ -49,7 +49,7 @@ RandomWeights = Annotated[bool, typer.Option(
 Folds = Annotated[int, typer.Option(min=2, help="Stratified CV folds.")]
 Recipe = Annotated[str, typer.Option(
     help="default, or full: the slower, stronger recipe (grey digits: three CNNs at full size instead of an SVM "
-    "and one CNN at half size, about ten times the time). Ignored with --member.")]
+    "and one CNN at half size: several times the time). Ignored with --member.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")]
 
 
