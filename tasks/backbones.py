@@ -121,7 +121,9 @@ def build_extractor(spec: BackboneSpec, weights: Path | None, image_size: int | 
         raise ConfigError(f"backbone {spec.name}: image size {size} is below its minimum {spec.min_size}")
     inputs = keras.Input(shape=(size, size, 3), name="pixels")
     if spec.builder == "file":
-        base = keras.saving.load_model(spec.weights_file, compile=False)
+        from tasks.devices import in_policy
+
+        base = in_policy(keras.saving.load_model(spec.weights_file, compile=False))
     else:
         base = getattr(keras.applications, spec.builder)(
             include_top=False, weights=None if weights is None else str(weights), input_shape=(size, size, 3))

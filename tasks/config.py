@@ -31,7 +31,7 @@ class TrainConfig:
     cnn_filters: int = 32  # the CNN's first block; the second has twice as many
     cnn_size: int | None = None  # the CNN's working size: larger images are resized down (None: native, <= 64)
     svm_c: float = 5.0  # the SVM's inverse regularisation (tasks/svm.py)
-    svm_max_rows: int = 10_000  # rows an SVM fold trains on at most: its cost grows with their square
+    svm_max_rows: int = 4_000  # rows an SVM fold trains on at most: its cost grows with their square (6,400: 2 min)
     # Pixel members see at most this many training images per fold (epochs x images): on a large competition
     # they train fewer epochs, so that their cost stops growing with the data (None: `epochs` always). 120,000
     # leaves the built-in digits' 40 epochs alone and gives an 8,000-image competition 19 (bench/RESULTS.md).
@@ -62,6 +62,15 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
+class DeviceConfig:
+    """What runs on a GPU (tasks/devices.py): each 'auto' (on where a GPU is found), 'on' or 'off'."""
+
+    mixed_precision: str = "auto"  # mixed_float16 compute (logits and losses stay float32)
+    jit_compile: str = "auto"  # XLA for extraction and training steps
+    multi_gpu: str = "auto"  # MirroredStrategy over every visible GPU when there are several
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a `compete` run depends on; written resolved into run.json."""
 
@@ -78,6 +87,7 @@ class Config:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
     blend: str = "caruana"
     submit: bool = True
     message: str = "headstart"

@@ -28,23 +28,45 @@ FEATURE_VERSION = 1  # bump when extraction changes what a feature set holds
 DECODE_CHUNK = 512  # images decoded ahead of the model at a time: bounds memory, keeps it flat
 
 
-def feature_key(images_hash: str, spec: BackboneSpec, weights_digest: str, image_size: int, view: str) -> str:
-    """The content address of one feature set."""
+def feature_key(images_hash: str, spec: BackboneSpec, weights_digest: str, image_size: int, view: str,
+                policy: str = "float32") -> str:
+    """The content address of one feature set (features computed in mixed precision differ a little)."""
     parts = {"images": images_hash, "backbone": asdict(spec), "weights": weights_digest, "size": image_size,
-             "view": view, "version": FEATURE_VERSION}
+             "view": view, "version": FEATURE_VERSION, **({"policy": policy} if policy != "float32" else {})}
     return sha256_text(json.dumps(parts, sort_keys=True))[:20]
 
 
-def inference_function(model: keras.Model, prepare=lambda images: images):
-    """The model's forward pass in inference mode, traced once and reused for every shard."""
-    return tf.function(lambda images: model(prepare(images), training=False), reduce_retracing=True)
+def inference_function(model: keras.Model, prepare=lambda images: images, jit_compile: bool = False):
+    """The model's forward pass in inference mode (float32 out), traced once and reused for every shard. With
+    `jit_compile` XLA compiles the model alone: the antialiased resize in `prepare` has no XLA kernel."""
+    forward = tf.function(lambda images: tf.cast(model(images, training=False), tf.float32),
+                          reduce_retracing=True, jit_compile=jit_compile)
+    return tf.function(lambda images: forward(prepare(images)), reduce_retracing=True)
+
+
+def replicated(forward, strategy):
+    """`forward` over several devices: each batch split in order across the strategy's replicas, and the outputs
+    joined again in the same order."""
+    count = strategy.num_replicas_in_sync
+
+    def run(images):
+        bounds = np.linspace(0, int(images.shape[0]), count + 1).astype(int)
+        parts = strategy.experimental_distribute_values_from_function(
+            lambda context: images[bounds[context.replica_id_in_sync_group]:
+                                   bounds[context.replica_id_in_sync_group + 1]])
+        return tf.concat(strategy.experimental_local_results(strategy.run(forward, args=(parts,))), axis=0)
+
+    return run
 
 
 class Extractor:
-    """A backbone's frozen extractor at one input size, built on first use and shared by every view."""
+    """A backbone's frozen extractor at one input size, built on first use and shared by every view. Built in the
+    device scope in force (tasks/devices.py): its compute policy, and its replicas when there are several."""
 
-    def __init__(self, spec: BackboneSpec, weights: Path | None, image_size: int | None = None):
+    def __init__(self, spec: BackboneSpec, weights: Path | None, image_size: int | None = None,
+                 jit_compile: bool = False):
         self.spec, self.weights, self.image_size = spec, weights, image_size or spec.input_size
+        self.jit_compile = jit_compile
 
     @functools.cached_property
     def model(self) -> keras.Model:
@@ -54,14 +76,17 @@ class Extractor:
     def forward(self, view: str):
         """uint8 batches in: resized, viewed and run through the frozen model in one traced function."""
         size = self.image_size
-        return inference_function(self.model, lambda images: apply_view(resize(images, size), view))
+        forward = inference_function(self.model, lambda images: apply_view(resize(images, size), view),
+                                     self.jit_compile)
+        strategy = tf.distribute.get_strategy()
+        return replicated(forward, strategy) if strategy.num_replicas_in_sync > 1 else forward
 
 
 def extract_features(forward, batches, on_batch=None) -> np.ndarray:
     """Features of every image in an iterable of batches, as float32 (N, width), by `forward(batch)`."""
     outputs = []
     for images in batches:
-        outputs.append(forward(images).numpy())
+        outputs.append(np.asarray(forward(images), dtype=np.float32))
         if on_batch is not None:
             on_batch(int(images.shape[0]))
     return np.concatenate(outputs)
@@ -145,8 +170,9 @@ def load_features(directory: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def feature_directory(root: Path, index: LoadedIndex, spec: BackboneSpec, weights: Path | None,
-                      view: str, config: FeatureConfig) -> Path:
-    key = feature_key(index.images_hash, spec, weights_hash(weights), config.image_size or spec.input_size, view)
+                      view: str, config: FeatureConfig, policy: str = "float32") -> Path:
+    key = feature_key(index.images_hash, spec, weights_hash(weights), config.image_size or spec.input_size, view,
+                      policy)
     return root / f"{spec.label[:40]}-{view}-{key}"
 
 
@@ -154,12 +180,15 @@ def cache_features(config, index_dir: Path, backbone: str, weights: Path | None,
                    views: tuple[str, ...]) -> tuple[Path, ...]:
     """Leave one backbone's feature set per view, complete and verified, under data/03_features/<comp>/;
     the backbone is built once, and only if some shard is missing."""
-    index = read_index(index_dir)
-    extractor = Extractor(backbone_spec(backbone), weights, config.features.image_size)
+    from tasks.devices import current_plan, device_scope
+
+    index, plan = read_index(index_dir), current_plan(config.device)
+    extractor = Extractor(backbone_spec(backbone), weights, config.features.image_size, plan.jit_compile)
     directories = []
-    for view in views:
-        directory = feature_directory(config.paths.features(config.competition), index, extractor.spec, weights,
-                                      view, config.features)
-        cache_feature_set(index, extractor, view, directory, config.features)
-        directories.append(directory)
+    with device_scope(plan):
+        for view in views:
+            directory = feature_directory(config.paths.features(config.competition), index, extractor.spec,
+                                          weights, view, config.features, plan.policy)
+            cache_feature_set(index, extractor, view, directory, config.features)
+            directories.append(directory)
     return tuple(directories)

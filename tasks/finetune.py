@@ -27,7 +27,7 @@ import numpy as np
 from keras import layers
 
 from tasks.backbones import backbone_spec, build_extractor
-from tasks.config import FeatureConfig
+from tasks.devices import extraction_jit
 from tasks.errors import ConfigError
 from tasks.index import TEST, TRAIN
 from tasks.members import (
@@ -123,9 +123,11 @@ def fit_finetune(context: MemberContext) -> MemberResult:
     index, config, labels = context.index, context.train, context.labels
     spec, size = backbone_spec(context.backbone), config.finetune_size
     weights = Path(context.weights) if context.weights else None
-    feature_config = FeatureConfig(image_size=size)
-    directory = feature_directory(context.features_root, index, spec, weights, "identity", feature_config)
-    cache_feature_set(index, Extractor(spec, weights, size), "identity", directory, feature_config)
+    feature_config = dataclasses.replace(context.features, image_size=size)  # the run's shards: its cache
+    policy = keras.config.dtype_policy().name
+    directory = feature_directory(context.features_root, index, spec, weights, "identity", feature_config, policy)
+    cache_feature_set(index, Extractor(spec, weights, size, extraction_jit(context.jit_compile)), "identity",
+                      directory, feature_config)
     features, _ = load_features(directory)
     native = max(index.metadata["image_height"], index.metadata["image_width"])
     load_size = size if native > size or not index.same_size else None
@@ -144,7 +146,7 @@ def fit_finetune(context: MemberContext) -> MemberResult:
         unfreeze_top(extractor, config.finetune_fraction)
         model = finetune_model(extractor, head, images.shape[1:], size, flip)
         history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, tuning,
-                                    context.seed, clock)
+                                    context.seed, clock, jit_compile=context.jit_compile)
         return predict_views(model, valid[0], flip), predict_views(model, test_images, flip), history
 
     return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold,

@@ -73,7 +73,8 @@ def fit_mlp(context: MemberContext) -> MemberResult:
         train = (scale(features), np.tile(labels[train_positions], len(train_views)))
         valid = (scale(train_views[0][valid_positions]), labels[valid_positions])
         model = mlp_model(features.shape[1], context.num_classes, config.mlp_units)
-        history = train_keras_model(model, train, valid, config, context.seed, clock, loop="fit")
+        history = train_keras_model(model, train, valid, config, context.seed, clock, loop="fit",
+                                    jit_compile=context.jit_compile)
         predict = lambda x: predict_probabilities(model, scale(x))
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)

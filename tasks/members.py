@@ -16,7 +16,7 @@ import numpy as np
 from keras import layers
 
 from tasks.budget import Clock
-from tasks.config import TrainConfig
+from tasks.config import FeatureConfig, TrainConfig
 from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.pipelines import image_batches, split_source
 from tasks.progress import progress_bar
@@ -34,6 +34,8 @@ class MemberContext:
     weights: Path | None = None  # its weights file (None: random weights)
     features_root: Path | None = None  # the competition's feature cache, for feature sets a member adds
     deadline: float | None = None  # wall-clock seconds by which the member should be done (--time-limit)
+    features: FeatureConfig = FeatureConfig()  # the run's, for feature sets a member extracts itself
+    jit_compile: bool | str = "auto"  # XLA for training steps ("auto": Keras decides, on a GPU only)
 
     @property
     def labels(self) -> np.ndarray:
@@ -168,39 +170,45 @@ def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: Tr
     return {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
-def compile_once(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+def compile_once(model: keras.Model, config: TrainConfig, steps_per_epoch: int, jit_compile: bool | str = "auto") -> None:
     """Compile for these settings, or, when the model is compiled for them already (the next fold of a member
     that reuses its model), only reset the optimizer: every new compile traces the training step again,
     seconds each time on a CPU (a third of a small CNN's time over 5 folds)."""
-    settings = (config.learning_rate, config.schedule, config.epochs, steps_per_epoch)
+    settings = (config.learning_rate, config.schedule, config.epochs, steps_per_epoch, jit_compile)
     if getattr(model, "_headstart_compiled_for", None) == settings:
         for variable in model.optimizer.variables:  # moments and the step count (the schedule restarts)
             if not variable.path.endswith("learning_rate"):  # a constant rate is a variable too: keep it
                 variable.assign(np.zeros(variable.shape, variable.dtype))
         return
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  jit_compile=jit_compile)
     model._headstart_compiled_for = settings
 
 
 def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
-                      config: TrainConfig, seed: int = 0, clock: Clock | None = None, loop: str = "arrays") -> dict:
+                      config: TrainConfig, seed: int = 0, clock: Clock | None = None, loop: str = "arrays",
+                      jit_compile: bool | str = "auto") -> dict:
     """Train with early stopping on the held-out part (best weights kept); return the history. On logits
     (`from_logits=True`: stabler than probabilities into the loss). With a `clock`, no epoch starts that would
     end after its deadline (at least one runs).
 
     `loop="arrays"`: one `train_on_batch` per shuffled batch of the arrays, no tf.data threads beside the model
     (faster for the CNN on 2 cores: bench/RESULTS.md, "The training loop"); `loop="fit"`: Keras' `fit` over
-    tf.data (faster for a small MLP, whose steps are too short to pay `train_on_batch`'s per-call cost)."""
+    tf.data (faster for a small MLP, whose steps are too short to pay `train_on_batch`'s per-call cost). Under
+    several replicas (tasks/devices.py) always `fit`: it splits each batch across them, `train_on_batch` would
+    give every replica the whole batch."""
+    from tasks.devices import replicas
+
     (train_x, train_y), (valid_x, valid_y) = train, valid
-    if loop == "fit":
+    if loop == "fit" or replicas() > 1:
         steps = max(1, -(-len(train_x) // config.batch_size))
-        compile_once(model, config, steps)
+        compile_once(model, config, steps, jit_compile)
         return _fit_over_tf_data(model, train, valid, config, seed, clock)
     # Whole batches only (a fresh shuffle each epoch reaches the rest): one batch shape, one trace.
     batch_size = min(config.batch_size, len(train_x))
     steps = len(train_x) // batch_size
-    compile_once(model, config, steps)
+    compile_once(model, config, steps, jit_compile)
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_weights, waited = np.inf, None, 0
@@ -269,7 +277,7 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
         epochs = epochs_for(config, len(train_positions))
         history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid,
                                     dataclasses.replace(config, epochs=epochs, patience=min(config.patience, epochs)),
-                                    context.seed, clock)
+                                    context.seed, clock, jit_compile=context.jit_compile)
         return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
 
     return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description,

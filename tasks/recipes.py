@@ -123,11 +123,13 @@ MEMBER_VERSION = 1  # bump when training changes what a member's predictions are
 
 
 def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: str,
-               feature_dirs: tuple[Path, ...]) -> str:
+               feature_dirs: tuple[Path, ...], policy: str = "float32") -> str:
     """The cache key of a member's predictions: its name, training settings, the index (labels and
-    folds included) and its feature sets (whose directory names are their own content keys)."""
+    folds included), its feature sets (whose directory names are their own content keys) and, when it is not
+    float32, its compute policy."""
     parts = {"member": str(member), "train": asdict(train), "seed": seed, "index": index_hash,
-             "features": [Path(directory).name for directory in feature_dirs], "version": MEMBER_VERSION}
+             "features": [Path(directory).name for directory in feature_dirs], "version": MEMBER_VERSION,
+             **({"policy": policy} if policy != "float32" else {})}
     return sha256_text(json.dumps(parts, sort_keys=True))[:16]
 
 
@@ -137,10 +139,12 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/). A member that the
     deadline cut short is kept apart (`<key>-partial`), so that it never stands in for the whole member; one
     not cached whose deadline has passed is skipped (None) when `may_skip` (other members finished)."""
+    from tasks.devices import current_plan, device_scope, training_jit
+
     member = MemberName.parse(name)
-    index = read_index(index_dir)
+    index, plan = read_index(index_dir), current_plan(config.device)
     seed = config.seed + member.seed
-    digest = member_key(member, config.train, seed, index.metadata["content_hash"], feature_dirs)
+    digest = member_key(member, config.train, seed, index.metadata["content_hash"], feature_dirs, plan.policy)
     key = f"{member.directory_name}-{digest}"
     directory = config.paths.member(config.competition, key)
     if (directory / "member.json").is_file():
@@ -149,9 +153,11 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
         return None
     context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs),
                             backbone=member.backbone, weights=weights and Path(weights),
-                            features_root=config.paths.features(config.competition), deadline=deadline)
+                            features_root=config.paths.features(config.competition), deadline=deadline,
+                            features=config.features, jit_compile=training_jit(config.device, plan))
     started = time.perf_counter()
-    result = KINDS[member.kind](context)
+    with device_scope(plan):
+        result = KINDS[member.kind](context)
     seconds = time.perf_counter() - started
     if result.ended_early:
         key = f"{key}-partial"
