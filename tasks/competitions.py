@@ -189,7 +189,10 @@ def read_csv(path: Path, required_columns: list[str], text_only: bool = True) ->
     dtype = str if text_only else {column: str for column in required_columns}
     try:
         frame = pd.read_csv(path, dtype=dtype, keep_default_na=text_only is False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except pd.errors.EmptyDataError:
+        raise CompetitionDataError(f"{path}: empty file; expected a CSV with a header row"
+                                   + (f" ({', '.join(required_columns)}, ...)" if required_columns else "")) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise CompetitionDataError(f"{path}: not a readable CSV ({error})") from None
     missing = [column for column in required_columns if column not in frame.columns]
     if missing:

@@ -197,12 +197,28 @@ def weights_search_dirs(extra: tuple[str, ...], keras_home: str | None, kaggle_i
     return [*map(Path, extra), cache / "models", kaggle_input]
 
 
+def check_choices(config) -> None:
+    """Refuse, before any work, a member, backbone or view that does not exist (by name only: weights are looked
+    for when the run plans its members)."""
+    from tasks.backbones import backbone_spec
+    from tasks.pipelines import VIEWS
+
+    # A bare head kind (`--member logistic`) applies to every backbone (expand_members): no backbone to check.
+    named = [MemberName.parse(name) for name in config.members if name not in HEAD_MEMBERS]
+    for backbone in (*config.backbones, *(member.backbone for member in named if member.backbone)):
+        backbone_spec(backbone)
+    unknown = [view for view in config.features.views if view not in VIEWS]
+    if unknown:
+        raise ConfigError(f"unknown view {unknown[0]!r} (--view); known views are {list(VIEWS)}")
+
+
 def plan_members(config, layout: str, channels: int, search_dirs: list[Path], warn=print,
                  native_size: int | None = None) -> RunPlan:
     """Resolve members and backbone weights; default backbones without weights are skipped with a warning,
     a backbone asked for by name fails with an error naming the file to place and where."""
     from tasks.backbones import backbone_spec, resolve_weights
 
+    check_choices(config)
     asked = config.backbones or tuple(b for m in config.members if (b := MemberName.parse(m).backbone))
     candidates = asked or (DEFAULT_BACKBONES if layout != "pixels_csv" else ())
     weights: dict[str, str | None] = {}

@@ -60,7 +60,9 @@ class _Inference:
         path = self.raw_dir / name
         try:
             return [str(column) for column in pd.read_csv(path, nrows=0).columns]
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        except pd.errors.EmptyDataError:
+            raise SpecError(f"{path}: empty file; expected a CSV with a header row") from None
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
             raise SpecError(f"{path}: not a readable CSV ({error})") from None
 
 
@@ -207,8 +209,15 @@ def _first_image(inference: _Inference, folder: str, image_id: str) -> tuple[str
 
 def _train_labels(inference: _Inference, train_csv: str, label_column: str) -> tuple[str, ...]:
     """The training labels, sorted (as numbers where they all are)."""
-    labels = pd.read_csv(inference.raw_dir / train_csv, usecols=[label_column], dtype=str)[label_column].dropna()
+    path = inference.raw_dir / train_csv
+    labels = pd.read_csv(path, usecols=[label_column], dtype=str)[label_column].dropna()
     unique = set(labels)
+    if not unique:
+        raise SpecError(f"{path}: no labelled rows under the header, so no classes to infer; expected one row per "
+                        f"training image with its label in column {label_column!r}")
+    if len(unique) == 1:
+        raise inference.fail(f"column {label_column!r} of {train_csv} holds one label ({labels.iloc[0]!r}); a "
+                             "classification needs two or more", "class_names")
     numeric = all(label.lstrip("-").isdigit() for label in unique)
     return tuple(sorted(unique, key=(lambda label: (int(label), label)) if numeric else None))
 

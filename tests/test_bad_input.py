@@ -1,6 +1,8 @@
-"""Bad input through the command line (issue 12), in-process: exit 1, one `error:` line naming the file and the
-row or field, no traceback, nothing written."""
+"""Bad input through the command line (issue 12), in-process: exit 1 (2 for a usage error: an option's value of the
+wrong type or out of range, a missing value), the whole output one `error:` line naming the file and the row or
+field, no traceback, nothing written."""
 
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from tasks.archives import unpack_archive
 from tasks.errors import CompetitionDataError
-from tests.factories import kaggle_zip
+from tests.factories import kaggle_zip, write_digit_recognizer
 
 GOOD_SPEC = '''slug = "tiny"
 layout = "pixels_csv"
@@ -145,14 +147,89 @@ def test_bad_input_is_one_clear_error(files, tmp_path, spec, archive, expected, 
     arguments = _create(files, data_dir, spec.format(files=files), archive)
     if solution:
         arguments[arguments.index("--solution") + 1] = str(files / f"{solution}.csv")
-    result = CliRunner().invoke(app, arguments)
-    output = result.output
-    assert result.exit_code == 1, output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    assert all(part in errors[0] for part in expected), errors[0]
-    assert "Traceback" not in output and 'File "' not in output
+    assert_one_error_line(CliRunner().invoke(app, arguments), 1, expected)
     assert not data_dir.exists() or not list(data_dir.rglob("*.*")), list(data_dir.rglob("*"))
+
+
+def assert_one_error_line(result, exit_code: int, expected: list[str]) -> None:
+    """The whole output (stdout and stderr) is one `error:` line holding every expected part; no traceback."""
+    output = result.output
+    assert result.exit_code == exit_code, output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an escaped exception
+    lines = output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert all(part in lines[0] for part in expected), lines[0]
+    assert "Traceback" not in output and 'File "' not in output
+
+
+@pytest.fixture(scope="module")
+def data_template(digits_store, files, tmp_path_factory) -> Path:
+    """A data folder where commands have something to work on: the digits competition, downloaded (its sample
+    submission at hand for `submit`), and the raw files of two Kaggle competitions whose train.csv is empty or
+    only a header (for `spec --backend kaggle`, which infers a spec from the files already there)."""
+    from tasks.backends import open_local_backend
+    from tasks.paths import DataPaths
+
+    root = tmp_path_factory.mktemp("bad-input-data") / "data"
+    shutil.copytree(digits_store, root)
+    paths = DataPaths(root)
+    open_local_backend("digits", paths).download(paths.raw("digits"))
+    for name, text in (("empty-train", ""), ("header-only-train", None)):
+        write_digit_recognizer(paths.raw(name))
+        train = paths.raw(name) / "train.csv"
+        train.write_text(text if text is not None else train.read_text().splitlines()[0] + "\n")
+    sample = pd.read_csv(paths.raw("digits") / "sample_submission.csv", dtype=str)
+    sample.rename(columns={"ImageId": "Id"}).to_csv(files / "wrong-header.csv", index=False)
+    return root
+
+
+COMMANDS = [  # arguments ({files}: the module's files), exit code, what the one error line must say
+    pytest.param(["run", "digits", "--member", "softmax#x"], 1,
+                 ["member 'softmax#x': the seed after '#' must be a whole number"], id="member-seed-not-a-number"),
+    pytest.param(["run", "digits", "--member", "cnn@resnet50"], 1,
+                 ["member 'cnn@resnet50'", "pixel members (softmax, cnn) take none"], id="member-pixel-with-backbone"),
+    pytest.param(["run", "digits", "--member", "logistic", "--backbone", "file:model.h5"], 1,
+                 ["backbone 'file:model.h5': expected file:PATH.keras"], id="backbone-file-not-keras"),
+    pytest.param(["run", "digits", "--member", "softmax", "--view", "sideways"], 1,
+                 ["unknown view 'sideways' (--view)", "['identity', 'flip']"], id="unknown-view"),
+    pytest.param(["run", "nope"], 1, ["no local competition 'nope'", "known: ['digits']",
+                                      "headstart local create nope"], id="run-unknown-local-competition"),
+    pytest.param(["run", "digits", "--folds", "0"], 2, ["'--folds'", "greater than or equal to 2", "--help"],
+                 id="folds-zero"),
+    pytest.param(["run", "digits", "--time-limit", "soon"], 2, ["'--time-limit'", "valid number"],
+                 id="time-limit-not-a-number"),
+    pytest.param(["run", "digits", "--time-limit", "-5"], 2, ["'--time-limit'", "greater than or equal to 0.1"],
+                 id="time-limit-negative"),
+    pytest.param(["run", "digits", "--member"], 2, ["'--member' requires an argument"], id="member-without-value"),
+    pytest.param(["local", "create", "x", "--from", "{files}/digit-recognizer.zip", "--solution",
+                  "{files}/digit-recognizer-solution.csv", "--spec", "digit-recognizer", "--daily-limit", "0"], 2,
+                 ["'--daily-limit'", "greater than or equal to 1"], id="daily-limit-zero"),
+    pytest.param(["submit", "digits", "{files}/wrong-header.csv"], 1,
+                 ["wrong-header.csv: wrong header ['Id', 'Label']; expected ['ImageId', 'Label']"],
+                 id="submission-wrong-header"),
+    pytest.param(["spec", "empty-train", "--backend", "kaggle", "--write"], 1,
+                 ["01_raw/empty-train/train.csv: empty file; expected a CSV with a header row"], id="train-csv-empty"),
+    pytest.param(["spec", "header-only-train", "--backend", "kaggle", "--write"], 1,
+                 ["01_raw/header-only-train/train.csv: no labelled rows under the header", "column 'label'"],
+                 id="train-csv-header-only"),
+]
+
+
+def _files_and_times(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("arguments, exit_code, expected", COMMANDS)
+def test_bad_command_line_is_one_clear_error(files, data_template, tmp_path, arguments, exit_code, expected):
+    """Other commands than `local create`: run's options (checked before Prefect or any stage starts), submit, spec."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(data_template, data_dir)
+    before = _files_and_times(data_dir)
+    result = CliRunner().invoke(app, [argument.format(files=files) for argument in arguments],
+                                env={"HEADSTART_DATA": str(data_dir)})  # --data-dir's variable: no option to parse
+    assert_one_error_line(result, exit_code, expected)
+    assert _files_and_times(data_dir) == before  # nothing written, not even a log line or a spec.toml
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_MESSAGES))

@@ -17,10 +17,11 @@ from tasks.backends.guard import (
     guarded_submit,
     latest_records,
     newest_submission,
+    sent_today,
 )
 from tasks.backends.kaggle import KaggleBackend, kaggle_spec
-from tasks.errors import ConfigError, DuplicateSubmissionError, QuotaError, SubmissionError
-from tasks.files import JsonLines
+from tasks.errors import ConfigError, DuplicateSubmissionError, QuotaError, SubmissionError, TransientBackendError
+from tasks.files import JsonLines, sha256_file
 from tests.hosting import (  # noqa: F401
     assert_no_secret,
     hosted,
@@ -162,8 +163,9 @@ def test_local_backend_goes_through_the_guard_and_the_cli(prefect_server, digits
     result = runner.invoke(app, ["submit", "digits", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     assert "status complete, public score 1.0" in result.output
-    log = JsonLines(submissions / "log.jsonl").read()
-    assert log[0]["backend"] == "LocalBackend" and len(log[0]["sha256"]) == 64 and log[0]["public_score"] == 1.0
+    log = latest_records(JsonLines(submissions / "log.jsonl").read())
+    assert len(log) == 1 and log[0]["backend"] == "LocalBackend" and len(log[0]["sha256"]) == 64
+    assert log[0]["public_score"] == 1.0 and log[0]["attempt"] in backend.submissions()[0]["description"]
     again = runner.invoke(app, ["submit", "digits", "--data-dir", str(data_dir)])
     assert again.exit_code == 1 and "submitted already as ref 1" in again.output
     bad = submissions / "bad.csv"
@@ -178,7 +180,6 @@ def test_naive_kaggle_dates_are_utc(monkeypatch):
     import time
     from types import SimpleNamespace
 
-    from tasks.backends.guard import sent_today
     from tasks.backends.kaggle import submission_record
 
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14: local and UTC dates differ most of the day
@@ -232,7 +233,7 @@ def test_a_submission_still_being_scored_is_recorded_as_pending(hosted, tmp_path
     hosted.host.fail_next(404, count=10_000, path_contains="GetSubmission")  # not scored yet, as Kaggle says
     record = guarded_submit(backend, perfect_submission(hosted, tmp_path / "p.csv"), sample, log)
     assert record["status"] == "pending" and record["ref"] == 1
-    assert [entry["status"] for entry in JsonLines(log).read()] == ["pending", "pending"]
+    assert [entry["status"] for entry in JsonLines(log).read()] == ["sending", "pending", "pending"]
     hosted.host.take_fault = lambda path: None  # scoring done
     assert backend.submissions()[0]["status"] == "complete"
 
@@ -276,21 +277,83 @@ def test_a_kill_between_upload_and_create_sends_the_file_once(hosted, tmp_path):
     submit_killed_at("upload", hosted, path, sample, log)
     assert "StartSubmissionUpload" in rpc_names(hosted) and "CreateSubmission" not in rpc_names(hosted)
     assert [request["status"] for request in hosted.host.requests if request["method"] == "PUT"] == [200]  # uploaded
-    assert hosted.backend.submissions() == [] and JsonLines(log).read() == []
-    # The next run: the file is sent (nothing was created), once, and only once after that.
+    assert hosted.backend.submissions() == [] and latest_records(JsonLines(log).read()) == []
+    # The next run: the server has no submission of that attempt, so the file is sent, once, and only once after.
     assert guarded_submit(kaggle_backend(hosted), path, sample, log)["public_score"] == 1.0
+    assert [record["status"] for record in JsonLines(log).read()][:3] == ["sending", "unsent", "sending"]
     assert guarded_submit(kaggle_backend(hosted), path, sample, log, if_duplicate="previous")["duplicate"] is True
     assert rpc_names(hosted).count("CreateSubmission") == 1 and len(hosted.backend.submissions()) == 1
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12: the guard logs a send only once the server answered; killed "
-                   "between the two, the next run sends the file again (needs an intent record, reconciled with "
-                   "the server's list of submissions)")
 def test_a_kill_between_create_and_log_sends_no_duplicate(hosted, tmp_path):
+    """The server made the submission, the process died before logging it: the next run finds the attempt among
+    the server's submissions (by the id in its description), logs it as sent and does not send the file again."""
     sample, log = sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
     path = perfect_submission(hosted, tmp_path / "perfect.csv")
     submit_killed_at("create", hosted, path, sample, log)
-    assert len(hosted.backend.submissions()) == 1 and JsonLines(log).read() == []
-    guarded_submit(kaggle_backend(hosted), path, sample, log, if_duplicate="previous")
+    assert len(hosted.backend.submissions()) == 1 and latest_records(JsonLines(log).read()) == []
+    again = guarded_submit(kaggle_backend(hosted), path, sample, log, if_duplicate="previous")
     assert rpc_names(hosted).count("CreateSubmission") == 1 and len(hosted.backend.submissions()) == 1
+    assert again["duplicate"] is True and again["ref"] == 1 and again["public_score"] == 1.0
+    records = JsonLines(log).read()
+    assert [record["status"] for record in records] == ["sending", "complete"]
+    assert records[0]["attempt"] == records[1]["attempt"] in hosted.backend.submissions()[0]["description"]
+    assert sent_today(records, datetime.now(timezone.utc)) == 1
+
+
+class ListingBackend(PendingBackend):
+    """PendingBackend that can list its submissions: what the server holds, or a failure to list them."""
+
+    def __init__(self, spec, on_server: list[dict] | Exception):
+        super().__init__(spec)
+        self.on_server = on_server
+
+    def submissions(self):
+        if isinstance(self.on_server, Exception):
+            raise self.on_server
+        return self.on_server
+
+
+def _cut_off_send(log: Path, path: Path, attempt: str = "0123456789abcdef") -> None:
+    """The log a process leaves when killed after the server made the submission, before the answer was logged."""
+    JsonLines(log).append({"date": NOW.isoformat(), "competition": "digits", "backend": "KaggleBackend",
+                           "file": str(path), "sha256": sha256_file(path), "forced": False, "attempt": attempt,
+                           "status": "sending"})
+
+
+def test_a_cut_off_send_found_on_the_server_is_logged_not_resent(hosted, tmp_path):
+    sample, log = sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    _cut_off_send(log, path)
+    assert latest_records(JsonLines(log).read()) == [] and sent_today(JsonLines(log).read(), NOW) == 0
+    made = {"ref": 7, "status": "pending", "description": "headstart (attempt 0123456789abcdef)",
+            "date": NOW.isoformat()}
+    backend = ListingBackend(hosted.backend.spec, [{"ref": 6, "description": "other", "status": "complete"}, made])
+    record = guarded_submit(backend, path, sample, log)
+    assert backend.sent == 0 and backend.waited == [7] and record["public_score"] == 0.5  # awaited, not resent
+    assert [entry["status"] for entry in JsonLines(log).read()] == ["sending", "pending", "complete"]
+    assert sent_today(JsonLines(log).read(), NOW) == 1
+
+
+def test_a_cut_off_send_not_on_the_server_is_sent(hosted, tmp_path):
+    sample, log = sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    _cut_off_send(log, path)
+    backend = ListingBackend(hosted.backend.spec, [{"ref": 6, "description": "headstart (attempt 99)"}])
+    assert guarded_submit(backend, path, sample, log, "mine")["public_score"] == 0.5 and backend.sent == 1
+    records = JsonLines(log).read()
+    assert [entry["status"] for entry in records] == ["sending", "unsent", "sending", "pending", "complete"]
+    assert records[2]["attempt"] != records[0]["attempt"] and [r["ref"] for r in latest_records(records)] == [7]
+
+
+def test_a_cut_off_send_that_cannot_be_checked_sends_nothing(hosted, tmp_path):
+    sample, log = sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    _cut_off_send(log, path)
+    backend = ListingBackend(hosted.backend.spec, TransientBackendError("Kaggle could not list submissions (503)"))
+    with pytest.raises(TransientBackendError) as caught:
+        guarded_submit(backend, path, sample, log)
+    assert str(caught.value).startswith("perfect.csv: an earlier send was cut off before its answer was logged")
+    assert "(Kaggle could not list submissions (503)); nothing was sent; try again" in str(caught.value)
+    assert backend.sent == 0 and [entry["status"] for entry in JsonLines(log).read()] == ["sending"]

@@ -165,7 +165,7 @@ def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, ca
     result = record["backend_result"]
     assert result["status"] == "complete" and result["public_score"] > 0.5 and result["ref"] == 1
     log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "digits" / "log.jsonl").open()]
-    assert [entry["status"] for entry in log] == ["pending", "complete"] and log[-1]["sha256"]
+    assert [entry["status"] for entry in log] == ["sending", "pending", "complete"] and log[-1]["sha256"]
     assert hosted.backend.leaderboard()[0]["team"] == USER
     captured = capfd.readouterr()
     assert_no_secret(captured.out, captured.err, caplog.text,

@@ -13,7 +13,9 @@ import psutil
 import pytest
 
 from flows.temporary_server import _PopenDyingWithParent, tie_temporary_server_to_this_process
+from tasks.files import sha256_file
 from tests.factories import HEADSTART, USER_ENVIRONMENT, tiny_backbone_file
+from tests.hosting import hosted_factory  # noqa: F401
 
 
 @pytest.mark.slow
@@ -181,3 +183,67 @@ def test_a_run_killed_while_training_resumes_and_reuses_what_finished(digits_sto
     assert again.returncode == 0 and "Traceback" not in again.stderr, (again.stdout + again.stderr)[-4000:]
     assert sorted(path.parent.name[:7] for path in members.glob("*/member.json")) == ["logisti", "softmax"]
     assert {"features": _stamps(features), "member": _stamps(finished[0])} == before
+
+
+def _files_under(folder: Path) -> list[str]:
+    """What a run leaves under its final names: every file not in a hidden (temporary) folder."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts[:-1]))
+
+
+def _large_digits(data_dir: Path, tmp_path: Path) -> None:
+    """A digit-recognizer competition `digits` of ~3 MB zipped (random pixels compress poorly) for the host to serve:
+    the kaggle client writes its download in 1 MB pieces, so a smaller one is never seen part-written."""
+    from tasks.backends.local import create_local_competition
+    from tasks.competitions import DIGIT_RECOGNIZER
+    from tests.factories import kaggle_zip
+
+    archive, solution = kaggle_zip(tmp_path, "digit-recognizer", num_train=2000, num_test=300)
+    create_local_competition(data_dir / "local" / "digits", "digits", DIGIT_RECOGNIZER, archive, solution)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_server, hosted_factory, tmp_path):
+    """SIGKILL mid-download of a `headstart host` competition (served slowly): the zip is written under a temporary
+    name, so neither it nor any unpacked file ever appears half-written under its final name; the next run resumes
+    the download where it stopped (a 206) and completes on exactly the served files."""
+    import zipfile
+
+    from prefect.settings import PREFECT_API_URL
+
+    _large_digits(tmp_path / "data", tmp_path)  # hosted_factory serves what is at tmp_path/data/local/digits
+    hosted = hosted_factory(run_kernels=False, download_bytes_per_second=512 * 1024)
+    served, data_dir = hosted.backend.public_zip, tmp_path / "client"
+    assert served.stat().st_size > 2 * 2**20
+    staging = data_dir / "01_raw" / ".digits.download"
+    archive, partial = staging / "digits.zip", staging / "digits.zip.partial"
+    command = [HEADSTART, "run", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
+               str(data_dir), "--member", "softmax", "--epochs", "2", "--folds", "2", "--no-submit"]
+    environment = {**hosted.env, "PREFECT_API_URL": PREFECT_API_URL.value()}  # the session's server: no new one
+    process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, seen = time.monotonic() + 240, set()
+        while not any(path.is_file() and path.stat().st_size >= 2**20 for path in (partial, archive)):
+            assert process.poll() is None and time.monotonic() < deadline, "no download under way to kill"
+            seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else []))
+            time.sleep(0.01)
+        process.kill()  # as the OOM killer would: no atexit, no clean-up
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else []))
+    assert seen == set(), f"files under their final names before the download finished: {seen}"
+    assert 0 < partial.stat().st_size < served.stat().st_size, "the kill should land mid-download"
+    gets = len([request for request in hosted.host.requests if request["method"] == "GET"])
+    again = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, (again.stdout + again.stderr)[-4000:]
+    statuses = [request["status"] for request in hosted.host.requests if request["method"] == "GET"]
+    # The client opens the file (200) for its size and date, then asks for the rest from where it stopped (206).
+    assert statuses[gets:] == [200, 206], statuses
+    assert sha256_file(archive) == sha256_file(served) and not partial.exists()
+    raw = data_dir / "01_raw" / "digits"
+    with zipfile.ZipFile(served) as zipped:
+        assert all((raw / name).read_bytes() == zipped.read(name) for name in zipped.namelist())
+    assert not [path for path in data_dir.rglob("*") if path.name.startswith(".unpack-") or path.suffix == ".tmp"]

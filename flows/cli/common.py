@@ -17,8 +17,15 @@ from typer.core import TyperGroup
 
 from tasks.errors import HeadstartError
 
+try:  # typer 0.2x bundles its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click_exceptions
+
 console = Console()
 errors = Console(stderr=True)
+# A group named without a command raises this (click >= 8.2) to show its help: not an error.
+HELP_WITHOUT_ARGUMENTS = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="HEADSTART_DATA",
                                        help="Root of the data layers (default ./data, or $HEADSTART_DATA).")]
@@ -73,7 +80,9 @@ def run_config(competition: str, data_dir: Path, backend: str, spec: str | None,
 
 
 class ExpectedErrorsGroup(TyperGroup):
-    """Runs a command; an expected error (tasks.errors.HeadstartError) is printed as one line and exits 1.
+    """Runs a command; an expected error (tasks.errors.HeadstartError) is printed as one line and exits 1, a
+    usage error (an unknown command or option, a value of the wrong type or out of range) as one line too, with
+    click's exit code 2.
 
     Anything else is a bug and keeps its traceback."""
 
@@ -83,6 +92,13 @@ class ExpectedErrorsGroup(TyperGroup):
         except HeadstartError as error:
             errors.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
             raise typer.Exit(code=1) from None
+        except HELP_WITHOUT_ARGUMENTS:
+            raise
+        except click_exceptions.UsageError as error:
+            message, command = error.format_message().rstrip("."), (error.ctx or ctx).command_path
+            errors.print(f"[bold red]error:[/] {escape(message)} (see `{escape(command)} --help`)", soft_wrap=True,
+                         highlight=False)
+            raise typer.Exit(code=error.exit_code) from None
 
 
 def new_app(help: str) -> typer.Typer:

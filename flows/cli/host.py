@@ -42,6 +42,8 @@ def host(
     deadline: Annotated[Optional[datetime], typer.Option(
         help="The competition's end (UTC): private scores stay hidden until then (default: it never ends).")] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest file a client may upload, in MiB.")] = 2048,
+    download_kib_per_second: Annotated[Optional[float], typer.Option(
+        min=1, help="Serve files no faster than this (KiB/s): a slow network, to try a cut-off download.")] = None,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
@@ -56,7 +58,8 @@ def host(
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
                             run_kernels=run_kernels, unsafe_kernels=unsafe_kernels,
                             dataset_processing_seconds=dataset_processing_seconds, code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
-                            max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline))
+                            max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline),
+                            download_bytes_per_second=download_kib_per_second and download_kib_per_second * 1024)
     try:
         server = HostServer(CompetitionHost(backend, settings), address, port)
     except OSError as error:  # the address is taken or not ours

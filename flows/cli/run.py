@@ -68,7 +68,14 @@ def run(
                         views=tuple(view or ()), image_size=image_size, time_limit=time_limit, deadline=deadline,
                         train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
                                "finetune_epochs": finetune_epochs})
+    if config.backend == "local":
+        from tasks.backends import require_local_competition
+
+        require_local_competition(competition, config.paths)
     import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
+    from tasks.recipes import check_choices
+
+    check_choices(config)  # before Prefect starts and the competition is fetched and indexed
     from flows.compete import run_compete
 
     run_json = run_compete(config)

@@ -14,16 +14,21 @@ from tasks.paths import DataPaths
 from tasks.spec_inference import SPEC_FILE, infer_spec, read_spec_values, saved_spec, write_spec_toml
 
 
+def require_local_competition(name: str, paths: DataPaths) -> None:
+    """Refuse a name that is no local competition, naming those there are (digits always is: made on first use)."""
+    if name == DIGITS or (paths.local(name) / "competition.json").is_file():
+        return
+    known = sorted(p.name for p in paths.root.joinpath("local").glob("*") if (p / "competition.json").is_file())
+    raise ConfigError(f"no local competition {name!r} under {paths.root / 'local'} (known: {known or 'none'}); "
+                      f"create it with `headstart local create {name} ...`, or use --backend kaggle")
+
+
 def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_DAILY_LIMIT) -> LocalBackend:
     """The local competition `name`; the built-in `digits` one is created on first use."""
-    root = paths.local(name)
+    require_local_competition(name, paths)
     if name == DIGITS:
-        return ensure_digits(root, daily_limit)
-    if not (root / "competition.json").is_file():
-        known = sorted(p.name for p in paths.root.joinpath("local").glob("*") if (p / "competition.json").is_file())
-        raise ConfigError(f"no local competition {name!r} under {paths.root / 'local'} (known: {known or 'none'}); "
-                          f"create it with `headstart local create {name} ...`, or use --backend kaggle")
-    return LocalBackend(root)
+        return ensure_digits(paths.local(name), daily_limit)
+    return LocalBackend(paths.local(name))
 
 
 def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str | None = None,

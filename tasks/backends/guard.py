@@ -1,11 +1,16 @@
 """The submission guard: validate first, respect the day's quota, never send a file twice, log everything.
 
 Every submission, whatever the backend, passes here; its record (with the file's sha256 and its
-score) is appended to data/06_submissions/<competition>/log.jsonl.
+score) is appended to data/06_submissions/<competition>/log.jsonl. Before a send, a "sending" record
+names the attempt (an id also put in the description the server keeps): a process killed after the
+server made the submission but before it logged the answer leaves that record alone, and the next
+guard check finds the attempt among the server's submissions instead of sending the file again.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -25,14 +30,33 @@ from tasks.files import JsonLines, sha256_file
 from tasks.submission import read_submission, validate_submission
 
 LOG_NAME = "log.jsonl"
+# Statuses of a send that is not a submission: under way (or cut off), or found never to have reached the server.
+SENDING, UNSENT = "sending", "unsent"
+logger = logging.getLogger("headstart")
+
+
+def _latest_states(records: list[dict]) -> list[dict]:
+    """The last record of each attempt (or, in logs older than attempt ids, of each ref)."""
+    latest: dict = {}
+    for record in records:
+        latest[record.get("attempt") or record.get("ref") or f"unsent-{len(latest)}"] = record
+    return list(latest.values())
 
 
 def latest_records(records: list[dict]) -> list[dict]:
-    """The last state of each submission (a pending record is followed by its scored one)."""
-    latest: dict = {}
-    for record in records:
-        latest[record.get("ref") or f"unsent-{len(latest)}"] = record
-    return list(latest.values())
+    """The last state of each submission (a pending record is followed by its scored one); a send not known
+    to have reached the server (sending, unsent) is none."""
+    return [record for record in _latest_states(records) if record.get("status") not in (SENDING, UNSENT)]
+
+
+def interrupted_sends(records: list[dict]) -> list[dict]:
+    """"sending" records with no outcome after them: the process died (or lost the connection) mid-send."""
+    return [record for record in _latest_states(records) if record.get("status") == SENDING]
+
+
+def tagged_description(description: str, attempt: str) -> str:
+    """The description sent: the user's words, then the attempt id by which the send is found on the server."""
+    return f"{description} (attempt {attempt})" if description else f"attempt {attempt}"
 
 
 def utc(text: str) -> datetime:
@@ -113,9 +137,39 @@ def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, descr
         return _submit_once(backend, path, log, description, force, send, now, if_duplicate)
 
 
+def settle_interrupted_sends(backend, log: JsonLines) -> list[dict]:
+    """Log the outcome of each send cut off before its answer was logged, from the server's list of our
+    submissions (every page): the submission whose description holds the attempt id, else "unsent" (nothing
+    was made, so the file may be sent). Returns the log's records. Call under the log's lock."""
+    records = log.read()
+    interrupted = interrupted_sends(records)
+    if not interrupted:
+        return records
+    try:
+        on_server = backend.submissions()
+    except BackendError as error:
+        raise type(error)(f"{Path(interrupted[0]['file']).name}: an earlier send was cut off before its answer was "
+                          f"logged, and the server's submissions could not be listed to see whether it arrived "
+                          f"({error}); nothing was sent; try again") from None
+    for sending in interrupted:
+        found = next((submission for submission in on_server
+                      if sending["attempt"] in (submission.get("description") or "")), None)
+        if found is None:
+            log.append({**sending, "status": UNSENT})
+            continue
+        logger.warning("%s: a send cut off by an earlier stop reached the server as submission %s (status %s); "
+                       "logged it, not sent again", Path(sending["file"]).name, found.get("ref"), found.get("status"))
+        log.append({**sending, **found, "attempt": sending["attempt"]})
+    return log.read()
+
+
 def _submit_once(backend, path: Path, log: JsonLines, description: str, force: bool, send: Callable | None,
                  now: datetime, if_duplicate: str) -> dict:
-    digest, records = sha256_file(path), log.read()
+    # A backend that lists our submissions can be asked later whether a cut-off send arrived; only then is the
+    # intent logged (a test double or a notebook's mount cannot be asked, and a notebook cannot send).
+    askable = hasattr(backend, "submissions")
+    digest = sha256_file(path)
+    records = settle_interrupted_sends(backend, log) if askable else log.read()
     previous = next((r for r in reversed(latest_records(records)) if r.get("sha256") == digest), None)
     if previous and not force:
         if previous.get("status") == "pending" and hasattr(backend, "wait"):
@@ -127,6 +181,10 @@ def _submit_once(backend, path: Path, log: JsonLines, description: str, force: b
     check_quota(server_limits(backend), records, now, getattr(backend, "daily_limit", DEFAULT_DAILY_LIMIT))
     base = {"date": now.isoformat(), "competition": backend.name, "backend": type(backend).__name__,
             "file": str(path), "sha256": digest, "forced": bool(previous and force)}
+    if askable:
+        attempt = secrets.token_hex(8)
+        base["attempt"], description = attempt, tagged_description(description, attempt)
+        log.append({**base, "status": SENDING})
     if send is None and not hasattr(backend, "send"):
         return log.append({**base, **backend.submit(path, description)})
     pending = log.append({**base, **(send or backend.send)(path, description)})

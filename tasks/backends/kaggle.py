@@ -219,20 +219,33 @@ class KaggleBackend:
     def download_files(self, destination: Path) -> Path:
         """Download the competition's zip (resumable; skipped when unchanged) and unpack it into `destination`."""
         destination = Path(destination)
-        archive_dir = destination.parent / f".{destination.name}.download"
-        # The client's own progress bar in a terminal, on stderr with its messages (stdout is for results).
-        with contextlib.redirect_stdout(sys.stderr):
-            self._call("download the competition files", self.api.competition_download_files, self.name,
-                       path=str(archive_dir), quiet=not sys.stderr.isatty())
-        archive = archive_dir / f"{self.name}.zip"
-        if not archive.is_file():
-            found = sorted(path.name for path in archive_dir.glob("*"))
-            raise BackendError(f"{self.name}: the download left no {archive.name} in {archive_dir} (found {found})")
+        archive = destination.parent / f".{destination.name}.download" / f"{self.name}.zip"
+        self._fetch_archive(archive)
         marker, digest = destination / DOWNLOAD_MARKER, sha256_file(archive)
         if not (marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest):
             unpack_archive(archive, destination)
             atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}"})
         return destination
+
+    def _fetch_archive(self, archive: Path) -> None:
+        """Download the competition's zip to `archive` unless the copy there is current (the client's test: the
+        server's size, not newer). The bytes go to `<archive>.partial`, which the client resumes after a kill (its
+        `.kaggle-partial` marker proves they are of the same file), and are renamed once whole: a run killed
+        mid-download never leaves half a zip under the name the next run unpacks."""
+        from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
+
+        request = ApiDownloadDataFilesRequest()
+        request.competition_name = self.name
+        partial, quiet = archive.with_name(archive.name + ".partial"), not sys.stderr.isatty()
+        # The client's own progress bar in a terminal, on stderr with its messages (stdout is for results).
+        with self.api.build_kaggle_client() as kaggle, contextlib.redirect_stdout(sys.stderr):
+            response = self._call("download the competition files",
+                                  kaggle.competitions.competition_api_client.download_data_files, request)
+            if archive.is_file() and not self.api.download_needed(response, str(archive), quiet):
+                return
+            self._call("download the competition files", self.api.download_file, response, str(partial),
+                       kaggle.http_client(), quiet=quiet, resume=True)
+        os.replace(partial, archive)
 
     def download_file(self, file_name: str, destination: Path) -> Path:
         """One competition file (e.g. the sample submission) into `destination`."""

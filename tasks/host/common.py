@@ -53,6 +53,7 @@ class HostSettings:
     max_upload_bytes: int = 2 * 2**30  # one uploaded file (submission or dataset blob)
     deadline: datetime | None = None  # the competition's end (naive UTC): private scores stay hidden until then
     signed_url_seconds: float = 3600.0  # how long a file URL (download or upload) works after it is handed out
+    download_bytes_per_second: float | None = None  # serve files no faster (a slow network); None: at full speed
 
 
 def require_name(field: str, value: str | None, pattern: re.Pattern = SLUG, min_length: int = 1,

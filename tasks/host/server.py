@@ -9,6 +9,7 @@ datasets in tasks/host/kernels.py. File URLs are signed; uploads and bodies are 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -67,6 +68,30 @@ class Front:
         except BaseException:
             entry["status"] = entry["status"] or 500  # uvicorn answers 500 for an app that raised
             raise
+
+
+class ThrottledFileResponse(FileResponse):
+    """A FileResponse sent no faster than `bytes_per_second` (a slow network: a download that can be cut off
+    midway on purpose, as a test or a user trying resumption does)."""
+
+    def __init__(self, path: Path, bytes_per_second: float, **options):
+        super().__init__(path, **options)
+        self.bytes_per_second = bytes_per_second
+
+    async def __call__(self, scope, receive, send):
+        step = max(1, int(self.bytes_per_second / 20))  # about twenty sends a second
+
+        async def slowly(message) -> None:
+            if message["type"] != "http.response.body" or not message.get("body"):
+                return await send(message)
+            body, more = message["body"], message.get("more_body", False)
+            for start in range(0, len(body), step):
+                piece = body[start:start + step]
+                await asyncio.sleep(len(piece) / self.bytes_per_second)
+                await send({"type": "http.response.body", "body": piece,
+                            "more_body": more or start + step < len(body)})
+
+        await super().__call__(scope, receive, slowly)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -175,6 +200,9 @@ def create_app(host: CompetitionHost) -> FastAPI:
         found = await run_in_threadpool(resolve_file, host, "/" + path) if signed else None
         if found is None or not Path(found).is_file():
             raise HostError(404, f"No such file: /{path}")
+        if settings.download_bytes_per_second:
+            return ThrottledFileResponse(found, settings.download_bytes_per_second,
+                                         media_type="application/octet-stream")
         return FileResponse(found, media_type="application/octet-stream")
 
     return app
