@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
+from tasks.errors import ConfigError
 from tasks.members import MemberContext, MemberResult, logits_layer, pixel_member
 
 MAX_CNN_SIZE = 64  # larger images are resized down: a from-scratch CNN gains little above this on a CPU
@@ -38,3 +40,14 @@ def cnn_model(input_shape: tuple[int, int, int], num_classes: int, filters: int 
 def fit_cnn(context: MemberContext) -> MemberResult:
     build = lambda input_shape, num_classes: cnn_model(input_shape, num_classes, context.train.cnn_filters)
     return pixel_member(context, build, f"cnn (seed {context.seed})", max_size=MAX_CNN_SIZE)
+
+
+def augment_images(images: np.ndarray, copies: int, flip: bool, seed: int = 0) -> np.ndarray:
+    """`copies` random draws of the CNN's training augmentation for each image: (copies, N, H, W, C), uint8."""
+    if copies < 1:
+        raise ConfigError(f"copies must be at least 1, got {copies}")
+    keras.utils.set_random_seed(seed)
+    augment, batch = augmentation(flip), np.asarray(images, dtype="float32")
+    # training=True: the random layers are the identity at inference, which is why predictions are not augmented.
+    return np.stack([np.clip(np.asarray(augment(batch, training=True)), 0, 255).astype(np.uint8)
+                     for _ in range(copies)])
