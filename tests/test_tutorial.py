@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.backends.kernels import KernelConfig, inject_parameters, kernel_slug, parameter_names, render_kernel
+from tasks.backends.kernels import KernelConfig, kernel_slug, render_kernel
+from tasks.backends.notebooks import inject_parameters, parameter_names
 from tasks.competitions import DIGIT_RECOGNIZER
 from tasks.errors import ConfigError
 from tasks.host.kernels import notebook_to_script

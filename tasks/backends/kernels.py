@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import zipfile
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.backends.kaggle import authenticated_api, call_kaggle
+from tasks.backends.notebooks import inject_parameters
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
 from tasks.files import atomic_write_json, poll, sha256_text
 
@@ -115,30 +115,13 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def parameter_names(notebook: dict) -> list[str]:
-    """The names a notebook's cell tagged `parameters` assigns (papermill's convention)."""
-    cell = next((cell for cell in notebook["cells"] if "parameters" in cell.get("metadata", {}).get("tags", [])), None)
-    if cell is None:
-        raise ConfigError("the notebook has no cell tagged 'parameters' to inject settings after")
-    tree = ast.parse("".join(cell["source"]))
-    return [target.id for node in tree.body if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)]
-
-
-def inject_parameters(notebook: dict, values: dict, comment: str = "Parameters injected") -> dict:
-    """The notebook with a cell tagged `injected-parameters` after its `parameters` cell, assigning `values`
-    (names the parameters cell defines, values as Python literals); an unknown name is a ConfigError."""
-    known = parameter_names(notebook)
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"the notebook has no parameter {', '.join(unknown)}; its parameters are {', '.join(known)}")
-    lines = [f"# {comment}\n"] + [f"{name} = {value!r}\n" for name, value in values.items()]
-    injected = {"cell_type": "code", "execution_count": None, "id": "injected-parameters",
-                "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": lines}
-    cells = list(notebook["cells"])
-    position = next(number for number, cell in enumerate(cells)
-                    if "parameters" in cell.get("metadata", {}).get("tags", []))
-    return {**notebook, "cells": cells[:position + 1] + [injected] + cells[position + 1:]}
+def _render_tutorial(template: str, competition: str, spec: str | None, kernel: KernelConfig, datasets: str) -> str:
+    """The tutorial runs as it is: the push's settings go in as parameters (epochs -> EPOCHS), not placeholders."""
+    settings = {name.upper(): value for name, value in kernel.settings.items()}
+    comment = (f"Injected by `headstart kernel push`: competition {competition} (attached under /kaggle/input), "
+               f"accelerator {kernel.accelerator}, internet off, datasets {datasets}")
+    notebook = inject_parameters(json.loads(template), {"COMPETITION": competition, "SPEC": spec, **settings}, comment)
+    return json.dumps(notebook, indent=1) + "\n"
 
 
 def render_kernel(destination: Path, owner: str, competition: str, kernel: KernelConfig,
@@ -152,13 +135,8 @@ def render_kernel(destination: Path, owner: str, competition: str, kernel: Kerne
               "competition_literal": repr(competition), "spec_literal": repr(spec),
               "settings_literal": repr(dict(kernel.settings))}
     template = (TEMPLATES / code_file).read_text()
-    if kernel.notebook == "tutorial":  # runnable as it is: its settings go in as parameters, not placeholders
-        settings = {name.upper(): value for name, value in kernel.settings.items()}
-        comment = (f"Injected by `headstart kernel push`: competition {competition} (attached under /kaggle/input), "
-                   f"accelerator {kernel.accelerator}, internet off, datasets {values['datasets']}")
-        notebook = inject_parameters(json.loads(template), {"COMPETITION": competition, "SPEC": spec, **settings},
-                                     comment)
-        text = json.dumps(notebook, indent=1) + "\n"
+    if kernel.notebook == "tutorial":
+        text = _render_tutorial(template, competition, spec, kernel, values["datasets"])
     elif kernel.kernel_type == "notebook":
         notebook = json.loads(template)
         for cell in notebook["cells"]:
