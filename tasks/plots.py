@@ -7,26 +7,30 @@ import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")  # files only; no screen needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from tasks.errors import ConfigError  # noqa: E402
-from tasks.files import atomic_write_bytes  # noqa: E402
+from tasks.errors import ConfigError
+from tasks.files import atomic_write_bytes
 
 
-def _save(figure, path: Path) -> Path:
+def _figure(rows: int = 1, columns: int = 1, figsize: tuple[float, float] = (6, 4), squeeze: bool = True):
+    """A figure and its axes, without pyplot: files only, no screen, no global backend to switch (a notebook's own
+    inline plots keep working), safe in any thread."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, squeeze=squeeze)
+
+
+def _save(figure: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_training_curves(histories: list[dict], title: str, path: Path) -> Path:
     """Loss and accuracy per epoch, train and validation, one line per fold."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = _figure(1, 2, figsize=(10, 4))
     for fold, history in enumerate(histories):
         for axis, metric in zip(axes, ("loss", "accuracy")):
             for prefix, style in (("", "-"), ("val_", "--")):
@@ -34,9 +38,10 @@ def plot_training_curves(histories: list[dict], title: str, path: Path) -> Path:
                     axis.plot(history[f"{prefix}{metric}"], style, color=f"C{fold}",
                               label=f"fold {fold} {'valid' if prefix else 'train'}")
     for axis, metric in zip(axes, ("loss", "accuracy")):
-        axis.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}")
+        axis.set(xlabel="epoch", ylabel=metric, title=metric)
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncols=2)
+    figure.suptitle(title)  # once, above both: a member's name can be long (mlp@file:...)
     return _save(figure, path)
 
 
@@ -44,7 +49,7 @@ def plot_confusion_matrix(labels: np.ndarray, probabilities: np.ndarray, class_n
                           path: Path) -> Path:
     """Out-of-fold confusion matrix, rows normalised to the true class."""
     size = max(5, 0.5 * len(class_names))
-    figure, axis = plt.subplots(figsize=(size, size))
+    figure, axis = _figure(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
         labels, probabilities.argmax(axis=1), labels=list(range(len(class_names))), display_labels=class_names,
         normalize="true", values_format=".2f", ax=axis, colorbar=False, xticks_rotation=45)
@@ -70,7 +75,7 @@ def plot_class_samples(images: np.ndarray, labels: np.ndarray, class_names: list
     """A grid of `per_class` random images of each class, one class per row."""
     _check_rows(images, labels)
     rng = np.random.default_rng(seed)
-    figure, axes = plt.subplots(len(class_names), per_class, squeeze=False,
+    figure, axes = _figure(len(class_names), per_class, squeeze=False,
                                 figsize=(0.8 * per_class + 1, 0.8 * len(class_names)))
     for row, name in enumerate(class_names):
         members = np.flatnonzero(labels == row)
@@ -86,7 +91,7 @@ def plot_class_samples(images: np.ndarray, labels: np.ndarray, class_names: list
 def plot_class_histogram(labels: np.ndarray, class_names: list[str], path: Path) -> Path:
     """Training images per class: a skewed histogram makes accuracy flatter the majority class."""
     counts = np.bincount(labels, minlength=len(class_names))
-    figure, axis = plt.subplots(figsize=(max(5, 0.6 * len(class_names)), 3))
+    figure, axis = _figure(figsize=(max(5, 0.6 * len(class_names)), 3))
     axis.bar(range(len(class_names)), counts, color="C0")
     axis.set_xticks(range(len(class_names)), class_names, rotation=45 if len(class_names) > 10 else 0)
     axis.set(ylabel="training images", title=f"{len(labels)} training images, {len(class_names)} classes")
@@ -103,7 +108,7 @@ def plot_filters(kernel: np.ndarray, title: str, path: Path, max_filters: int = 
     filters = min(kernel.shape[-1], max_filters)
     columns = min(8, filters)
     rows = -(-filters // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.1 * columns, 1.1 * rows + 0.4), squeeze=False)
+    figure, axes = _figure(rows, columns, figsize=(1.1 * columns, 1.1 * rows + 0.4), squeeze=False)
     for number, axis in enumerate(axes.flat):
         axis.set_axis_off()
         if number < filters:
@@ -116,7 +121,7 @@ def plot_filters(kernel: np.ndarray, title: str, path: Path, max_filters: int = 
 
 def plot_feature_maps(image: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path, channels: int = 8) -> Path:
     """The image, then the first `channels` channels of each layer's output for it, one layer per row."""
-    figure, axes = plt.subplots(len(maps), channels + 1, figsize=(1.2 * (channels + 1), 1.35 * len(maps)),
+    figure, axes = _figure(len(maps), channels + 1, figsize=(1.2 * (channels + 1), 1.35 * len(maps)),
                                 squeeze=False)
     for row, (name, activations) in enumerate(maps):
         for axis in axes[row]:
@@ -148,11 +153,11 @@ def plot_feature_projections(features: np.ndarray, labels: np.ndarray, class_nam
     tsne = TSNE(2, perplexity=min(30.0, (len(sample) - 1) / 3), init="pca", random_state=seed)
     projections = {"PCA, every image": (PCA(2, random_state=seed).fit_transform(features), labels),
                    f"t-SNE, {len(sample)} images": (tsne.fit_transform(reduced), labels[sample])}
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    figure, axes = _figure(1, 2, figsize=(11, 4.8))
     for axis, (title, (points, classes)) in zip(axes, projections.items()):
         for number, name in enumerate(class_names):
             chosen = classes == number
-            axis.scatter(points[chosen, 0], points[chosen, 1], s=6, color=plt.cm.tab10(number % 10), label=name)
+            axis.scatter(points[chosen, 0], points[chosen, 1], s=6, color=matplotlib.colormaps["tab10"](number % 10), label=name)
         axis.set(title=title, xticks=[], yticks=[])
     axes[1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
     return _save(figure, path)
@@ -163,7 +168,7 @@ def plot_augmentations(images: np.ndarray, augmented: np.ndarray, path: Path) ->
     if augmented.shape[1:] != images.shape:
         raise ConfigError(f"augmented copies have shape {augmented.shape[1:]}, the images {images.shape}")
     copies = len(augmented)
-    figure, axes = plt.subplots(len(images), copies + 1, figsize=(1.2 * (copies + 1), 1.2 * len(images)),
+    figure, axes = _figure(len(images), copies + 1, figsize=(1.2 * (copies + 1), 1.2 * len(images)),
                                 squeeze=False)
     for row, image in enumerate(images):
         _show_image(axes[row, 0], image)
