@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from tasks.errors import ConfigError
 from tasks.plots import (
@@ -32,7 +33,9 @@ def test_every_picture_is_a_png(tmp_path):
     maps = [("conv", rng.normal(size=(6, 6, 4))), ("top", rng.normal(size=(2, 2, 16)))]
     assert is_png(plot_feature_maps(IMAGES[0], maps, tmp_path / "maps.png"))
     features = rng.normal(size=(30, 60)) + LABELS[:, None]
-    assert is_png(plot_feature_projections(features, LABELS, CLASSES, tmp_path / "projection.png", tsne_sample=20))
+    # One OpenMP thread: t-SNE's two spun against the other processes of a busy 2-core machine (3 s became 30 s).
+    with threadpool_limits(1, user_api="openmp"):
+        assert is_png(plot_feature_projections(features, LABELS, CLASSES, tmp_path / "projection.png", tsne_sample=20))
     assert is_png(plot_augmentations(IMAGES[:2], np.stack([IMAGES[:2]] * 3), tmp_path / "augmented.png"))
 
 
