@@ -21,6 +21,17 @@ def augmentation(flip: bool) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
+def augment_images(images: np.ndarray, copies: int, flip: bool, seed: int = 0) -> np.ndarray:
+    """`copies` random draws of the CNN's training augmentation for each image: (copies, N, H, W, C), uint8."""
+    if copies < 1:
+        raise ConfigError(f"copies must be at least 1, got {copies}")
+    keras.utils.set_random_seed(seed)
+    augment, batch = augmentation(flip), np.asarray(images, dtype="float32")
+    # training=True: the random layers are the identity at inference, which is why predictions are not augmented.
+    return np.stack([np.clip(np.asarray(augment(batch, training=True)), 0, 255).astype(np.uint8)
+                     for _ in range(copies)])
+
+
 def _block(features, filters: int):
     for _ in range(2):
         features = layers.Conv2D(filters, 3, padding="same", use_bias=False)(features)
@@ -41,13 +52,3 @@ def fit_cnn(context: MemberContext) -> MemberResult:
     build = lambda input_shape, num_classes: cnn_model(input_shape, num_classes, context.train.cnn_filters)
     return pixel_member(context, build, f"cnn (seed {context.seed})", max_size=MAX_CNN_SIZE)
 
-
-def augment_images(images: np.ndarray, copies: int, flip: bool, seed: int = 0) -> np.ndarray:
-    """`copies` random draws of the CNN's training augmentation for each image: (copies, N, H, W, C), uint8."""
-    if copies < 1:
-        raise ConfigError(f"copies must be at least 1, got {copies}")
-    keras.utils.set_random_seed(seed)
-    augment, batch = augmentation(flip), np.asarray(images, dtype="float32")
-    # training=True: the random layers are the identity at inference, which is why predictions are not augmented.
-    return np.stack([np.clip(np.asarray(augment(batch, training=True)), 0, 255).astype(np.uint8)
-                     for _ in range(copies)])
