@@ -51,4 +51,3 @@ def cnn_model(input_shape: tuple[int, int, int], num_classes: int, filters: int 
 def fit_cnn(context: MemberContext) -> MemberResult:
     build = lambda input_shape, num_classes: cnn_model(input_shape, num_classes, context.train.cnn_filters)
     return pixel_member(context, build, f"cnn (seed {context.seed})", max_size=MAX_CNN_SIZE)
-
