@@ -1,6 +1,7 @@
 """Inside a Kaggle notebook: run the stages on the mounted competition and leave submission.csv.
 
-The rendered kernels (kernels/) call `run_in_notebook` and nothing else. Kaggle's image has no Prefect,
+The rendered kernels (kernels/) call `run_in_notebook` and nothing else; the tutorial (kernels/tutorial.ipynb),
+which runs the stages one at a time, opens its competition with `notebook_competition`, here or inside Kaggle. Kaggle's image has no Prefect,
 and a one-shot offline run gains nothing from orchestration: the stages run as plain calls, in the one
 order tasks/stages.py writes down. Nothing here imports Prefect.
 """
@@ -44,6 +45,66 @@ def notebook_config(competition: str, input_dir: Path, data_dir: Path, spec: str
     return config
 
 
+def _kit_spec(spec: str | None) -> str | None:
+    """A bundled spec file (`specs/<name>.toml`) as a path inside the kit; a built-in name as it is."""
+    return str(KIT_ROOT / spec) if spec and spec.endswith((".toml", ".json")) else spec
+
+
+def notebook_competition(competition: str, data_dir: str | Path = "data", input_root: str | Path = "/kaggle/input",
+                         spec: str | None = None, public_zip: str | Path | None = None,
+                         solution: str | Path | None = None):
+    """The Config of a notebook's competition. Inside Kaggle (`input_root` exists): its mounted files, the data
+    layers in a scratch folder, weights from the attached inputs, nothing submitted. Elsewhere: a local
+    competition under `data_dir`, the built-in digits, one created before, or one created now from a
+    Kaggle-layout zip, its solution and `spec`."""
+    from tasks.config import Config
+
+    input_root = Path(input_root)
+    if input_root.is_dir():
+        scratch = Path(tempfile.mkdtemp(prefix="headstart-data-"))  # everything in /kaggle/working is output
+        return notebook_config(competition, competition_input(input_root, competition), scratch, _kit_spec(spec),
+                               {"weights_dirs": [str(input_root)]})
+    from tasks.backends import ensure_local_competition
+    from tasks.paths import DataPaths
+
+    ensure_local_competition(competition, DataPaths(Path(data_dir)), public_zip, solution, spec)
+    return Config(competition=competition, data_dir=str(data_dir))
+
+
+def submit_from_notebook(config, submission: str | Path, working_root: str | Path = "/kaggle/working") -> dict | None:
+    """Elsewhere: send the file through the submission guard and return the backend's record. Inside Kaggle (the
+    competition mounted, no internet): leave it as <working>/submission.csv, which Kaggle takes, and return None."""
+    if config.input_dir:
+        Path(working_root).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(submission, Path(working_root) / "submission.csv")
+        return None
+    from tasks.backends import submit_file
+
+    return submit_file(config, Path(submission))
+
+
+def leaderboard_frame(config):
+    """The public leaderboard, best first, as a table; empty inside Kaggle, where a notebook has no internet."""
+    import pandas as pd
+
+    if config.input_dir:
+        return pd.DataFrame(columns=["rank", "team", "score", "date"])
+    from tasks.backends import backend_for
+
+    return pd.DataFrame(backend_for(config).leaderboard())
+
+
+def show_pictures(*paths: str | Path) -> None:
+    """Show PNG files in the notebook; where there is no IPython (a notebook run as a script, as `headstart host`
+    runs one) print their paths."""
+    try:
+        from IPython.display import Image, display
+    except ImportError:
+        print(*paths, sep="\n")
+        return
+    display(*(Image(filename=str(path)) for path in paths))
+
+
 def run_in_notebook(competition: str, input_root: str | Path = "/kaggle/input",
                     working_root: str | Path = "/kaggle/working", spec: str | None = None,
                     settings: dict | None = None) -> Path:
@@ -51,7 +112,7 @@ def run_in_notebook(competition: str, input_root: str | Path = "/kaggle/input",
     from tasks.stages import compete
 
     input_root, working_root = Path(input_root), Path(working_root)
-    spec_path = str(KIT_ROOT / spec) if spec and spec.endswith((".toml", ".json")) else spec
+    spec_path = _kit_spec(spec)
     # Intermediate layers go to a scratch folder: everything in /kaggle/working becomes output.
     data_dir = Path(tempfile.mkdtemp(prefix="headstart-data-"))
     # Weights come from attached datasets and models, wherever the input root is.

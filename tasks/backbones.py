@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from tasks.errors import ConfigError, WeightsUnavailableError
@@ -160,3 +161,44 @@ def resolve_weights(spec: BackboneSpec, search_dirs: list[Path], allow_download:
     if found is None:
         raise WeightsUnavailableError(missing_weights_message(spec, search_dirs))
     return found
+
+
+def weighted_layers(model: keras.Model) -> list[layers.Layer]:
+    """The layers that hold weights, nested models opened up, in the order they appear (input to output)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(weighted_layers(layer))
+        elif layer.weights:
+            found.append(layer)
+    return found
+
+
+def first_convolution(extractor: keras.Model) -> np.ndarray:
+    """The kernel of the backbone's first convolution, (height, width, input channels, filters): the patterns
+    every later layer is built from."""
+    for layer in weighted_layers(extractor):
+        if isinstance(layer, layers.Conv2D):
+            return np.asarray(layer.kernel)
+    raise ConfigError(f"{extractor.name}: no Conv2D layer to show")
+
+
+def feature_maps(extractor: keras.Model, image: np.ndarray, count: int = 3) -> list[tuple[str, np.ndarray]]:
+    """What `count` convolutions, from the first to the last, output for one image (H, W, C in 0..255, grey
+    or RGB): [(layer name, (height, width, channels))], in inference mode like the extraction itself."""
+    position, base = next(((position, layer) for position, layer in enumerate(extractor.layers)
+                           if isinstance(layer, keras.Model)), (None, None))
+    convolutions = [layer for layer in (base.layers if base is not None else []) if isinstance(layer, layers.Conv2D)]
+    if not convolutions:
+        raise ConfigError(f"{extractor.name}: no backbone with Conv2D layers inside")
+    picked = [convolutions[round(step)] for step in np.linspace(0, len(convolutions) - 1, max(1, count))]
+    picked = list(dict.fromkeys(picked))
+    probe = keras.Model(base.inputs, [layer.output for layer in picked])
+    image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+    height, width = extractor.input_shape[1:3]
+    images = keras.ops.image.resize(np.asarray(image, "float32")[None], (height, width))
+    for layer in extractor.layers[1:position]:  # what runs before the backbone: its preprocessing, if any
+        images = layer(images)
+    outputs = probe(images, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [(layer.name, np.asarray(output)[0]) for layer, output in zip(picked, outputs)]

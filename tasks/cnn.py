@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
+from tasks.errors import ConfigError
 from tasks.members import MemberContext, MemberResult, logits_layer, pixel_member
 
 MAX_CNN_SIZE = 64  # larger images are resized down: a from-scratch CNN gains little above this on a CPU
@@ -17,6 +19,17 @@ def augmentation(flip: bool) -> keras.Sequential:
     if flip:
         steps.insert(0, layers.RandomFlip("horizontal"))
     return keras.Sequential(steps, name="augmentation")
+
+
+def augment_images(images: np.ndarray, copies: int, flip: bool, seed: int = 0) -> np.ndarray:
+    """`copies` random draws of the CNN's training augmentation for each image: (copies, N, H, W, C), uint8."""
+    if copies < 1:
+        raise ConfigError(f"copies must be at least 1, got {copies}")
+    keras.utils.set_random_seed(seed)
+    augment, batch = augmentation(flip), np.asarray(images, dtype="float32")
+    # training=True: the random layers are the identity at inference, which is why predictions are not augmented.
+    return np.stack([np.clip(np.asarray(augment(batch, training=True)), 0, 255).astype(np.uint8)
+                     for _ in range(copies)])
 
 
 def _block(features, filters: int):

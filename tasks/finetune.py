@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from tasks.backbones import backbone_spec, build_extractor
+from tasks.backbones import backbone_spec, build_extractor, weighted_layers
 from tasks.devices import extraction_jit
 from tasks.errors import ConfigError
 from tasks.index import TEST, TRAIN
@@ -41,23 +41,12 @@ from tasks.members import (
 )
 
 
-def backbone_layers(model: keras.Model) -> list[layers.Layer]:
-    """The layers that hold weights, nested models opened up, in the order they appear (input to output)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(backbone_layers(layer))
-        elif layer.weights:
-            found.append(layer)
-    return found
-
-
 def unfreeze_top(extractor: keras.Model, fraction: float) -> int:
     """Make the top `fraction` of the extractor's weighted layers trainable, BatchNorm never; return how many."""
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"finetune_fraction must be in (0, 1], got {fraction}")
     extractor.trainable = True  # sets every nested layer; the loop below decides each one
-    weighted = backbone_layers(extractor)
+    weighted = weighted_layers(extractor)
     first = len(weighted) - max(1, round(fraction * len(weighted)))
     for position, layer in enumerate(weighted):
         layer.trainable = position >= first and not isinstance(layer, layers.BatchNormalization)

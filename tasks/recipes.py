@@ -133,6 +133,11 @@ def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: st
     return sha256_text(json.dumps(parts, sort_keys=True))[:16]
 
 
+def member_pictures(config, member_dir: Path) -> Path:
+    """The folder of a fitted member's pictures: training_curves.png (Keras members) and confusion_matrix.png."""
+    return config.paths.member_pictures(config.competition, Path(member_dir).name)
+
+
 def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None,
                deadline: float | None = None, may_skip: bool = False) -> Path | None:
     """Train one member over the folds, unless the same member on the same inputs is cached; return the
@@ -165,7 +170,7 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     spec = index.metadata["spec"]
     predicted = predicted_rows(result.oof)
     score = score_probabilities(context.labels[predicted], result.oof[predicted], spec["metric"])
-    pictures = config.paths.member_pictures(config.competition, key)
+    pictures = member_pictures(config, directory)
     if any(result.histories):
         plot_training_curves(result.histories, str(member), pictures / "training_curves.png")
     plot_confusion_matrix(context.labels[predicted], result.oof[predicted], spec["class_names"],

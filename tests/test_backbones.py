@@ -6,7 +6,9 @@ from tasks.backbones import (
     WeightsUnavailableError,
     backbone_spec,
     build_extractor,
+    feature_maps,
     find_weights,
+    first_convolution,
     resolve_weights,
 )
 from tasks.errors import ConfigError
@@ -71,3 +73,30 @@ def test_missing_weights_name_the_file_and_where(tmp_path):
     spec = BACKBONES["densenet121"]
     with pytest.raises(WeightsUnavailableError, match=rf"Place {spec.weights_file} in one of: {tmp_path}"):
         resolve_weights(spec, [tmp_path], allow_download=False)
+
+
+def test_first_convolution_and_feature_maps_look_inside_the_backbone(tmp_path):
+    """The tutorial's look inside: the first kernel, and what the convolutions output for one (grey) image,
+    preprocessing included (VGG16's preprocess layer runs before its base)."""
+    extractor = build_extractor(backbone_spec(f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"), None, 16)
+    assert first_convolution(extractor).shape == (3, 3, 3, 8)
+    image = np.random.default_rng(0).integers(0, 256, (28, 28, 1), dtype=np.uint8)
+    maps = feature_maps(extractor, image, count=3)  # the tiny backbone has two convolutions: both, once each
+    assert [activations.shape for _, activations in maps] == [(7, 7, 8), (5, 5, 12)]  # (Keras numbers the names)
+    vgg = build_extractor(BACKBONES["vgg16"], weights=None, image_size=32)
+    names = [name for name, _ in feature_maps(vgg, image, count=3)]
+    assert names == ["block1_conv1", "block3_conv3", "block5_conv3"]
+    assert all(np.isfinite(activations).all() for _, activations in feature_maps(vgg, image, count=3))
+
+
+def test_a_model_without_convolutions_has_nothing_to_show(tmp_path):
+    import keras
+
+    inputs = keras.Input(shape=(None, None, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))).save(
+        tmp_path / "pool.keras")
+    extractor = build_extractor(backbone_spec(f"file:{tmp_path / 'pool.keras'}"), None, 16)
+    with pytest.raises(ConfigError, match="no Conv2D layer"):
+        first_convolution(extractor)
+    with pytest.raises(ConfigError, match="no backbone with Conv2D layers"):
+        feature_maps(extractor, np.zeros((8, 8, 3), np.uint8))

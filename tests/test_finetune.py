@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.backbones import backbone_spec, build_extractor
+from tasks.backbones import backbone_spec, build_extractor, weighted_layers
 from tasks.config import TrainConfig
 from tasks.errors import ConfigError
-from tasks.finetune import backbone_layers, finetune_model, head_model, unfreeze_top
+from tasks.finetune import finetune_model, head_model, unfreeze_top
 from tasks.members import train_keras_model
 from tests.factories import shapes_competition_args, tiny_backbone_file
 from tests.test_cli import invoke
@@ -21,7 +21,7 @@ def test_fine_tuning_trains_the_unfrozen_top_only_and_never_batchnorm_statistics
     spec = backbone_spec(f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}")
     extractor = build_extractor(spec, None, 16)
     assert unfreeze_top(extractor, 0.34) == 1  # of conv, BatchNorm, conv: the top conv only
-    first_conv, batchnorm, top_conv = backbone_layers(extractor)
+    first_conv, batchnorm, top_conv = weighted_layers(extractor)
     assert isinstance(batchnorm, keras.layers.BatchNormalization) and not batchnorm.trainable
     model = finetune_model(extractor, head_model(np.ones((4, 12), "float32"), 3), (8, 8, 3), 16, flip=True)
     before = {layer.name: [np.array(w) for w in layer.weights] for layer in (first_conv, batchnorm, top_conv)}

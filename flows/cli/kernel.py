@@ -19,6 +19,9 @@ def kernel_push_command(
     data_dir: DataDir = Path("data"),
     spec: Spec = None,
     kernel_type: Annotated[str, typer.Option("--type", help="script or notebook.")] = "script",
+    notebook: Annotated[str, typer.Option(
+        help="With --type notebook: notebook (the training run) or tutorial (the workshop, kernels/tutorial.ipynb; "
+             "--epochs and --folds become its parameters).")] = "notebook",
     accelerator: Annotated[str, typer.Option(help="none or gpu (Kaggle's TPU image has no GPU TensorFlow).")] = "none",
     dataset: Annotated[Optional[list[str]], typer.Option(
         "--dataset", help="Extra dataset to attach, e.g. weights: owner/slug (repeatable).")] = None,
@@ -39,7 +42,7 @@ def kernel_push_command(
 
     settings = {key: value for key, value in (("members", member), ("epochs", epochs), ("folds", folds)) if value}
     config = Config(competition=competition, data_dir=str(data_dir), backend="kaggle", spec=spec, message=message)
-    kernel = KernelConfig(kernel_type=kernel_type, accelerator=accelerator, datasets=tuple(dataset or ()),
+    kernel = KernelConfig(kernel_type=kernel_type, notebook=notebook, accelerator=accelerator, datasets=tuple(dataset or ()),
                           models=tuple(model or ()), settings=settings, poll_interval=poll_interval,
                           timeout=timeout, submit=not no_submit)
     from flows.kernel import kernel_push

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from tasks.backends.guard import LOG_NAME, guarded_submit
 from tasks.backends.kaggle import KaggleBackend, MountedBackend, known_kaggle_spec
-from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend
+from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend, create_local_competition
 from tasks.backends.practice import DIGITS, ensure_digits
-from tasks.competitions import BUILTIN_SPECS, CompetitionSpec
+from tasks.competitions import BUILTIN_SPECS, CompetitionSpec, resolve_spec
 from tasks.errors import ConfigError
 from tasks.paths import DataPaths
 from tasks.spec_inference import SPEC_FILE, infer_spec, read_spec_values, saved_spec, write_spec_toml
@@ -29,6 +29,18 @@ def open_local_backend(name: str, paths: DataPaths, daily_limit: int = DEFAULT_D
     if name == DIGITS:
         return ensure_digits(paths.local(name), daily_limit)
     return LocalBackend(paths.local(name))
+
+
+def ensure_local_competition(name: str, paths: DataPaths, public_zip: str | Path | None = None,
+                             solution: str | Path | None = None, spec: str | None = None) -> LocalBackend:
+    """The local competition `name`: the built-in digits, one created before, or, given a Kaggle-layout zip, its
+    hidden solution and a spec (built-in name or .toml), created now (what `headstart local create` does)."""
+    if name == DIGITS or (paths.local(name) / "competition.json").is_file() or public_zip is None:
+        return open_local_backend(name, paths)
+    if solution is None or spec is None:
+        raise ConfigError(f"to create the local competition {name!r} from {public_zip}, give its solution CSV and "
+                          "its spec too (e.g. cifar-10)")
+    return create_local_competition(paths.local(name), name, resolve_spec(spec), Path(public_zip), Path(solution))
 
 
 def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str | None = None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.backends.kaggle import authenticated_api, call_kaggle
+from tasks.backends.notebooks import inject_parameters
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
 from tasks.files import atomic_write_json, poll, sha256_text
 
@@ -24,6 +25,9 @@ EXCLUDED = re.compile(r"(^|/)(__pycache__|\.[^/]*|data|kaggle\.json|access_token
                       r"|\.pyc$")
 SPEC_FILES = (".toml", ".json")
 TEMPLATE_FILES = {"script": "script.py", "notebook": "notebook.ipynb"}
+# Notebooks a `--type notebook` kernel can be: the training run, or the workshop (kernels/tutorial.ipynb), which
+# takes its settings as parameters (a cell injected after its `parameters` cell) and is pushed as its own kernel.
+NOTEBOOKS = {"notebook": "headstart", "tutorial": "headstart-tutorial"}
 ACCELERATORS = {"none": {}, "gpu": {"enable_gpu": True}}
 
 
@@ -32,6 +36,7 @@ class KernelConfig:
     """How `headstart kernel push` renders, runs and uses a kernel."""
 
     kernel_type: str = "script"  # or "notebook"
+    notebook: str = "notebook"  # with kernel_type "notebook": which one, "notebook" or "tutorial"
     accelerator: str = "none"  # or "gpu"
     datasets: tuple[str, ...] = ()  # extra attached datasets (weights), owner/slug[/version]
     models: tuple[str, ...] = ()  # attached Kaggle models, owner/model/framework/instance/version
@@ -43,22 +48,35 @@ class KernelConfig:
     def __post_init__(self) -> None:
         if self.kernel_type not in TEMPLATE_FILES:
             raise ConfigError(f"kernel type must be one of {sorted(TEMPLATE_FILES)}, got {self.kernel_type!r}")
+        if self.notebook not in NOTEBOOKS:
+            raise ConfigError(f"notebook must be one of {sorted(NOTEBOOKS)}, got {self.notebook!r}")
+        if self.notebook != "notebook" and self.kernel_type != "notebook":
+            raise ConfigError(f"the {self.notebook} is a notebook: push it with --type notebook")
         if self.accelerator == "tpu":
             raise ConfigError("accelerator 'tpu' is not offered: Kaggle's TPU image ships tensorflow-cpu, so the "
                               "kit would train on the CPU; use --accelerator gpu")
         if self.accelerator not in ACCELERATORS:
             raise ConfigError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {self.accelerator!r}")
 
+    @property
+    def code_file(self) -> str:
+        return f"{self.notebook}.ipynb" if self.kernel_type == "notebook" else TEMPLATE_FILES[self.kernel_type]
+
+    @property
+    def slug_prefix(self) -> str:
+        return NOTEBOOKS[self.notebook]
+
 
 MAX_SLUG = 50  # Kaggle refuses longer kernel titles and slugs (with a misleading 500)
 
 
-def kernel_slug(competition: str) -> str:
-    """`headstart-<competition>`, shortened with a hash suffix when that would pass Kaggle's 50 characters."""
-    slug = f"headstart-{competition}"
+def kernel_slug(competition: str, prefix: str = "headstart") -> str:
+    """`<prefix>-<competition>`, shortened with a hash suffix when that would pass Kaggle's 50 characters."""
+    slug = f"{prefix}-{competition}"
     if len(slug) <= MAX_SLUG:
         return slug
-    return f"headstart-{competition[:30].rstrip('-')}-{sha256_text(competition)[:8]}"
+    keep = MAX_SLUG - len(prefix) - 11  # the prefix, two dashes and 8 characters of hash
+    return f"{prefix}-{competition[:keep].rstrip('-')}-{sha256_text(competition)[:8]}"
 
 
 def bundle_files(root: Path = KIT_ROOT) -> list[Path]:
@@ -97,18 +115,29 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
+def _render_tutorial(template: str, competition: str, spec: str | None, kernel: KernelConfig, datasets: str) -> str:
+    """The tutorial runs as it is: the push's settings go in as parameters (epochs -> EPOCHS), not placeholders."""
+    settings = {name.upper(): value for name, value in kernel.settings.items()}
+    comment = (f"Injected by `headstart kernel push`: competition {competition} (attached under /kaggle/input), "
+               f"accelerator {kernel.accelerator}, internet off, datasets {datasets}")
+    notebook = inject_parameters(json.loads(template), {"COMPETITION": competition, "SPEC": spec, **settings}, comment)
+    return json.dumps(notebook, indent=1) + "\n"
+
+
 def render_kernel(destination: Path, owner: str, competition: str, kernel: KernelConfig,
                   spec: str | None = None, kit: str | None = None) -> Path:
     """Write the kernel's code file and kernel-metadata.json into `destination`; `kit` is the kit dataset's
     ref as published, pinned to its version (`owner/headstart-kit/N`)."""
-    slug, code_file = kernel_slug(competition), TEMPLATE_FILES[kernel.kernel_type]
+    slug, code_file = kernel_slug(competition, kernel.slug_prefix), kernel.code_file
     datasets = (kit or f"{owner}/{BUNDLE_SLUG}", *kernel.datasets)
     values = {"title": slug.replace("-", " "), "competition": competition, "accelerator": kernel.accelerator,
               "datasets": ", ".join(datasets), "models": ", ".join(kernel.models) or "none",
               "competition_literal": repr(competition), "spec_literal": repr(spec),
               "settings_literal": repr(dict(kernel.settings))}
     template = (TEMPLATES / code_file).read_text()
-    if kernel.kernel_type == "notebook":
+    if kernel.notebook == "tutorial":
+        text = _render_tutorial(template, competition, spec, kernel, values["datasets"])
+    elif kernel.kernel_type == "notebook":
         notebook = json.loads(template)
         for cell in notebook["cells"]:
             cell["source"] = _fill("".join(cell["source"]), values).splitlines(keepends=True)
@@ -237,7 +266,7 @@ def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path, kit: str
     owner = kernel_owner(api)
     folder = render_kernel(Path(kernel_dir) / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec),
                            kit)
-    return f"{owner}/{kernel_slug(config.competition)}", push_kernel(api, folder)
+    return f"{owner}/{kernel_slug(config.competition, kernel.slug_prefix)}", push_kernel(api, folder)
 
 
 def collect_kernel_output(kernel: KernelConfig, kernel_dir: Path, ref: str, version: int) -> Path:
