@@ -31,7 +31,9 @@ class TrainConfig:
     cnn_filters: int = 32  # the CNN's first block; the second has twice as many
     cnn_size: int | None = None  # the CNN's working size: larger images are resized down (None: native, <= 64)
     svm_c: float = 5.0  # the SVM's inverse regularisation (tasks/svm.py)
-    svm_max_rows: int = 4_000  # rows an SVM fold trains on at most: its cost grows with their square (6,400: 2 min)
+    # Rows an SVM fold trains on at most: its fit grows with their square or faster (grey photos here: 1,000 rows
+    # 1.6 s, 2,000 8 s, 4,000 37 s), while a CNN's cost only grows linearly.
+    svm_max_rows: int = 3_000
     # Pixel members see at most this many training images per fold (epochs x images): on a large competition
     # they train fewer epochs, so that their cost stops growing with the data (None: `epochs` always). 120,000
     # leaves the built-in digits' 40 epochs alone and gives an 8,000-image competition 19 (bench/RESULTS.md).

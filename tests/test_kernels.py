@@ -163,12 +163,7 @@ def test_each_template_writes_a_valid_submission_offline(tmp_path, kernel_type, 
                    "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy, "PYTHONPATH": str(tmp_path / "no_prefect")}
     blocked = subprocess.run([sys.executable, "-c", "import prefect"], env=environment, capture_output=True, text=True)
     assert blocked.returncode == 1 and "No module named 'prefect'" in blocked.stderr
-    result = subprocess.run([sys.executable, str(code)], env=environment, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    sample = read_submission(root / "input" / "competitions" / "digits" / "sample_submission.csv")
-    validate_submission(read_submission(working / "submission.csv"), sample, DIGIT_RECOGNIZER.with_slug("digits"),
-                        "submission.csv")
+    run_and_check_submission(code, environment, tmp_path, root, working, timeout=300)
     assert json.loads((working / "headstart-run.json").read_text())["config"]["submit"] is False
 
 
@@ -236,3 +231,14 @@ def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_
                                            r"alice/no-such-weights\)"):
         push_kernel(authenticated_api(), folder)
     assert "SaveKernel" in [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]  # it was pushed, as on Kaggle
+
+
+def run_and_check_submission(code: Path, environment: dict, cwd: Path, root: Path, working: Path,
+                             timeout: int) -> None:
+    """Run a kernel's code as Kaggle would, then check the submission.csv it left against digits' sample."""
+    result = subprocess.run([sys.executable, str(code)], env=environment, cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sample = read_submission(root / "input" / "competitions" / "digits" / "sample_submission.csv")
+    validate_submission(read_submission(working / "submission.csv"), sample, DIGIT_RECOGNIZER.with_slug("digits"),
+                        "submission.csv")

@@ -163,16 +163,8 @@ def test_a_run_killed_while_training_resumes_and_reuses_what_finished(digits_sto
     members = data_dir / "05_predictions" / "digits" / "members"
     process = subprocess.Popen(command, cwd=tmp_path, env=USER_ENVIRONMENT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not list(members.glob("*/member.json")) and time.monotonic() < deadline:
-            assert process.poll() is None, "the run ended before its first member was done"
-            time.sleep(0.05)
-        process.kill()  # as the OOM killer would: no atexit, no clean-up
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _kill_when(process, lambda: list(members.glob("*/member.json")),
+               "the run ended (or 4 minutes passed) before its first member was done")
     finished = [path.parent for path in members.glob("*/member.json")]
     assert [folder.name[:8] for folder in finished] == ["logistic"], "the kill should land mid-softmax"
     features = data_dir / "03_features" / "digits"
@@ -222,17 +214,10 @@ def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_
     environment = {**hosted.env, "PREFECT_API_URL": PREFECT_API_URL.value()}  # the session's server: no new one
     process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline, seen = time.monotonic() + 240, set()
-        while not any(path.is_file() and path.stat().st_size >= 2**20 for path in (partial, archive)):
-            assert process.poll() is None and time.monotonic() < deadline, "no download under way to kill"
-            seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else []))
-            time.sleep(0.01)
-        process.kill()  # as the OOM killer would: no atexit, no clean-up
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
+    seen = set()
+    _kill_when(process, lambda: any(path.is_file() and path.stat().st_size >= 2**20 for path in (partial, archive)),
+               "no download under way to kill", poll_seconds=0.01,
+               on_poll=lambda: seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else [])))
     seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else []))
     assert seen == set(), f"files under their final names before the download finished: {seen}"
     assert 0 < partial.stat().st_size < served.stat().st_size, "the kill should land mid-download"
@@ -247,3 +232,19 @@ def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_
     with zipfile.ZipFile(served) as zipped:
         assert all((raw / name).read_bytes() == zipped.read(name) for name in zipped.namelist())
     assert not [path for path in data_dir.rglob("*") if path.name.startswith(".unpack-") or path.suffix == ".tmp"]
+
+
+def _kill_when(process, ready, message: str, poll_seconds: float = 0.05, on_poll=lambda: None) -> None:
+    """SIGKILL the process once `ready()`, as the OOM killer would (no atexit, no clean-up); fail if it ends
+    first or four minutes pass."""
+    try:
+        deadline = time.monotonic() + 240
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, message
+            on_poll()
+            time.sleep(poll_seconds)
+        process.kill()
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -4,7 +4,6 @@ offline with a tiny backbone and no Prefect, its pictures rendered, and pushable
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,13 +14,11 @@ import pytest
 
 from tasks.backends.kernels import KernelConfig, kernel_slug, render_kernel
 from tasks.backends.notebooks import inject_parameters, parameter_names
-from tasks.competitions import DIGIT_RECOGNIZER
 from tasks.errors import ConfigError
 from tasks.host.kernels import notebook_to_script
-from tasks.submission import read_submission, validate_submission
 from tests.factories import kaggle_zip, tiny_backbone_file
 from tests.hosting import USER, hosted, hosted_factory  # noqa: F401
-from tests.test_kernels import NO_PREFECT, kaggle_layout
+from tests.test_kernels import NO_PREFECT, kaggle_layout, run_and_check_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "kernels" / "tutorial.ipynb"
@@ -179,12 +176,7 @@ def test_the_pushed_tutorial_runs_in_kaggles_layout_and_leaves_a_submission(tmp_
     working = tmp_path / "working"
     environment = offline_environment(tmp_path, HEADSTART_KAGGLE_INPUT=str(root / "input"),
                                       HEADSTART_KAGGLE_WORKING=str(working), HOME=str(tmp_path))
-    result = subprocess.run([sys.executable, str(script)], env=environment, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    sample = read_submission(root / "input" / "competitions" / "digits" / "sample_submission.csv")
-    validate_submission(read_submission(working / "submission.csv"), sample, DIGIT_RECOGNIZER.with_slug("digits"),
-                        "submission.csv")
+    run_and_check_submission(script, environment, tmp_path, root, working, timeout=600)
 
 
 def test_push_the_tutorial_to_headstart_host(prefect_server, hosted):
