@@ -71,6 +71,11 @@ class DeviceConfig:
     jit_compile: str = "auto"  # XLA for extraction and training steps
     multi_gpu: str = "auto"  # MirroredStrategy over every visible GPU when there are several
 
+    def __post_init__(self) -> None:
+        for name in ("mixed_precision", "jit_compile", "multi_gpu"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ConfigError(f"device.{name} must be 'auto', 'on' or 'off', got {getattr(self, name)!r}")
+
 
 @dataclass(frozen=True)
 class Config:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import keras
 
 from tasks.config import DeviceConfig
-from tasks.errors import ConfigError
 
 MIXED = "mixed_float16"
 
@@ -33,18 +32,15 @@ class DevicePlan:
         return MIXED if self.mixed_precision else "float32"
 
 
-def _switch(value: str, auto: bool, name: str) -> bool:
-    if value not in ("auto", "on", "off"):
-        raise ConfigError(f"device.{name} must be 'auto', 'on' or 'off', got {value!r}")
+def _switch(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
 
 
 def device_plan(config: DeviceConfig, gpus: int) -> DevicePlan:
     """Resolve 'auto' from the number of visible GPUs (pure: the count is given)."""
-    mirrored = _switch(config.multi_gpu, gpus > 1, "multi_gpu") and gpus > 1
+    mirrored = _switch(config.multi_gpu, gpus > 1) and gpus > 1
     # XLA with tf.distribute is left off, as Keras does for `jit_compile="auto"`.
-    return DevicePlan(gpus, _switch(config.mixed_precision, gpus > 0, "mixed_precision"),
-                      _switch(config.jit_compile, gpus > 0 and not mirrored, "jit_compile"),
+    return DevicePlan(gpus, _switch(config.mixed_precision, gpus > 0), _switch(config.jit_compile, gpus > 0 and not mirrored),
                       "mirrored" if mirrored else "default")
 
 

@@ -36,7 +36,7 @@ def test_auto_turns_every_lever_on_with_a_gpu_and_off_without():
 
 def test_a_bad_setting_is_a_config_error_naming_it():
     with pytest.raises(ConfigError, match="device.jit_compile must be 'auto', 'on' or 'off', got 'yes'"):
-        device_plan(DeviceConfig(jit_compile="yes"), 0)
+        DeviceConfig(jit_compile="yes")
 
 
 def test_the_gpu_branch_is_taken_when_a_gpu_is_visible(monkeypatch):

@@ -62,11 +62,11 @@ Epochs = Annotated[int, typer.Option(min=1, help="Most epochs per fold (early st
 
 def run_config(competition: str, data_dir: Path, backend: str, spec: str | None, members, backbones, epochs: int,
                folds: int, random_weights: bool, no_submit: bool, views: tuple = (), image_size: int | None = None,
-               train: dict | None = None, **fields):
+               train: dict | None = None, device: dict | None = None, **fields):
     """The run's Config from the command line's options (plain values; no TensorFlow, no Prefect)."""
     import dataclasses
 
-    from tasks.config import Config
+    from tasks.config import Config, DeviceConfig
 
     defaults = Config()
     features = dataclasses.replace(defaults.features, views=views, image_size=image_size,
@@ -75,7 +75,7 @@ def run_config(competition: str, data_dir: Path, backend: str, spec: str | None,
                   members=tuple(members or ()), backbones=tuple(backbones or ()), folds=folds,
                   train=dataclasses.replace(defaults.train, epochs=epochs,
                                             **{key: value for key, value in (train or {}).items() if value is not None}),
-                  features=features,
+                  features=features, device=DeviceConfig(**(device or {})),
                   submit=not no_submit, **fields)
 
 

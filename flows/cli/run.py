@@ -55,6 +55,12 @@ def run(
     time_limit: Annotated[Optional[float], typer.Option(
         min=0.1, metavar="MINUTES", help="Finish within this many minutes: members share the time, those that "
         "would overrun end early (keeping their finished folds) or are skipped, and what finished is blended.")] = None,
+    mixed_precision: Annotated[str, typer.Option(
+        metavar="auto|on|off", help="mixed_float16 compute (auto: where a GPU is found).")] = "auto",
+    xla: Annotated[str, typer.Option(
+        metavar="auto|on|off", help="XLA-compiled extraction and training steps (auto: on one GPU).")] = "auto",
+    multi_gpu: Annotated[str, typer.Option(
+        metavar="auto|on|off", help="MirroredStrategy over every visible GPU (auto: when there are several).")] = "auto",
     backend: Backend = "local",
     spec: Spec = None,
     as_json: AsJson = False,
@@ -67,7 +73,8 @@ def run(
                         no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend, recipe=recipe,
                         views=tuple(view or ()), image_size=image_size, time_limit=time_limit, deadline=deadline,
                         train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
-                               "finetune_epochs": finetune_epochs})
+                               "finetune_epochs": finetune_epochs},
+                        device={"mixed_precision": mixed_precision, "jit_compile": xla, "multi_gpu": multi_gpu})
     if config.backend == "local":
         from tasks.backends import require_local_competition
 
