@@ -47,7 +47,7 @@ def run(
     epochs: Epochs = 40,
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     finetune_size: Annotated[Optional[int], typer.Option(
-        min=32, help="finetune members: image size they train at (default 96).")] = None,
+        min=32, help="finetune members: image size they train at (default 128).")] = None,
     finetune_folds: Annotated[Optional[int], typer.Option(
         min=1, help="finetune members: folds fine-tuned (default 1; the blend is scored on their rows).")] = None,
     finetune_epochs: Annotated[Optional[int], typer.Option(
