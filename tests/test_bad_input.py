@@ -187,7 +187,7 @@ COMMANDS = [  # arguments ({files}: the module's files), exit code, what the one
     pytest.param(["run", "digits", "--member", "softmax#x"], 1,
                  ["member 'softmax#x': the seed after '#' must be a whole number"], id="member-seed-not-a-number"),
     pytest.param(["run", "digits", "--member", "cnn@resnet50"], 1,
-                 ["member 'cnn@resnet50'", "pixel members (softmax, cnn) take none"], id="member-pixel-with-backbone"),
+                 ["member 'cnn@resnet50'", "pixel members (softmax, cnn, svm) take none"], id="member-pixel-with-backbone"),
     pytest.param(["run", "digits", "--member", "logistic", "--backbone", "file:model.h5"], 1,
                  ["backbone 'file:model.h5': expected file:PATH.keras"], id="backbone-file-not-keras"),
     pytest.param(["run", "digits", "--member", "softmax", "--view", "sideways"], 1,
