@@ -79,6 +79,7 @@ def api_url(prefect_server) -> str:
     return PREFECT_API_URL.value()
 
 
+@pytest.mark.slow  # each a whole `headstart run` in a process of its own: ~20 s each
 @pytest.mark.parametrize("name, arguments, expected", [
     ("bad-train", ["--member", "softmax"], ["01_raw/bad-train/train.csv: row 4, column 'label'", "label '11'"]),
     ("digits", ["--member", "forest"], ["unknown member kind 'forest'"]),

@@ -28,7 +28,7 @@ def context(tmp_path_factory):
     return MemberContext(index, TrainConfig(epochs=40, batch_size=16, patience=8), feature_dirs=tuple(directories))
 
 
-@pytest.mark.parametrize("fit", [fit_logistic, fit_mlp])
+@pytest.mark.parametrize("fit", [fit_logistic, pytest.param(fit_mlp, marks=pytest.mark.slow)])  # mlp: ~40 s
 def test_heads_learn_from_features(context, fit):
     result = fit(context)
     assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
@@ -42,6 +42,7 @@ def test_head_without_backbone_is_refused(context):
         fit_logistic(bare)
 
 
+@pytest.mark.slow  # ~40 s: the default suite stays under ten minutes
 def test_cnn_learns_and_augments_only_in_training(context):
     result = fit_cnn(MemberContext(context.index, TrainConfig(epochs=20, batch_size=8, learning_rate=3e-3)))
     assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8

@@ -136,6 +136,7 @@ def test_pictures_are_shown_inline_or_named_without_ipython(tmp_path, monkeypatc
     assert str(picture) in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 40-80 s: the default suite stays under ten minutes
 def test_the_tutorial_runs_top_to_bottom_on_digits_offline(tmp_path, digits_store):
     """Executed as Jupyter does (nbclient, a real kernel), with the small parameters and a tiny backbone built
     without downloaded weights; any cell error fails the test. Every tagged cell shows its pictures."""
