@@ -120,5 +120,5 @@ def test_the_default_digits_recipe_reaches_its_cv_floor(digits_store, tmp_path):
     shutil.copytree(digits_store, data_dir)
     run_json = stages.compete(Config(data_dir=str(data_dir), submit=False))
     record = json.loads(run_json.read_text())
-    assert list(record["members"]) == ["svm", "cnn"] and record["config"]["train"]["cnn_size"] == 14
+    assert set(record["members"]) == {"svm", "cnn"} and record["config"]["train"]["cnn_size"] == 14
     assert record["blend_cv_score"] >= 0.99, record["members"]
