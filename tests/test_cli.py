@@ -103,17 +103,13 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.exit_code == 1 and "give either --tfds" in result.output
 
 
-def test_an_unknown_recipe_is_one_error_line_before_anything_runs(tmp_path):
-    result = runner.invoke(app, ["run", "--data-dir", str(tmp_path / "data"), "--recipe", "fast"])
+@pytest.mark.parametrize("option, value, message", [
+    ("--recipe", "fast", "recipe must be 'default' or 'full', got 'fast'"),
+    ("--xla", "yes", "device.jit_compile must be 'auto', 'on' or 'off', got 'yes'"),
+])
+def test_a_bad_setting_is_one_error_line_before_anything_runs(tmp_path, option, value, message):
+    result = runner.invoke(app, ["run", "--data-dir", str(tmp_path / "data"), option, value])
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert errors == ["error: recipe must be 'default' or 'full', got 'fast'"], result.output
-    assert "Traceback" not in result.output and not (tmp_path / "data").exists()
-
-
-def test_a_bad_device_setting_is_one_error_line_before_anything_runs(tmp_path):
-    result = runner.invoke(app, ["run", "--data-dir", str(tmp_path / "data"), "--xla", "yes"])
-    assert result.exit_code == 1, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert errors == ["error: device.jit_compile must be 'auto', 'on' or 'off', got 'yes'"], result.output
+    assert errors == [f"error: {message}"], result.output
     assert "Traceback" not in result.output and not (tmp_path / "data").exists()
