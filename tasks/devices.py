@@ -40,8 +40,8 @@ def device_plan(config: DeviceConfig, gpus: int) -> DevicePlan:
     """Resolve 'auto' from the number of visible GPUs (pure: the count is given)."""
     mirrored = _switch(config.multi_gpu, gpus > 1) and gpus > 1
     # XLA with tf.distribute is left off, as Keras does for `jit_compile="auto"`.
-    return DevicePlan(gpus, _switch(config.mixed_precision, gpus > 0), _switch(config.jit_compile, gpus > 0 and not mirrored),
-                      "mirrored" if mirrored else "default")
+    return DevicePlan(gpus, _switch(config.mixed_precision, gpus > 0),
+                      _switch(config.jit_compile, gpus > 0 and not mirrored), "mirrored" if mirrored else "default")
 
 
 def visible_gpus() -> int:

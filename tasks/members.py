@@ -258,13 +258,18 @@ def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.
     return keras.Model(inputs, logits_layer(num_classes)(features), name="softmax")
 
 
+def capped_size(index: LoadedIndex, max_size: int | None) -> int | None:
+    """The size to load a competition's images at so that none is larger than `max_size` (None: as they are)."""
+    native = max(index.metadata["image_height"], index.metadata["image_width"])
+    return max_size if max_size and native > max_size else None
+
+
 def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> MemberResult:
     """K-fold training of a Keras model built by `build_model(input_shape, num_classes)` on the images, decoded
     once into memory for all the folds."""
     index, config, labels = context.index, context.train, context.labels
     channels = index.metadata["channels"]
-    native = max(index.metadata["image_height"], index.metadata["image_width"])
-    size = config.image_size or (min(native, max_size) if max_size and native > max_size else None)
+    size = config.image_size or capped_size(index, max_size)
     images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
     keras.utils.set_random_seed(context.seed)
     model = build_model(images.shape[1:], context.num_classes)  # one model for all folds: traced once

@@ -12,7 +12,14 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.svm import SVC
 
 from tasks.index import TEST, TRAIN
-from tasks.members import MemberContext, MemberResult, class_probabilities, cross_validate, load_images
+from tasks.members import (
+    MemberContext,
+    MemberResult,
+    capped_size,
+    class_probabilities,
+    cross_validate,
+    load_images,
+)
 
 MAX_SVM_SIZE = 32  # larger images are resized down: an SVM on raw pixels gains nothing from detail
 
@@ -42,9 +49,8 @@ def svm_classifier(c: float, seed: int) -> CalibratedClassifierCV:
 def fit_svm(context: MemberContext) -> MemberResult:
     index, config, labels = context.index, context.train, context.labels
     channels = index.metadata["channels"]
-    native = max(index.metadata["image_height"], index.metadata["image_width"])
-    size = MAX_SVM_SIZE if native > MAX_SVM_SIZE else None
-    images, test_images = (pixel_vectors(load_images(index, split, channels, size)) for split in (TRAIN, TEST))
+    images, test_images = (pixel_vectors(load_images(index, split, channels, capped_size(index, MAX_SVM_SIZE)))
+                           for split in (TRAIN, TEST))
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         rows = train_positions[capped_rows(labels[train_positions], config.svm_max_rows, context.seed)]
