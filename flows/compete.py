@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.futures import wait
 
-from flows.orchestration import best_effort, progress_to_prefect, run_or_fall_back, stage_task
+from flows.orchestration import best_effort, dask_task_runner, progress_to_prefect, run_or_fall_back, stage_task
 from tasks import progress, stages
 from tasks.backends import backend_for
 from tasks.config import Config
@@ -31,13 +33,28 @@ STAGES = stages.Stages(
     submission=stage_task(stages.write_submission_file),
     submit=stage_task(stages.submit_file, network=True),
     record=stage_task(stages.record_run),
+    feature_shard=stage_task(stages.cache_feature_shard, task_run_name="features {backbone} {view} {shard[file]}"),
+    member_fold=stage_task(stages.fit_member_fold, task_run_name="fold {fold} of {name}"),
 )
+
+
+def submit_each(stage, calls: list[tuple]) -> list:
+    """Every call of a stage as a task run of its own, submitted at once to the flow's task runner (on a Dask
+    cluster: any worker); waits for all of them, then returns their results in order (the first failure raises)."""
+    futures = [stage.submit(*call) for call in calls]
+    wait(futures)
+    return [future.result() for future in futures]
+
+
+def stages_for(config: Config) -> stages.Stages:
+    """The stages as tasks; on a Dask cluster, shards and folds mapped over its workers."""
+    return dataclasses.replace(STAGES, each=submit_each) if config.task_runner == "dask" else STAGES
 
 
 @flow(name="compete")
 def compete(config: Config = Config(), run_id: str | None = None) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit."""
-    run_json = stages.compete(config, STAGES, run_id)
+    run_json = stages.compete(config, stages_for(config), run_id)
     record = json.loads(Path(run_json).read_text())
     best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(config, record)))
     best_effort("the run's pictures", lambda: publish_pictures(config, record))
@@ -88,4 +105,6 @@ def run_compete(config: Config) -> Path:
     def without_prefect() -> Path:
         return run_json if run_json.is_file() else stages.compete(config, run_id=run_id)
 
-    return run_or_fall_back(lambda: compete(config, run_id), without_prefect, "the run")
+    flow_run = compete.with_options(task_runner=dask_task_runner(config.dask_address)) \
+        if config.task_runner == "dask" else compete
+    return run_or_fall_back(lambda: flow_run(config, run_id), without_prefect, "the run")

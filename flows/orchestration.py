@@ -16,6 +16,7 @@ started it, however that process ends (flows/temporary_server.py).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Callable, TypeVar
 
@@ -46,10 +47,45 @@ NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backof
                        retry_jitter_factor=0.2, retry_condition_fn=_transient)
 
 
-def stage_task(function: Callable, network: bool = False):
+def stage_task(function: Callable, network: bool = False, **options):
     """A stage as a Prefect task. Stages cache their own outputs by content (paths in, paths out), so
     Prefect's input hashing would only cost time: no Prefect cache, for every stage."""
-    return task(function, cache_policy=NO_CACHE, **(NETWORK_RETRIES if network else {}))
+    return task(function, cache_policy=NO_CACHE, **(NETWORK_RETRIES if network else {}), **options)
+
+
+def dask_task_runner(address: str | None = None):
+    """Prefect's Dask task runner: on the scheduler at `address` (its workers started with
+    `--preload flows.dask_worker`), or on a local cluster of one single-threaded worker process per core. A killed
+    worker is restarted by its nanny, and the task it was running is run again (Dask's own retry)."""
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the cluster's start, stop and restarts: not news
+    if address:
+        return DaskTaskRunner(address=address)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
+        "n_workers": cores, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+        "preload": ["flows.dask_worker"]})
+
+
+def local_cluster(**options):
+    """A local Dask cluster whose workers report to this process's Prefect API (started when the flow ran: without
+    it in their environment, each worker would start a temporary server of its own)."""
+    from distributed import LocalCluster
+
+    api_url = prefect_api_url()
+    environment = {"DASK_LOGGING__DISTRIBUTED": "error", **({"PREFECT_API_URL": api_url} if api_url else {})}
+    return LocalCluster(env={**options.pop("env", {}), **environment}, **options)
+
+
+def prefect_api_url() -> str | None:
+    """The API this process's flow run reports to: the configured one, or the temporary server's."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL
+
+    context = FlowRunContext.get()
+    client = getattr(context, "client", None)
+    return PREFECT_API_URL.value() or (str(client.api_url).rstrip("/") if client is not None else None)
 
 
 def _expected_error_names() -> set[str]:

@@ -99,6 +99,10 @@ class Config:
     submit: bool = True
     message: str = "headstart"
     time_limit: float | None = None  # minutes for the whole run (tasks/budget.py); None: no limit
+    # Where a Prefect run's tasks run: "threads" (this process, each member's folds in one task) or "dask"
+    # (shards and folds as mapped tasks on a Dask cluster: at `dask_address`, or a local one sized to the machine).
+    task_runner: str = "threads"
+    dask_address: str | None = None
     deadline: float | None = None  # the run's wall-clock deadline (epoch seconds), set from time_limit at its start
 
     def __post_init__(self) -> None:
@@ -108,6 +112,10 @@ class Config:
             raise ConfigError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
         if self.recipe not in ("default", "full"):
             raise ConfigError(f"recipe must be 'default' or 'full', got {self.recipe!r}")
+        if self.task_runner not in ("threads", "dask"):
+            raise ConfigError(f"task_runner must be 'threads' or 'dask', got {self.task_runner!r}")
+        if self.dask_address is not None and self.task_runner != "dask":
+            raise ConfigError("dask_address is for task_runner 'dask' (--task-runner dask --dask-address HOST:PORT)")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -68,8 +70,11 @@ class Extractor:
         self.spec, self.weights, self.image_size = spec, weights, image_size or spec.input_size
         self.jit_compile = jit_compile
 
+    built = 0  # extractors this process has built (a Dask worker's count shows backbones are built once)
+
     @functools.cached_property
     def model(self) -> keras.Model:
+        Extractor.built += 1
         return build_extractor(self.spec, self.weights, self.image_size)
 
     @functools.cache
@@ -80,6 +85,22 @@ class Extractor:
                                      self.jit_compile)
         strategy = tf.distribute.get_strategy()
         return replicated(forward, strategy) if strategy.num_replicas_in_sync > 1 else forward
+
+
+_EXTRACTORS: dict[tuple, Extractor] = {}
+_EXTRACTORS_LOCK = threading.Lock()
+
+
+def shared_extractor(spec: BackboneSpec, weights: Path | None, image_size: int | None,
+                     jit_compile: bool = False) -> Extractor:
+    """The process's extractor for a backbone, weights, size and compute policy: a process that extracts many
+    shards (a Dask worker) builds each backbone once, not once per shard."""
+    key = (spec, str(weights), image_size, jit_compile, keras.config.dtype_policy().name,
+           tf.distribute.get_strategy().num_replicas_in_sync)
+    with _EXTRACTORS_LOCK:
+        if key not in _EXTRACTORS:
+            _EXTRACTORS[key] = Extractor(spec, weights, image_size, jit_compile)
+        return _EXTRACTORS[key]
 
 
 def extract_features(forward, batches, on_batch=None) -> np.ndarray:
@@ -102,15 +123,53 @@ def plan_shards(num_train: int, num_test: int, shard_size: int) -> list[dict]:
     return shards
 
 
-def verified_shards(directory: Path, manifest: dict) -> set[str]:
-    """Shards whose file exists and matches the checksum the manifest recorded for it."""
-    good = set()
-    for name, entry in manifest.get("shards", {}).items():
-        path = directory / name
-        # Re-hash rather than trust the file's presence: a crash or a bad disk can leave a wrong file.
-        if path.is_file() and sha256_file(path) == entry["sha256"]:
-            good.add(name)
-    return good
+def shard_record_path(directory: Path, name: str) -> Path:
+    """The record a shard's writer leaves beside it (its checksum and width): shards written by other processes
+    (tasks on a Dask cluster) are found by their records, without a shared manifest to race on."""
+    return Path(directory) / f"{name}.json"
+
+
+def write_shard(directory: Path, shard: dict, features: np.ndarray) -> dict:
+    """One shard's features, then its record, each written atomically: a shard without a record is not done."""
+    atomic_write_npy(Path(directory) / shard["file"], features.astype(np.float16))
+    entry = {**shard, "sha256": sha256_file(Path(directory) / shard["file"]), "feature_width": int(features.shape[1])}
+    atomic_write_json(shard_record_path(directory, shard["file"]), entry)
+    return entry
+
+
+def verified_shard(directory: Path, name: str, recorded: dict | None = None) -> dict | None:
+    """A shard's record if its file exists and matches the checksum recorded for it (beside the shard, or in the
+    manifest: `recorded`), else None."""
+    record = shard_record_path(directory, name)
+    if record.is_file():
+        try:
+            recorded = json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError):  # a record is written atomically; a bad one means: redo
+            return None
+    path = Path(directory) / name
+    # Re-hash rather than trust the file's presence: a crash or a bad disk can leave a wrong file.
+    return recorded if recorded and path.is_file() and sha256_file(path) == recorded["sha256"] else None
+
+
+def verified_shards(directory: Path, manifest: dict) -> dict[str, dict]:
+    """The verified shards of a feature set (recorded in the manifest or beside the shards), by file name."""
+    names = {*manifest.get("shards", {}), *(path.name[:-len(".json")] for path in Path(directory).glob("*.npy.json"))}
+    entries = {name: verified_shard(directory, name, manifest.get("shards", {}).get(name)) for name in names}
+    return {name: entry for name, entry in entries.items() if entry is not None}
+
+
+def extract_shard(index: LoadedIndex, extractor: Extractor, view: str, directory: Path, shard: dict,
+                  config: FeatureConfig, advance=None) -> dict:
+    """Extract one shard's features and write it with its record; return the record."""
+    forward, size, parts = extractor.forward(view), extractor.image_size, []
+    for start in range(shard["start"], shard["stop"], DECODE_CHUNK):
+        positions = np.arange(start, min(start + DECODE_CHUNK, shard["stop"]))
+        # Decode a chunk completely before the model runs: with tf.data's threads working beside
+        # the model, extraction ran at 0.55-0.6x of the bare forward pass on 2 cores (bench P2).
+        batches = list(uint8_batches(split_source(index, shard["split"], positions), 3, size,
+                                     config.batch_size, same_size=index.same_size))
+        parts.append(extract_features(forward, batches, advance))
+    return write_shard(directory, shard, np.concatenate(parts))
 
 
 def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, directory: Path,
@@ -120,30 +179,24 @@ def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, direc
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     plan = plan_shards(index.metadata["num_train"], index.metadata["num_test"], config.shard_size)
-    done = verified_shards(directory, manifest)
-    todo = [shard for shard in plan if shard["file"] not in done]
-    shards = {name: entry for name, entry in manifest.get("shards", {}).items() if name in done}
-    manifest = {"backbone": spec.name, "view": view, "image_size": size,
-                "num_train": index.metadata["num_train"], "num_test": index.metadata["num_test"],
-                "shards": shards, "complete": not todo, "feature_width": manifest.get("feature_width")}
+    shards = {name: entry for name, entry in verified_shards(directory, manifest).items()
+              if name in {shard["file"] for shard in plan}}
+    todo = [shard for shard in plan if shard["file"] not in shards]
+    width = next((entry["feature_width"] for entry in shards.values() if "feature_width" in entry),
+                 manifest.get("feature_width"))
+    recorded, manifest = manifest, {
+        "backbone": spec.name, "view": view, "image_size": size, "num_train": index.metadata["num_train"],
+        "num_test": index.metadata["num_test"], "shards": shards, "complete": not todo, "feature_width": width}
     if not todo:
+        if manifest != recorded:  # shards other processes wrote (mapped extraction), now in one manifest
+            atomic_write_json(manifest_path, manifest)
         return manifest
     started, images = time.perf_counter(), sum(shard["stop"] - shard["start"] for shard in todo)
-    forward = extractor.forward(view)
     with progress_bar(f"{spec.label} [{view}] features", total=images, unit="images") as advance:
         for shard in todo:
-            parts = []
-            for start in range(shard["start"], shard["stop"], DECODE_CHUNK):
-                positions = np.arange(start, min(start + DECODE_CHUNK, shard["stop"]))
-                # Decode a chunk completely before the model runs: with tf.data's threads working beside
-                # the model, extraction ran at 0.55-0.6x of the bare forward pass on 2 cores (bench P2).
-                batches = list(uint8_batches(split_source(index, shard["split"], positions), 3, size,
-                                             config.batch_size, same_size=index.same_size))
-                parts.append(extract_features(forward, batches, advance))
-            features = np.concatenate(parts).astype(np.float16)
-            atomic_write_npy(directory / shard["file"], features)
-            manifest["shards"][shard["file"]] = {**shard, "sha256": sha256_file(directory / shard["file"])}
-            manifest["feature_width"] = int(features.shape[1])
+            entry = extract_shard(index, extractor, view, directory, shard, config, advance)
+            manifest["shards"][shard["file"]] = entry
+            manifest["feature_width"] = entry["feature_width"]
             atomic_write_json(manifest_path, manifest)  # after every shard: a kill loses one shard at most
     manifest["complete"] = True
     atomic_write_json(manifest_path, manifest)
@@ -151,9 +204,11 @@ def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, direc
     return manifest
 
 
-def _log_extraction(directory: Path, images: int, seconds: float) -> None:
+def _log_extraction(directory: Path, images: int, seconds: float, **facts) -> None:
+    """One line per extraction (a whole set, or one shard with the process that did it): small appends from
+    several processes stay whole lines."""
     with open(directory / "extractions.jsonl", "a") as stream:
-        stream.write(json.dumps({"images": images, "seconds": round(seconds, 3), "time": time.time()}) + "\n")
+        stream.write(json.dumps({"images": images, "seconds": round(seconds, 3), "time": time.time(), **facts}) + "\n")
 
 
 def load_features(directory: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -192,3 +247,44 @@ def cache_features(config, index_dir: Path, backbone: str, weights: Path | None,
             cache_feature_set(index, extractor, view, directory, config.features)
             directories.append(directory)
     return tuple(directories)
+
+
+def pending_shards(config, index_dir: Path, backbone: str, weights: Path | None,
+                   views: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """The (view, shard) pairs of a backbone's feature sets not yet extracted and verified: the units that
+    mapped extraction (one task each, on any worker) hands out."""
+    from tasks.devices import current_plan
+
+    index, policy = read_index(index_dir), current_plan(config.device).policy
+    spec, pending = backbone_spec(backbone), []
+    for view in views:
+        directory = feature_directory(config.paths.features(config.competition), index, spec, weights, view,
+                                      config.features, policy)
+        manifest_path = directory / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        done = verified_shards(directory, manifest)
+        pending += [(view, shard) for shard in plan_shards(index.metadata["num_train"], index.metadata["num_test"],
+                                                           config.features.shard_size) if shard["file"] not in done]
+    return pending
+
+
+def cache_feature_shard(config, index_dir: Path, backbone: str, weights: Path | None, view: str,
+                        shard: dict) -> dict:
+    """Leave one shard of a feature set on disk with its record (unless it is there already); return the record.
+    extractions.jsonl says which process did it and how many backbones that process had built (one, however
+    many shards it extracts)."""
+    from tasks.devices import current_plan, device_scope
+
+    index, plan = read_index(index_dir), current_plan(config.device)
+    with device_scope(plan):
+        extractor = shared_extractor(backbone_spec(backbone), weights, config.features.image_size, plan.jit_compile)
+        directory = feature_directory(config.paths.features(config.competition), index, extractor.spec, weights,
+                                      view, config.features, plan.policy)
+        entry = verified_shard(directory, shard["file"])
+        if entry is None:
+            started = time.perf_counter()
+            directory.mkdir(parents=True, exist_ok=True)
+            entry = extract_shard(index, extractor, view, directory, shard, config.features)
+            _log_extraction(directory, shard["stop"] - shard["start"], time.perf_counter() - started,
+                            shard=shard["file"], process=os.getpid(), backbones_built=Extractor.built)
+    return entry

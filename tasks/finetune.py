@@ -33,10 +33,10 @@ from tasks.index import TEST, TRAIN
 from tasks.members import (
     MemberContext,
     MemberResult,
-    cross_validate,
     load_images,
     logits_layer,
     predict_probabilities,
+    seed_stream,
     train_keras_model,
 )
 
@@ -53,38 +53,40 @@ def unfreeze_top(extractor: keras.Model, fraction: float) -> int:
     return sum(layer.trainable for layer in weighted)
 
 
-def augmentation(flip: bool) -> keras.Sequential:
+def augmentation(flip: bool, seed: int = 0) -> keras.Sequential:
     """Shifts by up to an eighth (reflected at the border) and, for photos, mirror images; in training only."""
-    steps = [layers.RandomTranslation(0.125, 0.125, fill_mode="reflect")]
+    seeds = seed_stream(seed)
+    steps = [layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=next(seeds))]
     if flip:
-        steps.insert(0, layers.RandomFlip("horizontal"))
+        steps.insert(0, layers.RandomFlip("horizontal", seed=next(seeds)))
     return keras.Sequential(steps, name="augmentation")
 
 
-def head_model(features: np.ndarray, num_classes: int) -> keras.Sequential:
+def head_model(features: np.ndarray, num_classes: int, seed: int = 0) -> keras.Sequential:
     """Standardise the features (by the training features' mean and variance, fixed), dropout, logits."""
-    mean, variance = features.mean(axis=0), features.var(axis=0)
+    mean, variance, seeds = features.mean(axis=0), features.var(axis=0), seed_stream(seed)
     return keras.Sequential([keras.Input(shape=(features.shape[1],)),
-                             layers.Normalization(mean=mean, variance=variance), layers.Dropout(0.2),
-                             logits_layer(num_classes)], name="head")
+                             layers.Normalization(mean=mean, variance=variance), layers.Dropout(0.2, seed=next(seeds)),
+                             logits_layer(num_classes, seeds)], name="head")
 
 
 def finetune_model(extractor: keras.Model, head: keras.Model, input_shape: tuple[int, int, int], size: int,
-                   flip: bool) -> keras.Model:
+                   flip: bool, seed: int = 0) -> keras.Model:
     """Images (0..255, any size) -> augmentation -> resize to `size` -> backbone (inference mode) -> head."""
     inputs = keras.Input(shape=input_shape, name="pixels")
-    images = layers.Resizing(size, size, name="resize")(augmentation(flip)(inputs))
+    images = layers.Resizing(size, size, name="resize")(augmentation(flip, seed)(inputs))
     features = extractor(images, training=False)  # BatchNorm on its running statistics, whatever is trainable
     return keras.Model(inputs, head(features), name="finetune")
 
 
-def warm_head(features: np.ndarray, labels: np.ndarray, num_classes: int, inverse_l2: float) -> keras.Sequential:
+def warm_head(features: np.ndarray, labels: np.ndarray, num_classes: int, inverse_l2: float,
+              seed: int = 0) -> keras.Sequential:
     """The head fitted on frozen features first (fine-tuning from a random head would first undo the backbone):
     a logistic regression on the standardised features, solved to convergence whatever the data's size, then
     copied into the logits layer. Classes absent from these rows get a bias far below the others."""
     from sklearn.linear_model import LogisticRegression
 
-    head = head_model(features, num_classes)
+    head = head_model(features, num_classes, seed)
     scaled = np.asarray(head.layers[0](features))
     solved = LogisticRegression(C=inverse_l2, max_iter=2000).fit(scaled, labels)
     kernel = np.zeros((features.shape[1], num_classes), np.float32)
@@ -130,14 +132,12 @@ def fit_finetune(context: MemberContext) -> MemberResult:
         keras.utils.set_random_seed(context.seed)
         valid = (images[valid_positions], labels[valid_positions])
         head = warm_head(features[train_positions], labels[train_positions], context.num_classes,
-                         config.finetune_head_c)
+                         config.finetune_head_c, context.seed)
         extractor = build_extractor(spec, weights, size)
         unfreeze_top(extractor, config.finetune_fraction)
-        model = finetune_model(extractor, head, images.shape[1:], size, flip)
+        model = finetune_model(extractor, head, images.shape[1:], size, flip, context.seed)
         history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, tuning,
                                     context.seed, clock, jit_compile=context.jit_compile)
         return predict_views(model, valid[0], flip), predict_views(model, test_images, flip), history
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold,
-                          f"finetune {spec.label} at {size} px", only_folds=config.finetune_folds,
-                          deadline=context.deadline)
+    return context.cross_validate(fit_fold, f"finetune {spec.label} at {size} px", config.finetune_folds)

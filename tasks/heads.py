@@ -18,9 +18,10 @@ from tasks.members import (
     MemberContext,
     MemberResult,
     class_probabilities,
-    cross_validate,
+    glorot,
     logits_layer,
     predict_probabilities,
+    seed_stream,
     train_keras_model,
 )
 
@@ -50,14 +51,16 @@ def fit_logistic(context: MemberContext) -> MemberResult:
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), {})
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "logistic head",
-                          deadline=context.deadline)
+    return context.cross_validate(fit_fold, "logistic head")
 
 
-def mlp_model(feature_width: int, num_classes: int, units: int) -> keras.Model:
+def mlp_model(feature_width: int, num_classes: int, units: int, seed: int = 0) -> keras.Model:
+    seeds = seed_stream(seed)
     inputs = keras.Input(shape=(feature_width,), name="features")
-    hidden = layers.Dense(units, activation="relu")(layers.Dropout(0.2)(inputs))
-    return keras.Model(inputs, logits_layer(num_classes)(layers.Dropout(0.5)(hidden)), name="mlp_head")
+    hidden = layers.Dense(units, activation="relu", kernel_initializer=glorot(seeds))(
+        layers.Dropout(0.2, seed=next(seeds))(inputs))
+    return keras.Model(inputs, logits_layer(num_classes, seeds)(layers.Dropout(0.5, seed=next(seeds))(hidden)),
+                       name="mlp_head")
 
 
 def fit_mlp(context: MemberContext) -> MemberResult:
@@ -72,12 +75,11 @@ def fit_mlp(context: MemberContext) -> MemberResult:
         scale = lambda x: scaler.transform(x).astype(np.float32)
         train = (scale(features), np.tile(labels[train_positions], len(train_views)))
         valid = (scale(train_views[0][valid_positions]), labels[valid_positions])
-        model = mlp_model(features.shape[1], context.num_classes, config.mlp_units)
+        model = mlp_model(features.shape[1], context.num_classes, config.mlp_units, context.seed)
         history = train_keras_model(model, train, valid, config, context.seed, clock, loop="fit",
                                     jit_compile=context.jit_compile)
         predict = lambda x: predict_probabilities(model, scale(x))
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "mlp head",
-                          deadline=context.deadline)
+    return context.cross_validate(fit_fold, "mlp head")

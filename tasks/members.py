@@ -7,9 +7,12 @@ functions `(MemberContext) -> MemberResult`, registered by kind in tasks/recipes
 from __future__ import annotations
 
 import dataclasses
+import io
+import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import keras
 import numpy as np
@@ -17,6 +20,7 @@ from keras import layers
 
 from tasks.budget import Clock
 from tasks.config import FeatureConfig, TrainConfig
+from tasks.files import atomic_write_bytes
 from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.pipelines import image_batches, split_source
 from tasks.progress import progress_bar
@@ -36,6 +40,12 @@ class MemberContext:
     deadline: float | None = None  # wall-clock seconds by which the member should be done (--time-limit)
     features: FeatureConfig = FeatureConfig()  # the run's, for feature sets a member extracts itself
     jit_compile: bool | str = "auto"  # XLA for training steps ("auto": Keras decides, on a GPU only)
+    fold_store: FoldStore | None = None  # where finished folds are kept (and which this call may fit)
+
+    def cross_validate(self, fit_fold: FoldFit, description: str, only_folds: int | None = None) -> MemberResult:
+        """`cross_validate` over this member's folds, with its deadline and fold store."""
+        return cross_validate(self.folds, self.num_classes, self.num_test, fit_fold, description, only_folds,
+                              self.deadline, self.fold_store)
 
     @property
     def labels(self) -> np.ndarray:
@@ -65,33 +75,75 @@ class MemberResult:
 FoldFit = Callable[[np.ndarray, np.ndarray, Clock], tuple[np.ndarray, np.ndarray, dict]]
 
 
+@dataclass(frozen=True)
+class FoldStore:
+    """A member's finished folds on disk (`fold-<n>.npz`: the held-out rows' and the test set's probabilities and
+    the history), so that folds can be fitted by separate tasks on any worker (mapped members x folds) and a
+    killed run resumes at the fold it was in. A fold the time limit cut short is kept apart (`-partial`) and read
+    only by a time-limited run. `only`: the folds this call may fit (None: all); the others are only read."""
+
+    directory: Path
+    only: tuple[int, ...] | None = None
+
+    def path(self, fold: int, partial: bool = False) -> Path:
+        return Path(self.directory) / f"fold-{int(fold)}{'-partial' if partial else ''}.npz"
+
+    def may_fit(self, fold: int) -> bool:
+        return self.only is None or int(fold) in self.only
+
+    def load(self, fold: int, partial_ok: bool = False) -> tuple[np.ndarray, np.ndarray, dict, bool] | None:
+        for partial in (False, True) if partial_ok else (False,):
+            if self.path(fold, partial).is_file():
+                with np.load(self.path(fold, partial)) as saved:
+                    return saved["valid"], saved["test"], json.loads(str(saved["history"])), partial
+        return None
+
+    def save(self, fold: int, valid: np.ndarray, test: np.ndarray, history: dict, partial: bool) -> Path:
+        buffer = io.BytesIO()
+        np.savez(buffer, valid=np.asarray(valid, np.float32), test=np.asarray(test, np.float32),
+                 history=json.dumps({name: [float(value) for value in values] for name, values in history.items()}))
+        return atomic_write_bytes(self.path(fold, partial), buffer.getvalue())
+
+
 def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold: FoldFit,
                    description: str = "folds", only_folds: int | None = None,
-                   deadline: float | None = None) -> MemberResult:
+                   deadline: float | None = None, store: FoldStore | None = None) -> MemberResult:
     """Run `fit_fold(train_positions, valid_positions, clock) -> (valid_probs, test_probs, history)` per fold,
     or for the first `only_folds` folds (the other folds' rows keep NaN: no out-of-fold prediction). With a
     deadline, folds train one after another as usual until it (each fold's `clock` ends its epochs at the
     deadline), and no fold starts that would end after it: a few well-trained folds, not every fold
     half-trained (an equal share per fold left three CNNs at CV 0.40 in 3 minutes on digits). The blend
-    uses the rows that every member predicted; the test prediction is the mean over the folds trained."""
+    uses the rows that every member predicted; the test prediction is the mean over the folds trained.
+    With a `store`, finished folds are read from it rather than fitted, and every fitted fold is saved to it."""
     fold_numbers = np.unique(folds)[:only_folds]
     oof = np.full((len(folds), num_classes), np.nan, dtype=np.float32)
     tests, histories, member_clock = [], [], Clock(deadline)
     with progress_bar(description, total=len(fold_numbers), unit="folds") as advance:
         for fold in fold_numbers:
-            if not member_clock.room_for_another():
-                break
             valid = np.flatnonzero(folds == fold)
-            clock = Clock(deadline)
-            valid_probs, test_probs, history = fit_fold(np.flatnonzero(folds != fold), valid, clock)
+            saved = store.load(fold, partial_ok=deadline is not None) if store is not None else None
+            if saved is None and store is not None and not store.may_fit(fold):
+                continue  # another task fits this fold
+            if saved is None:
+                if not member_clock.room_for_another():
+                    break
+                clock = Clock(deadline)
+                valid_probs, test_probs, history = fit_fold(np.flatnonzero(folds != fold), valid, clock)
+                # As the store keeps them: a fold read back gives the same numbers as one just fitted.
+                valid_probs, test_probs = np.asarray(valid_probs, np.float32), np.asarray(test_probs, np.float32)
+                if store is not None:
+                    store.save(fold, valid_probs, test_probs, history, partial=clock.ended_early)
+                member_clock.tick()
+                member_clock.ended_early |= clock.ended_early
+            else:
+                valid_probs, test_probs, history, partial = saved
+                member_clock.ended_early |= partial
             oof[valid] = valid_probs
             tests.append(test_probs)
             histories.append(history)
-            member_clock.tick()
-            member_clock.ended_early |= clock.ended_early
             advance()
-    return MemberResult(oof=oof, test=np.mean(tests, axis=0).astype(np.float32), histories=histories,
-                        ended_early=member_clock.ended_early)
+    test = np.mean(tests, axis=0).astype(np.float32) if tests else np.full((num_test, num_classes), np.nan, np.float32)
+    return MemberResult(oof=oof, test=test, histories=histories, ended_early=member_clock.ended_early)
 
 
 def class_probabilities(model, rows: np.ndarray, num_classes: int) -> np.ndarray:
@@ -103,10 +155,21 @@ def class_probabilities(model, rows: np.ndarray, num_classes: int) -> np.ndarray
     return probabilities
 
 
-def logits_layer(num_classes: int) -> layers.Dense:
+def seed_stream(seed: int) -> Iterator[int]:
+    """Explicit seeds for a model's initializers and random layers, one each, from the member's seed. Keras draws
+    a missing seed from Python's process-wide `random`, which other threads (Prefect's, a Dask worker's) draw from
+    too: the same fold built in another process started from other weights (0.05 apart in an MLP's predictions)."""
+    return itertools.count(1000 * seed + 1)
+
+
+def glorot(seeds: Iterator[int]) -> keras.initializers.Initializer:
+    return keras.initializers.GlorotUniform(seed=next(seeds))
+
+
+def logits_layer(num_classes: int, seeds: Iterator[int]) -> layers.Dense:
     """Every Keras member's last layer: logits, in float32 whatever the compute policy (mixed precision keeps
     the loss and the softmax stable); probabilities are taken at prediction time (`predict_probabilities`)."""
-    return layers.Dense(num_classes, dtype="float32", name="logits")
+    return layers.Dense(num_classes, dtype="float32", name="logits", kernel_initializer=glorot(seeds))
 
 
 def predict_logits(model: keras.Model, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -251,11 +314,11 @@ def load_images(index: LoadedIndex, split: str, channels: int, image_size: int |
     return np.concatenate([np.round(np.clip(batch.numpy(), 0, 255)).astype(np.uint8) for batch in batches])
 
 
-def softmax_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+def softmax_model(input_shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> keras.Model:
     """Multinomial logistic regression on raw pixels: the baseline that closes the loop."""
     inputs = keras.Input(shape=input_shape, name="pixels")
     features = layers.Flatten()(layers.Rescaling(1.0 / 255)(inputs))
-    return keras.Model(inputs, logits_layer(num_classes)(features), name="softmax")
+    return keras.Model(inputs, logits_layer(num_classes, seed_stream(seed))(features), name="softmax")
 
 
 def capped_size(index: LoadedIndex, max_size: int | None) -> int | None:
@@ -273,11 +336,14 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
     images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
     keras.utils.set_random_seed(context.seed)
     model = build_model(images.shape[1:], context.num_classes)  # one model for all folds: traced once
-    initial = model.get_weights()
+    # Every fold starts from the same state, random layers' seeds included (`variables`, not only `weights`): a
+    # fold's result must not depend on the folds fitted before it in the same process (mapped folds are not).
+    initial = [(variable, variable.numpy()) for variable in model.variables]
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock: Clock):
         keras.utils.set_random_seed(context.seed)
-        model.set_weights(initial)
+        for variable, value in initial:
+            variable.assign(value)
         valid = (images[valid_positions], labels[valid_positions])
         epochs = epochs_for(config, len(train_positions))
         history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid,
@@ -285,9 +351,8 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
                                     context.seed, clock, jit_compile=context.jit_compile)
         return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, description,
-                          deadline=context.deadline)
+    return context.cross_validate(fit_fold, description)
 
 
 def fit_softmax(context: MemberContext) -> MemberResult:
-    return pixel_member(context, softmax_model, "softmax on pixels")
+    return pixel_member(context, lambda shape, classes: softmax_model(shape, classes, context.seed), "softmax on pixels")

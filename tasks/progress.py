@@ -30,6 +30,8 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.1f} {self.unit}/s" if speed else f"- {self.unit}/s")
 
 
+SHOW_BARS = True  # False in a Dask worker (flows/dask_worker.py): it runs one fold or shard of many
+
 # Called with (description, done, total) at start, every 5 % and at the end: how an orchestrator shows progress
 # (flows/orchestration.py registers a Prefect progress artifact) without the stages knowing it.
 LISTENERS: list[Callable[[str, int, int], None]] = []
@@ -58,7 +60,7 @@ def progress_bar(description: str, total: int, unit: str = "steps") -> Iterator:
             reported = step
             _notify(description, done, total)
 
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    with Progress(*columns, console=Console(stderr=True, quiet=not SHOW_BARS)) as progress:
         task_id = progress.add_task(description, total=total)
         _notify(description, 0, total)
         yield advance

@@ -5,8 +5,10 @@ A member is named `KIND[@BACKBONE][#SEED]`: `cnn#1`, `logistic@efficientnetb0`, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from tasks.files import atomic_write_json, atomic_write_npy, sha256_text
 from tasks.finetune import fit_finetune
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import read_index
-from tasks.members import MemberContext, MemberResult, fit_softmax
+from tasks.members import FoldStore, MemberContext, MemberResult, fit_softmax
 from tasks.metrics import score_probabilities
 from tasks.plots import plot_confusion_matrix, plot_training_curves
 from tasks.svm import fit_svm
@@ -119,7 +121,7 @@ def load_member(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
             np.load(directory / "test.npy"))
 
 
-MEMBER_VERSION = 1  # bump when training changes what a member's predictions are
+MEMBER_VERSION = 2  # bump when training changes what a member's predictions are (2: explicit seeds, issue 11)
 
 
 def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: str,
@@ -138,36 +140,85 @@ def member_pictures(config, member_dir: Path) -> Path:
     return config.paths.member_pictures(config.competition, Path(member_dir).name)
 
 
-def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None,
-               deadline: float | None = None, may_skip: bool = False) -> Path | None:
-    """Train one member over the folds, unless the same member on the same inputs is cached; return the
-    directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/). A member that the
-    deadline cut short is kept apart (`<key>-partial`), so that it never stands in for the whole member; one
-    not cached whose deadline has passed is skipped (None) when `may_skip` (other members finished)."""
-    from tasks.devices import current_plan, device_scope, training_jit
+@dataclass(frozen=True)
+class MemberJob:
+    """One member of a run, resolved: its name, cache key and directory, and the context it trains in."""
+
+    name: MemberName
+    key: str
+    directory: Path
+    context: MemberContext
+
+    @property
+    def fold_store(self) -> FoldStore:
+        return FoldStore(self.directory.with_name(self.key + ".folds"))
+
+
+def member_job(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None,
+               deadline: float | None = None) -> MemberJob:
+    from tasks.devices import current_plan, training_jit
 
     member = MemberName.parse(name)
     index, plan = read_index(index_dir), current_plan(config.device)
     seed = config.seed + member.seed
     digest = member_key(member, config.train, seed, index.metadata["content_hash"], feature_dirs, plan.policy)
     key = f"{member.directory_name}-{digest}"
-    directory = config.paths.member(config.competition, key)
-    if (directory / "member.json").is_file():
-        return directory
-    if may_skip and deadline is not None and deadline <= time.time():
-        return None
     context = MemberContext(index, config.train, seed=seed, feature_dirs=tuple(feature_dirs),
                             backbone=member.backbone, weights=weights and Path(weights),
                             features_root=config.paths.features(config.competition), deadline=deadline,
                             features=config.features, jit_compile=training_jit(config.device, plan))
+    return MemberJob(member, key, config.paths.member(config.competition, key), context)
+
+
+def member_folds(config, index_dir: Path, name: str) -> tuple[int, ...]:
+    """The folds a member fits: every fold, or the first `finetune_folds` for a finetune member."""
+    folds = tuple(int(fold) for fold in np.unique(read_index(index_dir).split("train")["fold"]))
+    return folds[:config.train.finetune_folds] if MemberName.parse(name).kind == "finetune" else folds
+
+
+def fit_member_fold(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None,
+                    fold: int, deadline: float | None = None) -> Path | None:
+    """Fit one fold of a member into its fold store (unless the member or the fold is there already): the unit
+    that mapped members x folds hand to any worker. Returns the fold's file (None: the deadline had passed)."""
+    from tasks.devices import current_plan, device_scope
+
+    job = member_job(config, index_dir, name, feature_dirs, weights, deadline)
+    store = dataclasses.replace(job.fold_store, only=(int(fold),))
+    if (job.directory / "member.json").is_file() or store.load(fold, partial_ok=deadline is not None):
+        return store.path(fold)
+    if deadline is not None and deadline <= time.time():
+        return None
+    with device_scope(current_plan(config.device)):
+        KINDS[job.name.kind](dataclasses.replace(job.context, fold_store=store))
+    return next((path for path in (store.path(fold), store.path(fold, partial=True)) if path.is_file()), None)
+
+
+def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None = None,
+               deadline: float | None = None, may_skip: bool = False, fit_missing: bool = True) -> Path | None:
+    """Train one member over the folds, unless the same member on the same inputs is cached; return the
+    directory holding its predictions (data/05_predictions/<comp>/members/<member>-<key>/). Folds already in
+    its fold store (fitted by mapped tasks, or before a kill) are read, not fitted again. A member that the
+    deadline cut short is kept apart (`<key>-partial`), so that it never stands in for the whole member; one
+    not cached whose deadline has passed is skipped (None) when `may_skip` (other members finished). Without
+    `fit_missing`, only the folds in the store are used (mapped folds the time limit stopped: the member ended early)."""
+    from tasks.devices import current_plan, device_scope
+
+    job = member_job(config, index_dir, name, feature_dirs, weights, deadline)
+    directory, context, member = job.directory, job.context, job.name
+    if (directory / "member.json").is_file():
+        return directory
+    if may_skip and deadline is not None and deadline <= time.time() and not any(job.fold_store.directory.glob("*")):
+        return None
+    store = job.fold_store if fit_missing else dataclasses.replace(job.fold_store, only=())
     started = time.perf_counter()
-    with device_scope(plan):
-        result = KINDS[member.kind](context)
+    with device_scope(current_plan(config.device)):
+        result = KINDS[member.kind](dataclasses.replace(context, fold_store=store))
     seconds = time.perf_counter() - started
+    if len(result.histories) < len(member_folds(config, index_dir, name)):
+        result = dataclasses.replace(result, ended_early=True)  # folds missing: time ran out before them
     if result.ended_early:
-        key = f"{key}-partial"
-        directory = config.paths.member(config.competition, key)
-    spec = index.metadata["spec"]
+        directory = config.paths.member(config.competition, f"{job.key}-partial")
+    spec = context.index.metadata["spec"]
     predicted = predicted_rows(result.oof)
     score = score_probabilities(context.labels[predicted], result.oof[predicted], spec["metric"])
     pictures = member_pictures(config, directory)
@@ -176,6 +227,8 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     plot_confusion_matrix(context.labels[predicted], result.oof[predicted], spec["class_names"],
                           f"{member} (CV {spec['metric']} {score:.4f})", pictures / "confusion_matrix.png")
     save_member(directory, str(member), result, score, seconds)
+    if not result.ended_early:  # a whole member: its folds are in its predictions now
+        shutil.rmtree(store.directory, ignore_errors=True)
     return directory
 
 

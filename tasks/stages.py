@@ -20,10 +20,10 @@ from tasks.backends import backend_for, fetch_competition, submit_file
 from tasks.budget import member_deadline, reserve_seconds, run_deadline
 from tasks.config import Config
 from tasks.ensemble import blend_members
-from tasks.features import cache_features
+from tasks.features import cache_feature_shard, cache_features, pending_shards
 from tasks.files import atomic_write_json
 from tasks.index import index_competition
-from tasks.recipes import MemberName, fit_member, plan_run
+from tasks.recipes import MemberName, fit_member, fit_member_fold, member_folds, plan_run
 from tasks.submission import write_submission_file
 
 
@@ -73,6 +73,11 @@ class Stages:
     submission: Callable[..., Path] = write_submission_file
     submit: Callable[..., dict] = submit_file
     record: Callable[..., Path] = record_run
+    feature_shard: Callable[..., dict] = cache_feature_shard
+    member_fold: Callable[..., Path | None] = fit_member_fold
+    # Mapping: `each(stage, calls)` runs `stage(*call)` for every call (on any worker) and returns the results in
+    # order. None: no mapping, each backbone's shards and each member's folds run inside its one stage.
+    each: Callable[[Callable, list[tuple]], list] | None = None
 
 
 def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None) -> Path:
@@ -88,16 +93,28 @@ def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None
         config = dataclasses.replace(config, features=dataclasses.replace(config.features, image_size=plan.image_size))
     if plan.cnn_size is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, cnn_size=plan.cnn_size))
+    if stages.each is not None:  # every backbone x view x shard as its own task, then the manifests
+        stages.each(stages.feature_shard, [(config, index_dir, backbone, weights and Path(weights), view, shard)
+                                           for backbone, weights in plan.weights.items()
+                                           for view, shard in pending_shards(config, index_dir, backbone,
+                                                                             weights and Path(weights), plan.views)])
     features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
                 for backbone, weights in plan.weights.items()}
+    def inputs(name: str) -> tuple[tuple[Path, ...], Path | None]:  # a member's feature sets and weights
+        backbone = MemberName.parse(name).backbone
+        return features.get(backbone, ()), plan.weights.get(backbone) and Path(plan.weights[backbone])
+
+    if stages.each is not None:  # every member x fold as its own task, then each member from its folds
+        deadline = member_deadline(config.deadline, reserve_seconds(config.time_limit or 0.0), 1)
+        stages.each(stages.member_fold, [(config, index_dir, name, *inputs(name), fold, deadline)
+                                         for name in plan.members for fold in member_folds(config, index_dir, name)])
     member_dirs, skipped = [], []
     for position, name in enumerate(plan.members):
-        backbone = MemberName.parse(name).backbone
         deadline = member_deadline(config.deadline, reserve_seconds(config.time_limit or 0.0),
                                    len(plan.members) - position)
-        directory = stages.member(config, index_dir, name, features.get(backbone, ()),
-                                  plan.weights.get(backbone) and Path(plan.weights[backbone]), deadline,
-                                  may_skip=bool(member_dirs))
+        # Mapped folds that the time limit stopped are not fitted here: the member keeps the folds that finished.
+        directory = stages.member(config, index_dir, name, *inputs(name), deadline, may_skip=bool(member_dirs),
+                                  fit_missing=stages.each is None or config.deadline is None)
         if directory is None:
             skipped.append(name)  # no time left to train it; the members that finished are blended
         else:

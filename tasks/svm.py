@@ -17,7 +17,6 @@ from tasks.members import (
     MemberResult,
     capped_size,
     class_probabilities,
-    cross_validate,
     load_images,
 )
 
@@ -58,6 +57,5 @@ def fit_svm(context: MemberContext) -> MemberResult:
         return class_probabilities(model, images[valid_positions], context.num_classes), \
             class_probabilities(model, test_images, context.num_classes), {}
 
-    return cross_validate(context.folds, context.num_classes, context.num_test, fit_fold, "svm on pixels",
-                          deadline=context.deadline)
+    return context.cross_validate(fit_fold, "svm on pixels")
 

@@ -188,6 +188,7 @@ def test_a_full_disk_while_writing_a_shard_is_one_clear_error_and_no_half_shard(
     with pytest.raises(DiskFullError, match=r"train-00001\.npy: no space left on device") as caught:
         _extract(setup, tmp_path / "set")
     assert isinstance(caught.value, HeadstartError) and isinstance(caught.value, OSError)
-    assert sorted(path.name for path in (tmp_path / "set").iterdir()) == ["manifest.json", "train-00000.npy"]
+    assert sorted(path.name for path in (tmp_path / "set").iterdir()) == ["manifest.json", "train-00000.npy",
+                                                                          "train-00000.npy.json"]
     # The first shard is kept for the next run (resuming from kept shards: test_corrupted_shard_is_rebuilt).
     assert list(json.loads((tmp_path / "set" / "manifest.json").read_text())["shards"]) == ["train-00000.npy"]

@@ -61,6 +61,13 @@ def run(
         metavar="auto|on|off", help="XLA-compiled extraction and training steps (auto: on one GPU).")] = "auto",
     multi_gpu: Annotated[str, typer.Option(
         metavar="auto|on|off", help="MirroredStrategy over every visible GPU (auto: when there are several).")] = "auto",
+    task_runner: Annotated[str, typer.Option(
+        metavar="threads|dask", help="Where tasks run: threads (this process), or dask: feature shards and "
+        "members x folds as mapped tasks on a Dask cluster (local, one worker per core, unless --dask-address).")
+    ] = "threads",
+    dask_address: Annotated[Optional[str], typer.Option(
+        metavar="HOST:PORT", help="An existing Dask scheduler for --task-runner dask (workers need headstart "
+        "installed and this data folder at the same path).")] = None,
     backend: Backend = "local",
     spec: Spec = None,
     as_json: AsJson = False,
@@ -74,7 +81,8 @@ def run(
                         views=tuple(view or ()), image_size=image_size, time_limit=time_limit, deadline=deadline,
                         train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
                                "finetune_epochs": finetune_epochs},
-                        device={"mixed_precision": mixed_precision, "jit_compile": xla, "multi_gpu": multi_gpu})
+                        device={"mixed_precision": mixed_precision, "jit_compile": xla, "multi_gpu": multi_gpu},
+                        task_runner=task_runner, dask_address=dask_address)
     if config.backend == "local":
         from tasks.backends import require_local_competition
 

@@ -1,0 +1,251 @@
+"""Mapped work (issue 11): feature shards and members x folds as tasks of their own, on a Dask cluster or anywhere,
+with the same results as one stage each; a worker killed mid-run survived."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from flows.cli.common import run_config
+from tasks import stages
+from tasks.members import FoldStore, cross_validate
+from tests.factories import shapes_competition_args, tiny_backbone_file
+from tests.test_cli import invoke
+
+HEADSTART = str(Path(sys.executable).with_name("headstart"))
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    """The shapes competition (150 training images, three classes) and a tiny backbone, made once."""
+    root = tmp_path_factory.mktemp("shapes")
+    invoke(*shapes_competition_args(root))
+    tiny_backbone_file(root / "tiny.keras")
+    return root
+
+
+def fresh_copy(shapes: Path, destination: Path) -> Path:
+    """The competition's data folder with nothing extracted or trained yet."""
+    shutil.copytree(shapes / "data", destination)
+    return destination
+
+
+def arrays(data_dir: Path) -> dict[str, np.ndarray]:
+    """Every feature shard and every member's predictions under a data folder, by what they are (the member's
+    directory name is its content key: the same member on the same inputs has the same name in both folders)."""
+    found = {}
+    for path in [*data_dir.glob("03_features/*/*/*.npy"), *data_dir.glob("05_predictions/*/members/*/*.npy")]:
+        found[str(path.relative_to(data_dir))] = np.load(path)
+    return found
+
+
+def assert_same_arrays(first: Path, second: Path) -> None:
+    one, other = arrays(first), arrays(second)
+    assert sorted(one) == sorted(other) and len(one) > 4
+    for name in one:
+        np.testing.assert_array_equal(one[name], other[name], err_msg=name)
+
+
+MEMBERS = ("logistic", "mlp", "softmax", "cnn")
+
+
+def plain_run(shapes: Path, data_dir: Path, mapped: bool) -> Path:
+    config = run_config("shapes", data_dir, "local", None, MEMBERS, [f"file:{shapes / 'tiny.keras'}"], 3, 3, False,
+                        True, views=("identity", "flip"))
+    # Mapped calls in reverse order: a shard or a fold must not depend on which ran before it in the process.
+    each = (lambda stage, calls: [stage(*call) for call in reversed(calls)]) if mapped else None
+    return stages.compete(config, stages.Stages(each=each))
+
+
+def test_mapped_shards_and_folds_give_what_one_stage_each_gives(shapes, tmp_path):
+    """Without Prefect: every backbone x view x shard and every member x fold as a call of its own (in reverse
+    order) leaves the same features and predictions, bit for bit, as one stage per backbone and per member."""
+    whole, mapped = fresh_copy(shapes, tmp_path / "whole"), fresh_copy(shapes, tmp_path / "mapped")
+    plain_run(shapes, whole, mapped=False)
+    run_json = plain_run(shapes, mapped, mapped=True)
+    assert_same_arrays(whole, mapped)
+    record = json.loads(Path(run_json).read_text())
+    assert sorted(record["members"]) == sorted(f"{name}@file:{shapes / 'tiny.keras'}" if name in ("logistic", "mlp")
+                                               else name for name in MEMBERS)
+    # Each feature set's shards were written by the mapped calls, each with its record, then gathered in one
+    # manifest; a member's folds were gathered into its predictions and its fold store removed.
+    for manifest in mapped.glob("03_features/shapes/*/manifest.json"):
+        entries = json.loads(manifest.read_text())["shards"]
+        assert entries and all((manifest.parent / f"{name}.json").is_file() for name in entries)
+    assert not list(mapped.glob("05_predictions/shapes/members/*.folds"))
+
+
+def test_a_stored_fold_is_read_not_fitted_again(tmp_path):
+    """A member killed after two folds resumes at the third; a fold the time limit cut short is read only by a
+    time-limited run."""
+    folds, calls = np.repeat(np.arange(4), 5), []
+
+    def fit_fold(train, valid, clock):
+        calls.append(len(calls))
+        return np.full((len(valid), 2), 0.5), np.full((3, 2), float(len(calls))), {"loss": [1.0]}
+
+    store = FoldStore(tmp_path / "member.folds")
+    store.save(0, np.full((5, 2), 0.25), np.zeros((3, 2)), {"loss": [2.0, 1.0]}, partial=False)
+    store.save(1, np.full((5, 2), 0.75), np.zeros((3, 2)), {}, partial=True)
+    result = cross_validate(folds, 2, 3, fit_fold, store=store)
+    assert len(calls) == 3  # folds 1 (its partial fit not used), 2 and 3
+    np.testing.assert_array_equal(result.oof[:5], 0.25)
+    assert result.histories[0] == {"loss": [2.0, 1.0]} and not result.ended_early
+    assert sorted(path.name for path in store.directory.iterdir()) == [
+        "fold-0.npz", "fold-1-partial.npz", "fold-1.npz", "fold-2.npz", "fold-3.npz"]
+    calls.clear()
+    only_two = FoldStore(tmp_path / "other.folds", only=(2,))
+    result = cross_validate(folds, 2, 3, fit_fold, store=only_two)
+    assert calls == [0] and [path.name for path in only_two.directory.iterdir()] == ["fold-2.npz"]
+    assert np.isnan(result.oof[:10]).all() and np.isfinite(result.oof[10:15]).all()
+    cut_short = FoldStore(tmp_path / "cut.folds", only=())  # read only: what mapped folds left
+    cut_short.save(1, np.full((5, 2), 0.75), np.zeros((3, 2)), {}, partial=True)
+    assert np.isnan(cross_validate(folds, 2, 3, fit_fold, store=cut_short).oof).all()  # no limit: not used
+    time_limited = cross_validate(folds, 2, 3, fit_fold, deadline=time.time() + 60, store=cut_short)
+    assert time_limited.ended_early and calls == [0]  # fold 1's partial fit used, nothing fitted
+    np.testing.assert_array_equal(time_limited.oof[5:10], 0.75)
+
+
+def test_the_task_runner_is_checked_before_any_work(tmp_path):
+    from flows.cli import app
+    from tests.test_cli import runner
+
+    for arguments, message in ((["--task-runner", "ray"], "task_runner must be 'threads' or 'dask', got 'ray'"),
+                               (["--dask-address", "tcp://127.0.0.1:8786"],
+                                "dask_address is for task_runner 'dask' (--task-runner dask --dask-address HOST:PORT)")):
+        result = runner.invoke(app, ["run", "--data-dir", str(tmp_path), "--no-submit", *arguments])
+        assert result.exit_code == 1 and result.output.strip() == f"error: {message}", result.output
+        assert not (tmp_path / "01_raw").exists()
+
+
+def test_the_local_cluster_reports_to_this_runs_prefect_api(monkeypatch):
+    """Workers of the local cluster get this process's API (else each would start a temporary server of its
+    own: a minute each on a busy 2-core machine), one thread each, and headstart's preload."""
+    from flows import orchestration
+
+    made = {}
+    monkeypatch.setattr(orchestration, "prefect_api_url", lambda: "http://127.0.0.1:4999/api")
+    monkeypatch.setattr("distributed.LocalCluster", lambda **options: made.update(options) or "cluster")
+    runner = orchestration.dask_task_runner()
+    assert runner.cluster_kwargs["threads_per_worker"] == 1 and runner.cluster_kwargs["preload"] == [
+        "flows.dask_worker"]
+    assert runner.cluster_class(**runner.cluster_kwargs) == "cluster"
+    assert made["env"]["PREFECT_API_URL"] == "http://127.0.0.1:4999/api"
+    assert orchestration.dask_task_runner("tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
+
+
+# --- a real cluster: `headstart run` as a user runs it ---------------------------------------------------------
+
+RUN = ["--no-submit", "--epochs", "3", "--folds", "3", "--view", "identity", "--view", "flip"]
+
+
+def run_arguments(shapes: Path, data_dir: Path) -> list[str]:
+    backbone = f"file:{shapes / 'tiny.keras'}"
+    return [HEADSTART, "run", "shapes", "--data-dir", str(data_dir), "--backbone", backbone, *RUN,
+            *(part for member in MEMBERS for part in ("--member", member))]
+
+
+def environment(api_url: str, **extra) -> dict:
+    # One TensorFlow thread in every process: a convolution's float32 sums are ordered by the thread count, so
+    # 1 and 2 threads differ in the last bits (3e-5 in a CNN's probabilities); Dask workers have one each.
+    return {**os.environ, "PREFECT_API_URL": api_url, "NO_PROXY": "127.0.0.1", "TF_NUM_INTRAOP_THREADS": "1",
+            **extra}
+
+
+@pytest.fixture(scope="module")
+def single_process(shapes, tmp_path_factory, prefect_server) -> Path:
+    """The reference: the same run with the default task runner (threads, one process)."""
+    from prefect.settings import PREFECT_API_URL
+
+    data_dir = fresh_copy(shapes, tmp_path_factory.mktemp("single") / "data")
+    done = subprocess.run(run_arguments(shapes, data_dir), env=environment(PREFECT_API_URL.value()),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return data_dir
+
+
+def worker_processes(parent: psutil.Process) -> list[psutil.Process]:
+    """The Dask worker processes under a process (its nannies' children, started by multiprocessing)."""
+    found = []
+    for child in parent.children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # ended meanwhile
+            pass
+    return found
+
+
+@pytest.mark.slow  # three runs of a minute or two on a real local cluster
+def test_a_local_cluster_gives_the_single_process_results_even_when_a_worker_is_killed(shapes, single_process,
+                                                                                      tmp_path, prefect_server):
+    from prefect.settings import PREFECT_API_URL
+
+    data_dir = fresh_copy(shapes, tmp_path / "data")
+    process = subprocess.Popen([*run_arguments(shapes, data_dir), "--task-runner", "dask"],
+                               env=environment(PREFECT_API_URL.value()), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    killed = None
+    try:
+        deadline = time.time() + 300
+        while killed is None and process.poll() is None and time.time() < deadline:
+            if list(data_dir.glob("05_predictions/shapes/members/cnn-*.folds/fold-*.npz")):
+                workers = worker_processes(psutil.Process(process.pid))
+                if workers:  # mid-run: the CNN's folds are being fitted, by both workers
+                    killed = workers[0].pid
+                    workers[0].kill()
+            time.sleep(0.2)
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert killed is not None, "no worker to kill before the run ended"
+    assert process.returncode == 0, stderr[-3000:]
+    assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
+    assert_same_arrays(single_process, data_dir)
+    assert "Traceback" not in stderr and "blend (caruana)" in stdout
+    # Shards were extracted on the workers, each of which built the backbone once however many shards it did.
+    records = [json.loads(line) for path in data_dir.glob("03_features/shapes/*/extractions.jsonl")
+               for line in path.read_text().splitlines()]
+    assert records and all(record["backbones_built"] == 1 for record in records if "shard" in record)
+    assert {record["process"] for record in records if "shard" in record} - {process.pid}
+
+
+@pytest.mark.slow
+def test_a_scheduler_at_an_address_gives_the_single_process_results(shapes, single_process, tmp_path,
+                                                                    prefect_server):
+    """A cluster of one's own: `dask scheduler`, `dask worker --preload flows.dask_worker` with two worker
+    processes, the run pointed at it with --dask-address; the workers report to the same Prefect server."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = environment(PREFECT_API_URL.value())
+    scheduler_file = tmp_path / "scheduler.json"
+    cluster = [subprocess.Popen([DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--no-dashboard",
+                                 "--host", "127.0.0.1", "--port", "0"], env=env, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if scheduler_file.is_file() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        cluster.append(subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                         "--preload", "flows.dask_worker", "--no-dashboard"], env=env,
+                                        stderr=subprocess.DEVNULL))
+        data_dir = fresh_copy(shapes, tmp_path / "data")
+        done = subprocess.run([*run_arguments(shapes, data_dir), "--task-runner", "dask", "--dask-address", address],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"Connecting to an existing Dask cluster at {address}" in done.stderr
+    finally:
+        for member in reversed(cluster):
+            member.terminate()
+            member.wait(timeout=30)
+    assert_same_arrays(single_process, data_dir)
