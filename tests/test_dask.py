@@ -213,10 +213,19 @@ def test_a_local_cluster_gives_the_single_process_results_even_when_a_worker_is_
     assert_same_arrays(single_process, data_dir)
     assert "Traceback" not in stderr and "blend (caruana)" in stdout
     # Shards were extracted on the workers, each of which built the backbone once however many shards it did.
-    records = [json.loads(line) for path in data_dir.glob("03_features/shapes/*/extractions.jsonl")
-               for line in path.read_text().splitlines()]
-    assert records and all(record["backbones_built"] == 1 for record in records if "shard" in record)
-    assert {record["process"] for record in records if "shard" in record} - {process.pid}
+    records = shard_records(data_dir)
+    assert records and all(record["backbones_built"] == 1 for record in records)
+    assert process.pid not in extracted_by(data_dir)
+
+
+def shard_records(data_dir: Path) -> list[dict]:
+    """What extractions.jsonl says of each shard extracted as a task of its own."""
+    return [record for path in data_dir.glob("03_features/shapes/*/extractions.jsonl")
+            for record in map(json.loads, path.read_text().splitlines()) if "shard" in record]
+
+
+def extracted_by(data_dir: Path) -> set[int]:
+    return {record["process"] for record in shard_records(data_dir)}
 
 
 @pytest.mark.slow
@@ -243,7 +252,8 @@ def test_a_scheduler_at_an_address_gives_the_single_process_results(shapes, sing
         done = subprocess.run([*run_arguments(shapes, data_dir), "--task-runner", "dask", "--dask-address", address],
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert f"Connecting to an existing Dask cluster at {address}" in done.stderr
+        workers = {child.pid for child in psutil.Process(cluster[1].pid).children(recursive=True)}
+        assert extracted_by(data_dir) and extracted_by(data_dir) <= workers  # the shards were the cluster's work
     finally:
         for member in reversed(cluster):
             member.terminate()
