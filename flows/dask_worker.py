@@ -17,6 +17,7 @@ def dask_setup(worker=None) -> None:
     """Called by Dask when the worker starts (before any task, so before TensorFlow is imported)."""
     threads = getattr(getattr(worker, "state", None), "nthreads", None) or 1
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(threads))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from flows.cli.common import import_tensorflow_quietly
     from tasks import progress

@@ -1,0 +1,172 @@
+"""A local Dask cluster (one single-threaded worker per core) against one process (issue 11, part 3).
+
+On a cifar10-dev subset in Kaggle's cifar-10 layout, with the shared EfficientNet-Lite0: feature extraction
+(images/s) and a 5-fold member (wall time), first in this process as `--task-runner threads` runs them (one stage
+per backbone and per member, TensorFlow on every core), then mapped over a local Dask cluster as
+`--task-runner dask` runs them (one task per shard and per fold: the same stage functions, handed to the workers
+by a Dask client; Prefect's own per-task cost is measured apart, by whole `headstart run`s with --end-to-end).
+
+    .venv/bin/python -m bench.dask_vs_threads [--train 2000] [--size 128] [--shard-size 250] [--members mlp,cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import LITE0
+
+RESULTS: dict = {}
+
+
+def report(**facts) -> None:
+    print(json.dumps(facts), flush=True)
+    RESULTS.setdefault("rows", []).append(facts)
+
+
+def make_competition(name: str, train: int, data_dir: Path, scratch: Path):
+    from bench.cifar_recipes import CIFAR, subset_zip
+    from tasks.backends.local import create_local_competition
+    from tasks.competitions import resolve_spec
+    from tasks.config import Config
+
+    config = Config(competition=name, data_dir=str(data_dir), submit=False)
+    if not (config.paths.local(name) / "competition.json").is_file():
+        create_local_competition(config.paths.local(name), name, resolve_spec("cifar-10").with_slug(name),
+                                 subset_zip(train, scratch), CIFAR / "solution.csv")
+    return config
+
+
+def prepare(config, data_dir: Path):
+    from tasks import stages
+    from tasks.backends import backend_for
+
+    config = dataclasses.replace(config, data_dir=str(data_dir))
+    raw_dir = stages.fetch_competition(config)
+    return config, stages.index_competition(config, backend_for(config).spec, raw_dir)
+
+
+def single_process(config, index_dir: Path, backbone: str, members: list[str], images: int) -> dict:
+    from tasks import stages
+
+    started = time.perf_counter()
+    feature_dirs = stages.cache_features(config, index_dir, backbone, LITE0, ("identity",))
+    seconds = time.perf_counter() - started
+    report(runner="threads", step="features", seconds=round(seconds, 1), images_per_second=round(images / seconds, 1))
+    directories = {}
+    for member in members:
+        started = time.perf_counter()
+        directories[member] = stages.fit_member(config, index_dir, qualified(member, backbone), feature_dirs, LITE0)
+        report(runner="threads", step=f"{member} (5 folds)", seconds=round(time.perf_counter() - started, 1))
+    return {"features": feature_dirs, "members": directories}
+
+
+def qualified(member: str, backbone: str) -> str:
+    return f"{member}@{backbone}" if member in ("logistic", "mlp") else member
+
+
+def on_cluster(config, index_dir: Path, backbone: str, members: list[str], images: int, workers: int) -> dict:
+    from distributed import Client, LocalCluster
+
+    from tasks import stages
+    from tasks.features import pending_shards
+    from tasks.recipes import member_folds
+
+    started = time.perf_counter()
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           preload=["flows.dask_worker"], env={"DASK_LOGGING__DISTRIBUTED": "error"})
+    client = Client(cluster)
+    report(runner="dask", step="cluster start", seconds=round(time.perf_counter() - started, 1), workers=workers)
+    try:
+        started = time.perf_counter()
+        client.run(lambda: __import__("tensorflow") and None)  # TensorFlow imported in every worker, timed apart
+        report(runner="dask", step="TensorFlow imported in the workers", seconds=round(time.perf_counter() - started, 1))
+
+        def each(stage, calls):
+            return client.gather(client.map(stage, *zip(*calls), pure=False)) if calls else []
+
+        started = time.perf_counter()
+        shards = pending_shards(config, index_dir, backbone, LITE0, ("identity",))
+        each(stages.cache_feature_shard, [(config, index_dir, backbone, LITE0, view, shard) for view, shard in shards])
+        mapped = time.perf_counter() - started
+        feature_dirs = stages.cache_features(config, index_dir, backbone, LITE0, ("identity",))
+        seconds = time.perf_counter() - started
+        report(runner="dask", step="features", seconds=round(seconds, 1), images_per_second=round(images / seconds, 1),
+               shards=len(shards), mapped_seconds=round(mapped, 1), manifest_seconds=round(seconds - mapped, 1))
+        directories = {}
+        for member in members:
+            name = qualified(member, backbone)
+            started = time.perf_counter()
+            each(stages.fit_member_fold, [(config, index_dir, name, feature_dirs, LITE0, fold, None)
+                                          for fold in member_folds(config, index_dir, name)])
+            mapped = time.perf_counter() - started
+            directories[member] = stages.fit_member(config, index_dir, name, feature_dirs, LITE0)
+            seconds = time.perf_counter() - started
+            report(runner="dask", step=f"{member} (5 folds)", seconds=round(seconds, 1),
+                   mapped_seconds=round(mapped, 1), gather_seconds=round(seconds - mapped, 1))
+        return {"features": feature_dirs, "members": directories}
+    finally:
+        client.close()
+        cluster.close()
+
+
+def compare(first: dict, second: dict) -> None:
+    """Whether both ways left the same numbers (features: float16 shards; members: out-of-fold probabilities)."""
+    import numpy as np
+
+    from tasks.features import load_features
+
+    one, other = load_features(first["features"][0])[0], load_features(second["features"][0])[0]
+    report(step="features equal", equal=bool(np.array_equal(one, other)),
+           max_difference=float(np.abs(one - other).max()))
+    for member in first["members"]:
+        one, other = (np.load(Path(result["members"][member]) / "oof.npy") for result in (first, second))
+        report(step=f"{member} equal", equal=bool(np.array_equal(one, other, equal_nan=True)),
+               max_difference=float(np.nanmax(np.abs(one - other))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--shard-size", type=int, default=250)
+    parser.add_argument("--members", default="mlp,cnn")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "dask-vs-threads")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/dask_vs_threads.json"))
+    arguments = parser.parse_args()
+
+    from flows.cli.common import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tasks.config import FeatureConfig, TrainConfig
+
+    name, members = f"cifar{arguments.train}", arguments.members.split(",")
+    base = make_competition(name, arguments.train, arguments.scratch / "threads", arguments.scratch)
+    make_competition(name, arguments.train, arguments.scratch / "dask", arguments.scratch)
+    base = dataclasses.replace(base, features=FeatureConfig(image_size=arguments.size,
+                                                            shard_size=arguments.shard_size),
+                               train=TrainConfig(epochs=10))
+    backbone = f"file:{LITE0}"
+    threads_config, threads_index = prepare(base, arguments.scratch / "threads")
+    dask_config, dask_index = prepare(base, arguments.scratch / "dask")
+    import json as _json
+
+    meta = _json.loads((Path(threads_index) / "index.json").read_text())
+    images = meta["num_train"] + meta["num_test"]
+    report(step="setup", train=meta["num_train"], test=meta["num_test"], size=arguments.size,
+           shard_size=arguments.shard_size, cores=len(os.sched_getaffinity(0)))
+    threads = single_process(threads_config, threads_index, backbone, members, images)
+    cluster = on_cluster(dask_config, dask_index, backbone, members, images, arguments.workers)
+    compare(threads, cluster)
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    arguments.out.write_text(json.dumps(RESULTS, indent=1))
+
+
+if __name__ == "__main__":
+    main()
