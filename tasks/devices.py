@@ -31,6 +31,12 @@ class DevicePlan:
     def policy(self) -> str:
         return MIXED if self.mixed_precision else "float32"
 
+    @property
+    def input_device(self) -> str | None:
+        """Where extraction's input batches are prefetched to: the one GPU (several: the strategy splits each batch
+        across them itself), None on a CPU."""
+        return "/GPU:0" if self.gpus > 0 and self.strategy == "default" else None
+
 
 def _switch(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"

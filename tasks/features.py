@@ -159,9 +159,17 @@ def verified_shards(directory: Path, manifest: dict) -> dict[str, dict]:
 
 
 def extract_shard(index: LoadedIndex, extractor: Extractor, view: str, directory: Path, shard: dict,
-                  config: FeatureConfig, advance=None) -> dict:
-    """Extract one shard's features and write it with its record; return the record."""
+                  config: FeatureConfig, advance=None, input_device: str | None = None) -> dict:
+    """Extract one shard's features and write it with its record; return the record. With an `input_device` (a GPU
+    that runs the model) the images stream to it: decoded by tf.data on the otherwise idle CPU and prefetched onto
+    the device while the previous batch runs (`prefetch_to_device`); on a CPU, chunks are decoded before the model
+    runs (tf.data's threads beside the model would slow it, bench P2)."""
     forward, size, parts = extractor.forward(view), extractor.image_size, []
+    if input_device is not None:
+        batches = uint8_batches(split_source(index, shard["split"], np.arange(shard["start"], shard["stop"])), 3, size,
+                                config.batch_size, same_size=index.same_size)
+        batches = batches.apply(tf.data.experimental.prefetch_to_device(input_device, buffer_size=2))
+        return write_shard(directory, shard, extract_features(forward, batches, advance))
     for start in range(shard["start"], shard["stop"], DECODE_CHUNK):
         positions = np.arange(start, min(start + DECODE_CHUNK, shard["stop"]))
         # Decode a chunk completely before the model runs: with tf.data's threads working beside
@@ -173,8 +181,9 @@ def extract_shard(index: LoadedIndex, extractor: Extractor, view: str, directory
 
 
 def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, directory: Path,
-                      config: FeatureConfig) -> dict:
-    """Extract the shards not yet verified in `directory`; return the completed manifest."""
+                      config: FeatureConfig, input_device: str | None = None) -> dict:
+    """Extract the shards not yet verified in `directory` (streamed to `input_device` when given, see
+    `extract_shard`); return the completed manifest."""
     spec, size = extractor.spec, extractor.image_size
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -194,7 +203,7 @@ def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, direc
     started, images = time.perf_counter(), sum(shard["stop"] - shard["start"] for shard in todo)
     with progress_bar(f"{spec.label} [{view}] features", total=images, unit="images") as advance:
         for shard in todo:
-            entry = extract_shard(index, extractor, view, directory, shard, config, advance)
+            entry = extract_shard(index, extractor, view, directory, shard, config, advance, input_device)
             manifest["shards"][shard["file"]] = entry
             manifest["feature_width"] = entry["feature_width"]
             atomic_write_json(manifest_path, manifest)  # after every shard: a kill loses one shard at most
@@ -244,7 +253,7 @@ def cache_features(config, index_dir: Path, backbone: str, weights: Path | None,
         for view in views:
             directory = feature_directory(config.paths.features(config.competition), index, extractor.spec,
                                           weights, view, config.features, plan.policy)
-            cache_feature_set(index, extractor, view, directory, config.features)
+            cache_feature_set(index, extractor, view, directory, config.features, plan.input_device)
             directories.append(directory)
     return tuple(directories)
 
@@ -284,7 +293,8 @@ def cache_feature_shard(config, index_dir: Path, backbone: str, weights: Path | 
         if entry is None:
             started = time.perf_counter()
             directory.mkdir(parents=True, exist_ok=True)
-            entry = extract_shard(index, extractor, view, directory, shard, config.features)
+            entry = extract_shard(index, extractor, view, directory, shard, config.features,
+                                  input_device=plan.input_device)
             _log_extraction(directory, shard["stop"] - shard["start"], time.perf_counter() - started,
                             shard=shard["file"], process=os.getpid(), backbones_built=Extractor.built)
     return entry

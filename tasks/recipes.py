@@ -21,9 +21,10 @@ from tasks.config import DEFAULT_BACKBONES, TrainConfig
 from tasks.errors import ConfigError, WeightsUnavailableError
 from tasks.files import atomic_write_json, atomic_write_npy, sha256_text
 from tasks.finetune import fit_finetune
+from tasks.folds import FoldStore
 from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import read_index
-from tasks.members import FoldStore, MemberContext, MemberResult, fit_softmax
+from tasks.members import MemberContext, MemberResult, fit_softmax
 from tasks.metrics import score_probabilities
 from tasks.plots import plot_confusion_matrix, plot_training_curves
 from tasks.svm import fit_svm

@@ -23,7 +23,7 @@ from tasks.ensemble import blend_members
 from tasks.features import cache_feature_shard, cache_features, pending_shards
 from tasks.files import atomic_write_json
 from tasks.index import index_competition
-from tasks.recipes import MemberName, fit_member, fit_member_fold, member_folds, plan_run
+from tasks.recipes import MemberName, RunPlan, fit_member, fit_member_fold, member_folds, plan_run
 from tasks.submission import write_submission_file
 
 
@@ -93,25 +93,43 @@ def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None
         config = dataclasses.replace(config, features=dataclasses.replace(config.features, image_size=plan.image_size))
     if plan.cnn_size is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, cnn_size=plan.cnn_size))
-    if stages.each is not None:  # every backbone x view x shard as its own task, then the manifests
-        stages.each(stages.feature_shard, [(config, index_dir, backbone, weights and Path(weights), view, shard)
-                                           for backbone, weights in plan.weights.items()
-                                           for view, shard in pending_shards(config, index_dir, backbone,
-                                                                             weights and Path(weights), plan.views)])
-    features = {backbone: stages.features(config, index_dir, backbone, weights and Path(weights), plan.views)
-                for backbone, weights in plan.weights.items()}
+    features = cache_run_features(config, stages, index_dir, plan)
+    member_dirs, skipped = fit_run_members(config, stages, index_dir, plan, features)
+    blend_dir = stages.blend(config, index_dir, member_dirs, run_id)
+    submission = stages.submission(config, spec, index_dir, blend_dir, raw_dir)
+    result = stages.submit(config, submission) if config.submit else None
+    return stages.record(config, run_id, member_dirs, blend_dir, submission, result, tuple(skipped))
+
+
+def cache_run_features(config: Config, stages: Stages, index_dir: Path, plan: RunPlan) -> dict[str, tuple[Path, ...]]:
+    """Every backbone's feature sets (one per view); mapped: each backbone x view x shard as a call of its own first,
+    then each feature set gathered from its shards."""
+    weights = {backbone: path and Path(path) for backbone, path in plan.weights.items()}
+    if stages.each is not None:
+        stages.each(stages.feature_shard, [(config, index_dir, backbone, path, view, shard)
+                                           for backbone, path in weights.items()
+                                           for view, shard in pending_shards(config, index_dir, backbone, path,
+                                                                             plan.views)])
+    return {backbone: stages.features(config, index_dir, backbone, path, plan.views)
+            for backbone, path in weights.items()}
+
+
+def fit_run_members(config: Config, stages: Stages, index_dir: Path, plan: RunPlan,
+                    features: dict[str, tuple[Path, ...]]) -> tuple[list[Path], list[str]]:
+    """Every member of the plan, in order, sharing the time limit; mapped: each member x fold as a call of its own
+    first, then each member gathered from its folds. Returns the members' directories and the members skipped."""
     def inputs(name: str) -> tuple[tuple[Path, ...], Path | None]:  # a member's feature sets and weights
         backbone = MemberName.parse(name).backbone
         return features.get(backbone, ()), plan.weights.get(backbone) and Path(plan.weights[backbone])
 
-    if stages.each is not None:  # every member x fold as its own task, then each member from its folds
-        deadline = member_deadline(config.deadline, reserve_seconds(config.time_limit or 0.0), 1)
+    reserve = reserve_seconds(config.time_limit or 0.0)
+    if stages.each is not None:  # folds run side by side: each may use what is left of the run
+        deadline = member_deadline(config.deadline, reserve, 1)
         stages.each(stages.member_fold, [(config, index_dir, name, *inputs(name), fold, deadline)
                                          for name in plan.members for fold in member_folds(config, index_dir, name)])
     member_dirs, skipped = [], []
     for position, name in enumerate(plan.members):
-        deadline = member_deadline(config.deadline, reserve_seconds(config.time_limit or 0.0),
-                                   len(plan.members) - position)
+        deadline = member_deadline(config.deadline, reserve, len(plan.members) - position)
         # Mapped folds that the time limit stopped are not fitted here: the member keeps the folds that finished.
         directory = stages.member(config, index_dir, name, *inputs(name), deadline, may_skip=bool(member_dirs),
                                   fit_missing=stages.each is None or config.deadline is None)
@@ -119,7 +137,4 @@ def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None
             skipped.append(name)  # no time left to train it; the members that finished are blended
         else:
             member_dirs.append(directory)
-    blend_dir = stages.blend(config, index_dir, member_dirs, run_id)
-    submission = stages.submission(config, spec, index_dir, blend_dir, raw_dir)
-    result = stages.submit(config, submission) if config.submit else None
-    return stages.record(config, run_id, member_dirs, blend_dir, submission, result, tuple(skipped))
+    return member_dirs, skipped

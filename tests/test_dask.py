@@ -15,7 +15,8 @@ import pytest
 
 from flows.cli.common import run_config
 from tasks import stages
-from tasks.members import FoldStore, cross_validate
+from tasks.folds import FoldStore
+from tasks.members import cross_validate
 from tests.factories import shapes_competition_args, tiny_backbone_file
 from tests.test_cli import invoke
 

@@ -27,6 +27,9 @@ def test_auto_turns_every_lever_on_with_a_gpu_and_off_without():
     assert device_plan(DeviceConfig(), 0) == CPU
     assert device_plan(DeviceConfig(), 1) == ONE_GPU
     assert device_plan(DeviceConfig(), 4) == DevicePlan(4, True, False, "mirrored")  # no XLA with tf.distribute
+    # Extraction's input is prefetched to the one GPU; several: the strategy splits each batch itself.
+    assert (CPU.input_device, ONE_GPU.input_device, device_plan(DeviceConfig(), 4).input_device) == (
+        None, "/GPU:0", None)
     assert device_plan(DeviceConfig(multi_gpu="off"), 4) == DevicePlan(4, True, True, "default")
     forced = DeviceConfig(mixed_precision="on", jit_compile="on", multi_gpu="on")
     assert device_plan(forced, 0) == DevicePlan(0, True, True, "default")  # several replicas need several GPUs
@@ -47,7 +50,7 @@ def test_the_gpu_branch_is_taken_when_a_gpu_is_visible(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices",
                         lambda kind=None: [fake_gpu] if kind == "GPU" else real(kind))
     plan = current_plan(DeviceConfig())
-    assert plan == ONE_GPU and plan.policy == "mixed_float16"
+    assert plan == ONE_GPU and plan.policy == "mixed_float16" and plan.input_device == "/GPU:0"
     assert extraction_jit("auto") is True and training_jit(DeviceConfig(), plan) == "auto"
     forced_off = DeviceConfig(jit_compile="off")
     assert training_jit(forced_off, current_plan(forced_off)) is False
@@ -81,6 +84,16 @@ def test_mixed_precision_features_match_float32_within_tolerance_and_are_cached_
     assert plain_dir != mixed_dir  # a float32 run never reuses features computed in float16
     np.testing.assert_allclose(mixed, plain, rtol=2e-2, atol=2e-2)
     assert not np.array_equal(mixed, plain)  # really computed in float16
+
+
+def test_images_streamed_to_a_device_give_the_features_of_chunks_decoded_first(tiny, tmp_path):
+    """The GPU branch's input path (tf.data prefetching onto the device, here the CPU) against the CPU's."""
+    root, index, model_path = tiny
+    spec, config = backbone_spec(f"file:{model_path}"), FeatureConfig(batch_size=8, shard_size=16, image_size=32)
+    extractor = Extractor(spec, model_path, 32)
+    for name, device in (("chunks", None), ("streamed", "/CPU:0")):
+        cache_feature_set(index, extractor, "identity", tmp_path / name, config, input_device=device)
+    np.testing.assert_array_equal(load_features(tmp_path / "chunks")[0], load_features(tmp_path / "streamed")[0])
 
 
 def test_a_loaded_backbone_keeps_its_weights_under_mixed_precision(tiny):
