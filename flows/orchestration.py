@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows.temporary_server import tie_temporary_server_to_this_process
-from tasks.errors import HeadstartError, TransientBackendError
+from tasks.errors import ConfigError, HeadstartError, TransientBackendError
 
 T = TypeVar("T")
 logger = logging.getLogger("headstart")
@@ -66,6 +66,26 @@ def dask_task_runner(address: str | None = None):
     return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
         "n_workers": cores, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
         "preload": ["flows.dask_worker"]})
+
+
+def check_dask_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Refuse, before Prefect starts, a scheduler address that is malformed or does not answer (Dask would wait
+    30 s and end the run in a traceback)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number
+        host, port = None, None
+    if parts.scheme not in ("tcp", "tls") or not host or not port:
+        raise ConfigError(f"--dask-address {address!r}: expected a Dask scheduler's address, tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise ConfigError(f"--dask-address {address}: no Dask scheduler answers there "
+                          f"({error.strerror or type(error).__name__}); start one with `dask scheduler`") from None
 
 
 def local_cluster(**options):

@@ -115,15 +115,30 @@ def test_a_stored_fold_is_read_not_fitted_again(tmp_path):
     np.testing.assert_array_equal(time_limited.oof[5:10], 0.75)
 
 
+def free_port() -> int:
+    """A port nothing listens on (just released by the kernel)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_the_task_runner_is_checked_before_any_work(tmp_path):
     from flows.cli import app
     from tests.test_cli import runner
 
     for arguments, message in ((["--task-runner", "ray"], "task_runner must be 'threads' or 'dask', got 'ray'"),
                                (["--dask-address", "tcp://127.0.0.1:8786"],
-                                "dask_address is for task_runner 'dask' (--task-runner dask --dask-address HOST:PORT)")):
+                                "dask_address is for task_runner 'dask' (--task-runner dask --dask-address HOST:PORT)"),
+                               (["--task-runner", "dask", "--dask-address", "127.0.0.1:eighty"],
+                                "--dask-address '127.0.0.1:eighty': expected a Dask scheduler's address, tcp://HOST:PORT"),
+                               (["--task-runner", "dask", "--dask-address", f"tcp://127.0.0.1:{free_port()}"],
+                                "no Dask scheduler answers there (Connection refused); start one with `dask scheduler`")):
         result = runner.invoke(app, ["run", "--data-dir", str(tmp_path), "--no-submit", *arguments])
-        assert result.exit_code == 1 and result.output.strip() == f"error: {message}", result.output
+        lines = result.output.strip().splitlines()  # one line, before Prefect or any work starts
+        assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(
+            message), result.output
         assert not (tmp_path / "01_raw").exists()
 
 

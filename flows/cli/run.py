@@ -91,6 +91,10 @@ def run(
     from tasks.recipes import check_choices
 
     check_choices(config)  # before Prefect starts and the competition is fetched and indexed
+    if config.dask_address:
+        from flows.orchestration import check_dask_scheduler
+
+        check_dask_scheduler(config.dask_address)
     from flows.compete import run_compete
 
     run_json = run_compete(config)
