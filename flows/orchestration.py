@@ -63,9 +63,18 @@ def dask_task_runner(address: str | None = None):
     if address:
         return DaskTaskRunner(address=address)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # Prefect names a dashboard link even for a cluster started without one: not a page anybody could open.
+    dask_logger = logging.getLogger("prefect.task_runner.dask")
+    if not any(isinstance(existing, _NoDashboardLink) for existing in dask_logger.filters):
+        dask_logger.addFilter(_NoDashboardLink())
     return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
         "n_workers": cores, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
         "preload": ["flows.dask_worker"]})
+
+
+class _NoDashboardLink(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "dashboard is available" not in record.getMessage()
 
 
 def check_dask_scheduler(address: str, timeout: float = 10.0) -> None:
