@@ -180,17 +180,24 @@ def extract_shard(index: LoadedIndex, extractor: Extractor, view: str, directory
     return write_shard(directory, shard, np.concatenate(parts))
 
 
+def shard_status(index: LoadedIndex, directory: Path, config: FeatureConfig) -> tuple[dict, dict[str, dict], list[dict]]:
+    """A feature set's manifest as recorded (empty if none), its planned shards that are verified on disk (by file
+    name), and the planned shards still to extract."""
+    manifest_path = Path(directory) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    plan = plan_shards(index.metadata["num_train"], index.metadata["num_test"], config.shard_size)
+    shards = {name: entry for name, entry in verified_shards(directory, manifest).items()
+              if name in {shard["file"] for shard in plan}}
+    return manifest, shards, [shard for shard in plan if shard["file"] not in shards]
+
+
 def cache_feature_set(index: LoadedIndex, extractor: Extractor, view: str, directory: Path,
                       config: FeatureConfig, input_device: str | None = None) -> dict:
     """Extract the shards not yet verified in `directory` (streamed to `input_device` when given, see
     `extract_shard`); return the completed manifest."""
     spec, size = extractor.spec, extractor.image_size
     manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    plan = plan_shards(index.metadata["num_train"], index.metadata["num_test"], config.shard_size)
-    shards = {name: entry for name, entry in verified_shards(directory, manifest).items()
-              if name in {shard["file"] for shard in plan}}
-    todo = [shard for shard in plan if shard["file"] not in shards]
+    manifest, shards, todo = shard_status(index, directory, config)
     width = next((entry["feature_width"] for entry in shards.values() if "feature_width" in entry),
                  manifest.get("feature_width"))
     recorded, manifest = manifest, {
@@ -269,11 +276,7 @@ def pending_shards(config, index_dir: Path, backbone: str, weights: Path | None,
     for view in views:
         directory = feature_directory(config.paths.features(config.competition), index, spec, weights, view,
                                       config.features, policy)
-        manifest_path = directory / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        done = verified_shards(directory, manifest)
-        pending += [(view, shard) for shard in plan_shards(index.metadata["num_train"], index.metadata["num_test"],
-                                                           config.features.shard_size) if shard["file"] not in done]
+        pending += [(view, shard) for shard in shard_status(index, directory, config.features)[2]]
     return pending
 
 

@@ -173,8 +173,12 @@ def member_job(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
 
 def member_folds(config, index_dir: Path, name: str) -> tuple[int, ...]:
     """The folds a member fits: every fold, or the first `finetune_folds` for a finetune member."""
-    folds = tuple(int(fold) for fold in np.unique(read_index(index_dir).split("train")["fold"]))
-    return folds[:config.train.finetune_folds] if MemberName.parse(name).kind == "finetune" else folds
+    return folds_fitted(read_index(index_dir).split("train")["fold"].to_numpy(), config.train, name)
+
+
+def folds_fitted(folds: np.ndarray, train: TrainConfig, name: str) -> tuple[int, ...]:
+    numbers = tuple(int(fold) for fold in np.unique(folds))
+    return numbers[:train.finetune_folds] if MemberName.parse(name).kind == "finetune" else numbers
 
 
 def fit_member_fold(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...], weights: Path | None,
@@ -215,7 +219,7 @@ def fit_member(config, index_dir: Path, name: str, feature_dirs: tuple[Path, ...
     with device_scope(current_plan(config.device)):
         result = KINDS[member.kind](dataclasses.replace(context, fold_store=store))
     seconds = time.perf_counter() - started
-    if len(result.histories) < len(member_folds(config, index_dir, name)):
+    if len(result.histories) < len(folds_fitted(context.folds, config.train, name)):
         result = dataclasses.replace(result, ended_early=True)  # folds missing: time ran out before them
     if result.ended_early:
         directory = config.paths.member(config.competition, f"{job.key}-partial")
