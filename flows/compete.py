@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.futures import wait
 
+from flows.options import Runner, read_options_file
 from flows.orchestration import best_effort, dask_task_runner, progress_to_prefect, run_or_fall_back, stage_task
 from tasks import progress, stages
-from tasks.backends import backend_for
 from tasks.config import Config
+from tasks.record import RunRecord, run_json_path
 
 
 def _progress_artifact(description: str, done: int, total: int) -> None:
@@ -23,88 +23,106 @@ def _progress_artifact(description: str, done: int, total: int) -> None:
 if _progress_artifact not in progress.LISTENERS:
     progress.LISTENERS.append(_progress_artifact)
 
-STAGES = stages.Stages(
-    fetch=stage_task(stages.fetch_competition, network=True),
-    index=stage_task(stages.index_competition),
-    plan=stage_task(stages.plan_run),
-    features=stage_task(stages.cache_features),
-    member=stage_task(stages.fit_member),
-    blend=stage_task(stages.blend_members),
-    submission=stage_task(stages.write_submission_file),
-    submit=stage_task(stages.submit_file, network=True),
-    record=stage_task(stages.record_run),
-    feature_shard=stage_task(stages.cache_feature_shard, task_run_name="features {backbone} {view} {shard[file]}"),
-    member_fold=stage_task(stages.fit_member_fold, task_run_name="fold {fold} of {name}"),
-)
+
+def _mappable(stage: stages.Mappable, unit_name: str) -> stages.Mappable:
+    """A mappable stage whose units and gathering are Prefect tasks (listing the units is a plain call)."""
+    return stages.Mappable(stage.units, stage_task(stage.run_unit, task_run_name=unit_name), stage_task(stage.gather))
 
 
-def submit_each(stage, calls: list[tuple]) -> list:
-    """Every call of a stage as a task run of its own, submitted at once to the flow's task runner (on a Dask
-    cluster: any worker); waits for all of them, then returns their results in order (the first failure raises)."""
-    futures = [stage.submit(*call) for call in calls]
+def run_each(run_unit, plan, units: list) -> list:
+    """Every unit as a task run of its own, one after another in this process (the threads runner: on 2 cores,
+    folds side by side would only contend for them)."""
+    return [run_unit(plan, unit) for unit in units]
+
+
+def submit_each(run_unit, plan, units: list) -> list:
+    """Every unit as a task run of its own, submitted at once to the flow's task runner (on a Dask cluster: any
+    worker); waits for all of them, then returns their results in order (the first failure raises)."""
+    futures = [run_unit.submit(plan, unit) for unit in units]
     wait(futures)
     return [future.result() for future in futures]
 
 
-def stages_for(config: Config) -> stages.Stages:
+STAGES = stages.Stages(
+    open=stage_task(stages.backend_for, network=True, task_run_name="open the backend"),
+    fetch=stage_task(stages.fetch_competition, network=True),
+    index=stage_task(stages.index_competition),
+    plan=stage_task(stages.plan_run),
+    features=_mappable(stages.FEATURES, "features {unit.backbone} {unit.view} {unit.shard[file]}"),
+    members=_mappable(stages.MEMBERS, "fold {unit.fold} of {unit.member}"),
+    blend=stage_task(stages.blend_members),
+    submission=stage_task(stages.write_submission_file),
+    submit=stage_task(stages.submit_file, network=True),
+    record=stage_task(stages.record_run),
+    map=run_each,
+)
+
+
+def stages_for(runner: Runner) -> stages.Stages:
     """The stages as tasks; on a Dask cluster, shards and folds mapped over its workers."""
-    return dataclasses.replace(STAGES, each=submit_each) if config.task_runner == "dask" else STAGES
+    return dataclasses.replace(STAGES, map=submit_each) if runner.task_runner == "dask" else STAGES
 
 
 @flow(name="compete")
-def compete(config: Config = Config(), run_id: str | None = None) -> Path:
-    """Fetch, index, extract features, fit members, blend, write a validated submission, submit."""
-    run_json = stages.compete(config, stages_for(config), run_id)
-    record = json.loads(Path(run_json).read_text())
-    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(config, record)))
+def compete(config: Config = Config(), run_id: str | None = None, started: float | None = None,
+            runner: Runner = Runner(), options_file: str | None = None) -> Path:
+    """Fetch, index, extract features, fit members, blend, write a validated submission, submit. With `options_file`
+    (a .toml of run options or a run.json, as `headstart run --config` takes: what prefect.yaml passes) the file's
+    config and runner are run instead of `config` and `runner`."""
+    if options_file:
+        config, runner = read_options_file(Path(options_file))
+    flow_stages = stages_for(runner)
+    backend = flow_stages.open(config)
+    run_json = stages.compete(config, flow_stages, run_id, started, dataclasses.asdict(runner), backend)
+    record = RunRecord.read(run_json)
+    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(backend, record)))
     best_effort("the run's pictures", lambda: publish_pictures(config, record))
     return run_json
 
 
-def leaderboard_position(config: Config, record: dict) -> int | None:
+def leaderboard_position(backend, record: RunRecord) -> int | None:
     """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed)."""
-    if record.get("backend_result") is None:
+    if record.backend_result is None:
         return None
-    backend = backend_for(config)
-    return next((row["rank"] for row in backend.leaderboard() if row["team"] == backend.team), None)
+    team = backend.team
+    return next((row["rank"] for row in backend.leaderboard() if row["team"] == team), None)
 
 
-def publish_pictures(config: Config, record: dict) -> None:
+def publish_pictures(config: Config, record: RunRecord) -> None:
     """Links to each member's training curves and confusion matrix, and the blend's (PNG files under data/)."""
     folders = [config.paths.member_pictures(config.competition, Path(directory).name)
-               for directory in record["member_dirs"]]
-    folders.append(config.paths.models(config.competition, record["run_id"]) / "blend")
+               for directory in record.member_dirs]
+    folders.append(config.paths.models(config.competition, record.run_id) / "blend")
     for folder in folders:
         for path in sorted(folder.glob("*.png")):
             create_link_artifact(link=path.resolve().as_uri(), link_text=f"{folder.name}: {path.stem}",
                                  description=f"{path.stem.replace('_', ' ')} of {folder.name}")
 
 
-def publish_scores(record: dict, position: int | None = None) -> None:
+def publish_scores(record: RunRecord, position: int | None = None) -> None:
     """The CV table (each member and the blend) and the submission's score, as Prefect artifacts."""
-    rows = [{"member": name, "cv_score": score, "weight": record["weights"][name]}
-            for name, score in record["members"].items()]
+    rows = [{"member": name, "cv_score": score, "weight": record.weights[name]} for name, score in record.members.items()]
     create_table_artifact(key="cv-scores", table=rows + [
-        {"member": f"blend ({record['blend']})", "cv_score": record["blend_cv_score"], "weight": 1.0},
-        {"member": f"blend ({record['blend']}), nested", "cv_score": record.get("blend_nested_cv_score"),
-         "weight": 1.0}])
-    result = record["backend_result"]
+        {"member": f"blend ({record.blend})", "cv_score": record.blend_cv_score, "weight": 1.0},
+        {"member": f"blend ({record.blend}), nested", "cv_score": record.blend_nested_cv_score, "weight": 1.0}])
+    result = record.backend_result
     if result is not None:
         place = f", leaderboard position {position}" if position is not None else ""
         create_markdown_artifact(key="submission", markdown=(
-            f"**{record['config']['competition']}**: public score {result.get('public_score')} "
-            f"(status {result.get('status')}){place}, file `{Path(record['submission']).name}`"))
+            f"**{record.competition}**: public score {result.get('public_score')} "
+            f"(status {result.get('status')}){place}, file `{Path(record.submission).name}`"))
 
 
-def run_compete(config: Config) -> Path:
+def run_compete(config: Config, runner: Runner = Runner(), started: float | None = None) -> Path:
     """The compete flow; if Prefect's API cannot be reached, the same stages without it (a run whose work
     finished before Prefect failed to record its end is not run again)."""
     run_id = stages.new_run_id()
-    run_json = config.paths.predictions(config.competition, run_id) / "run.json"
+    run_json = run_json_path(config, run_id)
 
     def without_prefect() -> Path:
-        return run_json if run_json.is_file() else stages.compete(config, run_id=run_id)
+        return run_json if run_json.is_file() else stages.compete(config, run_id=run_id, started=started,
+                                                                   runner=dataclasses.asdict(runner))
 
-    flow_run = compete.with_options(task_runner=dask_task_runner(config.dask_address)) \
-        if config.task_runner == "dask" else compete
-    return run_or_fall_back(lambda: flow_run(config, run_id), without_prefect, "the run")
+    flow_run = compete.with_options(task_runner=dask_task_runner(runner.dask_address)) \
+        if runner.task_runner == "dask" else compete
+    return run_or_fall_back(lambda: flow_run(config, run_id, started, runner), without_prefect, "the run")

@@ -78,9 +78,9 @@ def submit_from_notebook(config, submission: str | Path, working_root: str | Pat
         Path(working_root).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(submission, Path(working_root) / "submission.csv")
         return None
-    from tasks.backends import submit_file
+    from tasks.backends import backend_for, submit_file
 
-    return submit_file(config, Path(submission))
+    return submit_file(config, backend_for(config), Path(submission))
 
 
 def leaderboard_frame(config):

@@ -13,15 +13,18 @@ from prefect.events import DeploymentEventTrigger
 from prefect.settings import PREFECT_API_URL
 
 from flows.compete import compete
-from flows.watch import config_parameters, resource_id, watch_flow
+from flows.options import Runner, config_json
+from flows.watch import resource_id, watch_flow
 from tasks.config import Config
 from tasks.errors import ConfigError
 from tasks.watch import EVENT, WatchRules
 
 
-def deployments(config: Config, rules: WatchRules, cron: str | None, watch_every: int) -> list:
-    """The `compete` deployment (cron + the event trigger) and the `watch` deployment (interval)."""
-    parameters = {"config": config_parameters(config)}
+def deployments(config: Config, rules: WatchRules, cron: str | None, watch_every: int,
+                runner: Runner = Runner()) -> list:
+    """The `compete` deployment (cron + the event trigger) and the `watch` deployment (interval), both with the
+    whole run config: a served retrain runs as `headstart run` with the same options would."""
+    parameters = {"config": config_json(config), "runner": dataclasses.asdict(runner)}
     trigger = DeploymentEventTrigger(
         name=f"retrain {config.competition} when its leaderboard moves", expect={EVENT},
         match={"prefect.resource.id": resource_id(config.competition)}, parameters=parameters)
@@ -34,9 +37,10 @@ def deployments(config: Config, rules: WatchRules, cron: str | None, watch_every
     return [retrain, watcher]
 
 
-def serve_competition(config: Config, rules: WatchRules, cron: str | None, watch_every: int) -> None:
+def serve_competition(config: Config, rules: WatchRules, cron: str | None, watch_every: int,
+                      runner: Runner = Runner()) -> None:
     if not PREFECT_API_URL.value():
         raise ConfigError("`headstart serve` needs a Prefect server: start one with `prefect server start` and set "
                           "PREFECT_API_URL=http://127.0.0.1:4200/api (a temporary server would vanish with this "
                           "process, and the event trigger with it)")
-    serve(*deployments(config, rules, cron, watch_every))
+    serve(*deployments(config, rules, cron, watch_every, runner))

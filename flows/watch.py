@@ -7,46 +7,46 @@ the retrain: the UI then shows the retrain as caused by the watcher's event.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.options import Runner, read_options_file
 from flows.orchestration import best_effort, run_or_fall_back, stage_task
 from tasks import stages, watch
-from tasks.backends import backend_for
+from tasks.backends import Backend, backend_for
 from tasks.config import Config
+from tasks.record import RunRecord
 
 
 def resource_id(competition: str) -> str:
     return f"headstart.competition.{competition}"
 
 
-def snapshot_now(config: Config) -> dict:
+def snapshot_now(backend: Backend) -> dict:
     """The competition as the backend answers now: leaderboard, our submissions, the file listing."""
-    backend = backend_for(config)
     team = backend.team  # on Kaggle, read from our submissions: once, not once per use
     return watch.take_snapshot(backend.leaderboard(), backend.submissions(team), backend.data_files(), team,
                                metric_of(backend))
 
 
-def metric_of(backend) -> str:
+def metric_of(backend: Backend) -> str:
     """The competition's metric: from its spec, else (a Kaggle competition not yet downloaded) from Kaggle's name
     for it; it only says which way is better."""
-    # Not getattr(backend, "known_spec", backend.spec): the default is evaluated first, and a Kaggle backend's
-    # `spec` raises while it is unknown.
-    known = backend.known_spec if hasattr(backend, "known_spec") else backend.spec
-    if known is not None:
-        return known.metric
+    if backend.known_spec is not None:
+        return backend.known_spec.metric
     from tasks.spec_inference import metric_from_hint
 
     return metric_from_hint(backend.evaluation_metric()) or "accuracy"
 
 
-def remaining_quota(config: Config) -> dict | None:
-    return backend_for(config).limits()
+def remaining_quota(backend: Backend) -> dict | None:
+    return backend.limits()
+
+
+open_backend = stage_task(backend_for, network=True, task_run_name="open the backend")
 
 
 take_snapshot = stage_task(snapshot_now, network=True)
@@ -69,14 +69,16 @@ def publish_decision(competition: str, previous: dict | None, snapshot: dict, de
 
 
 def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=snapshot_now,
-               quota=remaining_quota, retrain_run=None, emit=None, publish=None) -> dict:
-    """One watch, with the steps passed in (Prefect tasks in the flow, plain calls without Prefect)."""
+               quota=remaining_quota, retrain_run=None, emit=None, publish=None, open=backend_for) -> dict:
+    """One watch, with the steps passed in (Prefect tasks in the flow, plain calls without Prefect); the backend is
+    opened once, for the snapshot and the quota."""
     history = watch.WatchHistory(config.paths.watch(config.competition))
     with history.exclusive() as alone:
         if not alone:
             return {"moved": False, "action": "none",
                     "line": f"another watch of {config.competition} is running; nothing done"}
-        current = snapshot(config)
+        backend = open(config)
+        current = snapshot(backend)
         previous, _ = history.baseline()
         decision = watch.decide(previous, current, rules)
         path = history.save_snapshot(current)
@@ -88,7 +90,7 @@ def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=
         else:
             if emit is not None:
                 best_effort("the leaderboard event", lambda: emit(config.competition, decision, path.name))
-            action, handled, details = _act(config, retrain, quota, retrain_run)
+            action, handled, details = _act(config, retrain, lambda: quota(backend), retrain_run)
             history.record(path, decision, action, handled, **details)
             summary.update(details)
         if publish is not None:
@@ -100,15 +102,15 @@ def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=
 def _act(config: Config, retrain: bool, quota, retrain_run) -> tuple[str, bool, dict]:
     if not retrain:
         return f"event {watch.EVENT} emitted; the compete deployment retrains", True, {}
-    limits = quota(config) if config.submit else None
+    limits = quota() if config.submit else None
     if limits is not None and limits["remaining"] <= 0:
         reason = (f"quota used ({limits['used']}/{limits['daily_limit']} today)" if not limits.get("limited_by_total")
                   else "the competition's lifetime submission cap is reached")
         return f"retrain and submission postponed: {reason}; the next watch acts on this move", False, {}
     run_json = Path(retrain_run(config))
-    record = json.loads(run_json.read_text())
-    result = record.get("backend_result") or {}
-    details = {"run": str(run_json), "blend_cv_score": record.get("blend_cv_score"),
+    record = RunRecord.read(run_json)
+    result = record.backend_result or {}
+    details = {"run": str(run_json), "blend_cv_score": record.blend_cv_score,
                "public_score": result.get("public_score"), "submission_status": result.get("status")}
     if not config.submit:
         return "retrained (not submitted: --no-submit)", True, details
@@ -119,25 +121,31 @@ def _act(config: Config, retrain: bool, quota, retrain_run) -> tuple[str, bool, 
 
 
 @flow(name="watch")
-def watch_flow(config: Config = Config(), rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True) -> dict:
-    """Compare the leaderboard with the last snapshot; on a move, emit an event and retrain within the quota."""
+def watch_flow(config: Config = Config(), rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True,
+               runner: Runner = Runner(), options_file: str | None = None) -> dict:
+    """Compare the leaderboard with the last snapshot; on a move, emit an event and retrain within the quota. With
+    `options_file` (as `headstart run --config` takes) the file's config and runner are used."""
+    if options_file:
+        config, runner = read_options_file(Path(options_file))
     from flows.compete import compete
+    from flows.orchestration import dask_task_runner
+
+    retrain_flow = compete.with_options(task_runner=dask_task_runner(runner.dask_address)) \
+        if runner.task_runner == "dask" else compete
 
     def retrain_run(settings: Config) -> Path:
-        return compete(settings, stages.new_run_id())
+        return retrain_flow(settings, stages.new_run_id(), runner=runner)
 
     return watch_once(config, rules, retrain, snapshot=take_snapshot, quota=read_quota, retrain_run=retrain_run,
-                      emit=emit_moved, publish=publish_decision)
+                      emit=emit_moved, publish=publish_decision, open=open_backend)
 
 
-def run_watch(config: Config, rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True) -> dict:
+def run_watch(config: Config, rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True,
+              runner: Runner = Runner()) -> dict:
     """The watch flow; without Prefect's API, the same steps as plain calls (no event, no artifacts)."""
     from flows.compete import run_compete
 
-    return run_or_fall_back(lambda: watch_flow(config, rules, retrain),
-                            lambda: watch_once(config, rules, retrain, retrain_run=run_compete), "the watch")
-
-
-def config_parameters(config: Config) -> dict:
-    """A Config as a deployment's JSON parameters (Prefect validates them back into a Config)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    return run_or_fall_back(lambda: watch_flow(config, rules, retrain, runner),
+                            lambda: watch_once(config, rules, retrain,
+                                               retrain_run=lambda settings: run_compete(settings, runner)),
+                            "the watch")

@@ -9,7 +9,7 @@ import numpy as np
 from keras import layers
 
 from tasks.errors import ConfigError
-from tasks.members import MemberContext, MemberResult, glorot, logits_layer, pixel_member, seed_stream
+from tasks.members import FoldFitter, MemberContext, glorot, logits_layer, pixel_member, seed_stream
 
 MAX_CNN_SIZE = 64  # larger images are resized down: a from-scratch CNN gains little above this on a CPU
 
@@ -53,7 +53,7 @@ def cnn_model(input_shape: tuple[int, int, int], num_classes: int, filters: int 
                        name="small_cnn")
 
 
-def fit_cnn(context: MemberContext) -> MemberResult:
+def fit_cnn(context: MemberContext) -> FoldFitter:
     build = lambda input_shape, num_classes: cnn_model(input_shape, num_classes, context.train.cnn_filters,
                                                        context.seed)
     return pixel_member(context, build, f"cnn (seed {context.seed})", max_size=context.train.cnn_size or MAX_CNN_SIZE)

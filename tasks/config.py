@@ -25,7 +25,6 @@ class TrainConfig:
     patience: int = 5
     schedule: str = "constant"  # or "cosine": decay to 1 % over `epochs`
     image_size: int | None = None  # None: the competition's native size (pixel members)
-    seed: int = 0
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
     mlp_units: int = 512
     cnn_filters: int = 32  # the CNN's first block; the second has twice as many
@@ -79,7 +78,8 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a `compete` run depends on; written resolved into run.json."""
+    """What the user asked a `compete` run for (the plan stage resolves the rest: tasks/plan.py). Where its tasks
+    run is not here: that is the orchestrator's business (flows/, RunOptions.task_runner)."""
 
     competition: str = "digits"
     data_dir: str = "data"
@@ -99,11 +99,6 @@ class Config:
     submit: bool = True
     message: str = "headstart"
     time_limit: float | None = None  # minutes for the whole run (tasks/budget.py); None: no limit
-    # Where a Prefect run's tasks run: "threads" (this process, each member's folds in one task) or "dask"
-    # (shards and folds as mapped tasks on a Dask cluster: at `dask_address`, or a local one sized to the machine).
-    task_runner: str = "threads"
-    dask_address: str | None = None
-    deadline: float | None = None  # the run's wall-clock deadline (epoch seconds), set from time_limit at its start
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "kaggle"):
@@ -112,16 +107,34 @@ class Config:
             raise ConfigError(f"blend must be 'mean', 'weights' or 'caruana', got {self.blend!r}")
         if self.recipe not in ("default", "full"):
             raise ConfigError(f"recipe must be 'default' or 'full', got {self.recipe!r}")
-        if self.task_runner not in ("threads", "dask"):
-            raise ConfigError(f"task_runner must be 'threads' or 'dask', got {self.task_runner!r}")
-        if self.dask_address is not None and self.task_runner != "dask":
-            raise ConfigError("dask_address is for task_runner 'dask' (--task-runner dask --dask-address HOST:PORT)")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
 
     @property
     def paths(self) -> DataPaths:
-        return DataPaths(Path(self.data_dir))
+        """The data layers of this run's backend (a local competition and a Kaggle one of the same name share
+        nothing)."""
+        return DataPaths(Path(self.data_dir), self.backend)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def config_from_dict(values: dict, source: str = "config") -> Config:
+    """A Config from its plain values (`Config.to_dict()`, as run.json records it): blocks become their dataclasses,
+    lists become tuples; an unknown key is an error naming it."""
+    blocks = {"train": TrainConfig, "features": FeatureConfig, "device": DeviceConfig}
+    known = {field.name for field in dataclasses.fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
+    fields = {}
+    for name, value in values.items():
+        if name in blocks:
+            block_fields = {field.name for field in dataclasses.fields(blocks[name])}
+            stray = sorted(set(value) - block_fields)
+            if stray:
+                raise ConfigError(f"{source}: unknown {name} keys {stray}; known keys are {sorted(block_fields)}")
+            value = blocks[name](**{key: tuple(item) if isinstance(item, list) else item for key, item in value.items()})
+        fields[name] = tuple(value) if isinstance(value, list) else value
+    return Config(**fields)

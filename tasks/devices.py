@@ -9,33 +9,13 @@ setting can be forced either way in the config (DeviceConfig), so the GPU branch
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import keras
 
 from tasks.config import DeviceConfig
+from tasks.plan import DevicePlan
 
 MIXED = "mixed_float16"
-
-
-@dataclass(frozen=True)
-class DevicePlan:
-    """The resolved settings: how many GPUs, and what runs on them."""
-
-    gpus: int
-    mixed_precision: bool
-    jit_compile: bool
-    strategy: str  # "default" (one CPU or GPU, TensorFlow places it), "mirrored" (several GPUs)
-
-    @property
-    def policy(self) -> str:
-        return MIXED if self.mixed_precision else "float32"
-
-    @property
-    def input_device(self) -> str | None:
-        """Where extraction's input batches are prefetched to: the one GPU (several: the strategy splits each batch
-        across them itself), None on a CPU."""
-        return "/GPU:0" if self.gpus > 0 and self.strategy == "default" else None
 
 
 def _switch(value: str, auto: bool) -> bool:
@@ -46,8 +26,11 @@ def device_plan(config: DeviceConfig, gpus: int) -> DevicePlan:
     """Resolve 'auto' from the number of visible GPUs (pure: the count is given)."""
     mirrored = _switch(config.multi_gpu, gpus > 1) and gpus > 1
     # XLA with tf.distribute is left off, as Keras does for `jit_compile="auto"`.
-    return DevicePlan(gpus, _switch(config.mixed_precision, gpus > 0),
-                      _switch(config.jit_compile, gpus > 0 and not mirrored), "mirrored" if mirrored else "default")
+    jit = _switch(config.jit_compile, gpus > 0 and not mirrored)
+    # Training steps: Keras' own "auto" when the config leaves it open (on a GPU, unless a layer of the model cannot
+    # be compiled or several replicas train), else what the config forces.
+    return DevicePlan(gpus, _switch(config.mixed_precision, gpus > 0), jit, "mirrored" if mirrored else "default",
+                      "auto" if config.jit_compile == "auto" else jit)
 
 
 def visible_gpus() -> int:
@@ -56,7 +39,8 @@ def visible_gpus() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
-def current_plan(config: DeviceConfig) -> DevicePlan:
+def resolve_device_plan(config: DeviceConfig) -> DevicePlan:
+    """The plan for this machine's GPUs."""
     return device_plan(config, visible_gpus())
 
 
@@ -96,12 +80,6 @@ def in_policy(model: keras.Model) -> keras.Model:
     clone = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
     clone.set_weights(model.get_weights())
     return clone
-
-
-def training_jit(config: DeviceConfig, plan: DevicePlan) -> bool | str:
-    """XLA for training steps: Keras' own "auto" when the config leaves it open (on a GPU, unless a layer of the
-    model cannot be compiled or several replicas train), else what the config forces."""
-    return "auto" if config.jit_compile == "auto" else plan.jit_compile
 
 
 def extraction_jit(jit_compile: bool | str) -> bool:

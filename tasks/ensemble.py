@@ -9,10 +9,10 @@ from scipy.optimize import minimize
 
 from tasks.errors import ConfigError
 from tasks.files import atomic_write_json, atomic_write_npy
+from tasks.fitting import FittedMembers, load_member, predicted_rows
 from tasks.index import TRAIN, read_index
 from tasks.metrics import higher_is_better, score_probabilities
 from tasks.plots import plot_confusion_matrix
-from tasks.recipes import load_member, predicted_rows
 
 METHODS = ("mean", "weights", "caruana")
 
@@ -80,39 +80,38 @@ def nested_cv_score(method: str, oofs: list[np.ndarray], labels: np.ndarray, fol
     return score_probabilities(labels, blended, metric)
 
 
-def blend_members(config, index_dir: Path, member_dirs: list[Path], run_id: str) -> Path:
+def blend_members(plan, members: FittedMembers) -> Path:
     """Blend the members by the configured method; ensemble.json records every method's CV score."""
-    index = read_index(index_dir)
-    spec = index.metadata["spec"]
+    index = read_index(plan.index_dir)
+    metric, method = plan.spec.metric, plan.config.blend
     train = index.split(TRAIN)
     labels, folds = train["label"].to_numpy(), train["fold"].to_numpy()
-    members = [load_member(Path(directory)) for directory in member_dirs]
-    names = [meta["name"] for meta, _, _ in members]
-    tests = [test for _, _, test in members]
-    rows = np.all([predicted_rows(oof) for _, oof, _ in members], axis=0)
+    loaded = [load_member(Path(directory)) for directory in members.directories]
+    names = [meta["name"] for meta, _, _ in loaded]
+    tests = [test for _, _, test in loaded]
+    rows = np.all([predicted_rows(oof) for _, oof, _ in loaded], axis=0)
     if not rows.any():
         raise ConfigError(f"nothing to blend: no training row has an out-of-fold prediction from every member of {names}")
     # Fit and score on the rows every member predicted (all of them, unless a member fits only some folds);
     # with a single fold left, the nested estimate splits its rows in two.
-    oofs, labels, folds = [oof[rows] for _, oof, _ in members], labels[rows], folds[rows]
+    oofs, labels, folds = [oof[rows] for _, oof, _ in loaded], labels[rows], folds[rows]
     if len(np.unique(folds)) < 2:
         folds = np.arange(len(folds)) % 2
-    candidates = {method: blend_weights(method, oofs, labels, spec["metric"]) for method in METHODS}
-    scores = {method: score_probabilities(labels, blend(oofs, w), spec["metric"]) for method, w in candidates.items()}
-    nested = {method: nested_cv_score(method, oofs, labels, folds, spec["metric"]) for method in METHODS}
-    weights = candidates[config.blend]
+    candidates = {name: blend_weights(name, oofs, labels, metric) for name in METHODS}
+    scores = {name: score_probabilities(labels, blend(oofs, w), metric) for name, w in candidates.items()}
+    nested = {name: nested_cv_score(name, oofs, labels, folds, metric) for name in METHODS}
+    weights = candidates[method]
     oof, test = np.full((len(rows), oofs[0].shape[1]), np.nan), blend(tests, weights)
     oof[rows] = blend(oofs, weights)
-    plot_confusion_matrix(labels, oof[rows], spec["class_names"],
-                          f"blend (CV {spec['metric']} {scores[config.blend]:.4f})",
-                          config.paths.models(config.competition, run_id) / "blend" / "confusion_matrix.png")
-    directory = config.paths.predictions(config.competition, run_id) / "blend"
+    plot_confusion_matrix(labels, oof[rows], plan.spec.class_names, f"blend (CV {metric} {scores[method]:.4f})",
+                          plan.paths.models(plan.competition, plan.run_id) / "blend" / "confusion_matrix.png")
+    directory = plan.paths.predictions(plan.competition, plan.run_id) / "blend"
     atomic_write_npy(directory / "oof.npy", oof.astype(np.float32))
     atomic_write_npy(directory / "test.npy", test.astype(np.float32))
     atomic_write_json(directory / "ensemble.json", {
-        "method": config.blend, "metric": spec["metric"], "cv_score": scores[config.blend],
-        "cv_score_by_method": scores, "nested_cv_score": nested[config.blend], "nested_cv_score_by_method": nested,
+        "method": method, "metric": metric, "cv_score": scores[method],
+        "cv_score_by_method": scores, "nested_cv_score": nested[method], "nested_cv_score_by_method": nested,
         "rows_scored": int(rows.sum()), "rows": len(rows),
         "members": {name: {"cv_score": meta["cv_score"], "weight": float(weight)}
-                    for name, (meta, _, _), weight in zip(names, members, weights)}})
+                    for name, (meta, _, _), weight in zip(names, loaded, weights)}})
     return directory

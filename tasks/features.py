@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -247,57 +247,69 @@ def feature_directory(root: Path, index: LoadedIndex, spec: BackboneSpec, weight
     return root / f"{spec.label[:40]}-{view}-{key}"
 
 
-def cache_features(config, index_dir: Path, backbone: str, weights: Path | None,
-                   views: tuple[str, ...]) -> tuple[Path, ...]:
-    """Leave one backbone's feature set per view, complete and verified, under data/03_features/<comp>/;
-    the backbone is built once, and only if some shard is missing."""
-    from tasks.devices import current_plan, device_scope
-
-    index, plan = read_index(index_dir), current_plan(config.device)
-    extractor = Extractor(backbone_spec(backbone), weights, config.features.image_size, plan.jit_compile)
-    directories = []
-    with device_scope(plan):
-        for view in views:
-            directory = feature_directory(config.paths.features(config.competition), index, extractor.spec,
-                                          weights, view, config.features, plan.policy)
-            cache_feature_set(index, extractor, view, directory, config.features, plan.input_device)
-            directories.append(directory)
-    return tuple(directories)
+def feature_dirs(plan, backbone: str, index: LoadedIndex | None = None) -> tuple[Path, ...]:
+    """Where a backbone's feature sets of a run live, one per view of the plan (identity first): known from the plan
+    alone, before any is extracted."""
+    index = index or read_index(plan.index_dir)
+    return tuple(feature_directory(plan.paths.features(plan.competition), index, backbone_spec(backbone),
+                                   plan.weights[backbone], view, plan.features, plan.device.policy)
+                 for view in plan.views)
 
 
-def pending_shards(config, index_dir: Path, backbone: str, weights: Path | None,
-                   views: tuple[str, ...]) -> list[tuple[str, dict]]:
-    """The (view, shard) pairs of a backbone's feature sets not yet extracted and verified: the units that
-    mapped extraction (one task each, on any worker) hands out."""
-    from tasks.devices import current_plan
+@dataclass(frozen=True)
+class FeatureShard:
+    """A unit of extraction: one shard of one view of one backbone's features."""
 
-    index, policy = read_index(index_dir), current_plan(config.device).policy
-    spec, pending = backbone_spec(backbone), []
-    for view in views:
-        directory = feature_directory(config.paths.features(config.competition), index, spec, weights, view,
-                                      config.features, policy)
-        pending += [(view, shard) for shard in shard_status(index, directory, config.features)[2]]
-    return pending
+    backbone: str
+    view: str
+    shard: dict
 
 
-def cache_feature_shard(config, index_dir: Path, backbone: str, weights: Path | None, view: str,
-                        shard: dict) -> dict:
+def feature_units(plan) -> list[FeatureShard]:
+    """The shards of the run's feature sets not yet extracted and verified: extraction's units of work, which a plain
+    loop or an orchestrator (any worker) runs with `extract_feature_unit`."""
+    index, units = read_index(plan.index_dir), []
+    for backbone in plan.weights:
+        for view, directory in zip(plan.views, feature_dirs(plan, backbone, index)):
+            units += [FeatureShard(backbone, view, shard) for shard in shard_status(index, directory, plan.features)[2]]
+    return units
+
+
+def extract_feature_unit(plan, unit: FeatureShard) -> dict:
     """Leave one shard of a feature set on disk with its record (unless it is there already); return the record.
-    extractions.jsonl says which process did it and how many backbones that process had built (one, however
-    many shards it extracts)."""
-    from tasks.devices import current_plan, device_scope
+    The process builds each backbone once, however many shards it extracts (extractions.jsonl says which process
+    did a shard and how many backbones it had built)."""
+    from tasks.devices import device_scope
 
-    index, plan = read_index(index_dir), current_plan(config.device)
-    with device_scope(plan):
-        extractor = shared_extractor(backbone_spec(backbone), weights, config.features.image_size, plan.jit_compile)
-        directory = feature_directory(config.paths.features(config.competition), index, extractor.spec, weights,
-                                      view, config.features, plan.policy)
-        entry = verified_shard(directory, shard["file"])
+    index, device = read_index(plan.index_dir), plan.device
+    with device_scope(device):
+        extractor = shared_extractor(backbone_spec(unit.backbone), plan.weights[unit.backbone],
+                                     plan.features.image_size, device.jit_compile)
+        directory = feature_dirs(plan, unit.backbone, index)[plan.views.index(unit.view)]
+        entry = verified_shard(directory, unit.shard["file"])
         if entry is None:
             started = time.perf_counter()
             directory.mkdir(parents=True, exist_ok=True)
-            entry = extract_shard(index, extractor, view, directory, shard, config.features,
-                                  input_device=plan.input_device)
-            _log_extraction(directory, shard["stop"] - shard["start"], time.perf_counter() - started,
-                            shard=shard["file"], process=os.getpid(), backbones_built=Extractor.built)
+            with progress_bar(f"{extractor.spec.label} [{unit.view}] {unit.shard['file'][:-4]}",
+                              total=unit.shard["stop"] - unit.shard["start"], unit="images") as advance:
+                entry = extract_shard(index, extractor, unit.view, directory, unit.shard, plan.features, advance,
+                                      input_device=device.input_device)
+            _log_extraction(directory, unit.shard["stop"] - unit.shard["start"], time.perf_counter() - started,
+                            shard=unit.shard["file"], process=os.getpid(), backbones_built=Extractor.built)
     return entry
+
+
+def gather_features(plan) -> dict[str, tuple[Path, ...]]:
+    """Each backbone's feature sets, complete and verified, with their manifests written from the shards' records
+    (a shard still missing is extracted here); by backbone, one directory per view."""
+    from tasks.devices import device_scope
+
+    index, device, gathered = read_index(plan.index_dir), plan.device, {}
+    with device_scope(device):
+        for backbone, weights in plan.weights.items():
+            extractor = shared_extractor(backbone_spec(backbone), weights, plan.features.image_size, device.jit_compile)
+            directories = feature_dirs(plan, backbone, index)
+            for view, directory in zip(plan.views, directories):
+                cache_feature_set(index, extractor, view, directory, plan.features, device.input_device)
+            gathered[backbone] = directories
+    return gathered

@@ -31,8 +31,8 @@ from tasks.devices import extraction_jit
 from tasks.errors import ConfigError
 from tasks.index import TEST, TRAIN
 from tasks.members import (
+    FoldFitter,
     MemberContext,
-    MemberResult,
     load_images,
     logits_layer,
     predict_probabilities,
@@ -105,7 +105,7 @@ def predict_views(model: keras.Model, images: np.ndarray, flip: bool) -> np.ndar
     return np.mean([predict_probabilities(model, view, batch_size=128) for view in views], axis=0)
 
 
-def fit_finetune(context: MemberContext) -> MemberResult:
+def fit_finetune(context: MemberContext) -> FoldFitter:
     """Fine-tune the member's backbone on the first `finetune_folds` folds (see the module's docstring)."""
     from tasks.features import Extractor, cache_feature_set, feature_directory, load_features
 
@@ -140,4 +140,4 @@ def fit_finetune(context: MemberContext) -> MemberResult:
                                     context.seed, clock, jit_compile=context.jit_compile)
         return predict_views(model, valid[0], flip), predict_views(model, test_images, flip), history
 
-    return context.cross_validate(fit_fold, f"finetune {spec.label} at {size} px", config.finetune_folds)
+    return FoldFitter(fit_fold, f"finetune {spec.label} at {size} px", config.finetune_folds)

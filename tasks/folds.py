@@ -1,4 +1,4 @@
-"""A member's finished folds on disk: what lets folds run as tasks of their own, and a killed member resume."""
+"""A member's finished folds on disk: what lets folds run as units of their own, and a killed member resume."""
 
 from __future__ import annotations
 
@@ -13,30 +13,39 @@ from tasks.files import atomic_write_bytes
 
 
 @dataclass(frozen=True)
+class SavedFold:
+    """One fitted fold as stored: the held-out rows' and the test set's probabilities, the training history, whether
+    the time limit cut it short, and the seconds it took."""
+
+    valid: np.ndarray
+    test: np.ndarray
+    history: dict
+    partial: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class FoldStore:
-    """A member's finished folds on disk (`fold-<n>.npz`: the held-out rows' and the test set's probabilities and
-    the history), so that folds can be fitted by separate tasks on any worker (mapped members x folds) and a
-    killed run resumes at the fold it was in. A fold the time limit cut short is kept apart (`-partial`) and read
-    only by a time-limited run. `only`: the folds this call may fit (None: all); the others are only read."""
+    """A member's finished folds on disk (`fold-<n>.npz`), so that folds can be fitted by separate units on any
+    worker and a killed run resumes at the fold it was in. A fold the time limit cut short is kept apart
+    (`-partial`) and read only by a time-limited run."""
 
     directory: Path
-    only: tuple[int, ...] | None = None
 
     def path(self, fold: int, partial: bool = False) -> Path:
         return Path(self.directory) / f"fold-{int(fold)}{'-partial' if partial else ''}.npz"
 
-    def may_fit(self, fold: int) -> bool:
-        return self.only is None or int(fold) in self.only
-
-    def load(self, fold: int, partial_ok: bool = False) -> tuple[np.ndarray, np.ndarray, dict, bool] | None:
+    def load(self, fold: int, partial_ok: bool = False) -> SavedFold | None:
         for partial in (False, True) if partial_ok else (False,):
             if self.path(fold, partial).is_file():
                 with np.load(self.path(fold, partial)) as saved:
-                    return saved["valid"], saved["test"], json.loads(str(saved["history"])), partial
+                    seconds = float(saved["seconds"]) if "seconds" in saved.files else 0.0
+                    return SavedFold(saved["valid"], saved["test"], json.loads(str(saved["history"])), partial, seconds)
         return None
 
-    def save(self, fold: int, valid: np.ndarray, test: np.ndarray, history: dict, partial: bool) -> Path:
+    def save(self, fold: int, valid: np.ndarray, test: np.ndarray, history: dict, partial: bool,
+             seconds: float = 0.0) -> Path:
         buffer = io.BytesIO()
-        np.savez(buffer, valid=np.asarray(valid, np.float32), test=np.asarray(test, np.float32),
+        np.savez(buffer, valid=np.asarray(valid, np.float32), test=np.asarray(test, np.float32), seconds=seconds,
                  history=json.dumps({name: [float(value) for value in values] for name, values in history.items()}))
         return atomic_write_bytes(self.path(fold, partial), buffer.getvalue())

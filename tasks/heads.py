@@ -15,8 +15,8 @@ from sklearn.preprocessing import StandardScaler
 from tasks.errors import ConfigError
 from tasks.features import load_features
 from tasks.members import (
+    FoldFitter,
     MemberContext,
-    MemberResult,
     class_probabilities,
     glorot,
     logits_layer,
@@ -37,7 +37,7 @@ def _mean_over_views(predict, views: list[np.ndarray]) -> np.ndarray:
     return np.mean([predict(features) for features in views], axis=0)
 
 
-def fit_logistic(context: MemberContext) -> MemberResult:
+def fit_logistic(context: MemberContext) -> FoldFitter:
     """Multinomial logistic regression (scikit-learn, L2) on standardised features."""
     train_views, test_views = _views(context)
     labels = context.labels
@@ -51,7 +51,7 @@ def fit_logistic(context: MemberContext) -> MemberResult:
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), {})
 
-    return context.cross_validate(fit_fold, "logistic head")
+    return FoldFitter(fit_fold, "logistic head")
 
 
 def mlp_model(feature_width: int, num_classes: int, units: int, seed: int = 0) -> keras.Model:
@@ -63,7 +63,7 @@ def mlp_model(feature_width: int, num_classes: int, units: int, seed: int = 0) -
                        name="mlp_head")
 
 
-def fit_mlp(context: MemberContext) -> MemberResult:
+def fit_mlp(context: MemberContext) -> FoldFitter:
     """A one-hidden-layer MLP on standardised features, early-stopped on the fold's held-out part."""
     train_views, test_views = _views(context)
     labels, config = context.labels, context.train
@@ -82,4 +82,4 @@ def fit_mlp(context: MemberContext) -> MemberResult:
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)
 
-    return context.cross_validate(fit_fold, "mlp head")
+    return FoldFitter(fit_fold, "mlp head")

@@ -1,7 +1,8 @@
 """Ensemble members: anything that yields out-of-fold and fold-averaged test probabilities.
 
-Here: the k-fold machinery shared by every member, and the softmax-on-pixels baseline. Members are
-functions `(MemberContext) -> MemberResult`, registered by kind in tasks/recipes.py.
+Here: what every member shares (its context, the one Keras training loop, predictions) and the softmax-on-pixels
+baseline. A member kind is a function `(MemberContext) -> FoldFitter` (registered in tasks/recipes.py): it prepares
+once what all its folds share, and fits one fold at a time; tasks/fitting.py runs the folds as units of work.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from keras import layers
 
 from tasks.budget import Clock
 from tasks.config import FeatureConfig, TrainConfig
-from tasks.folds import FoldStore
 from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.pipelines import image_batches, split_source
-from tasks.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -35,15 +34,8 @@ class MemberContext:
     backbone: str | None = None  # the member's backbone, for members that build it (finetune)
     weights: Path | None = None  # its weights file (None: random weights)
     features_root: Path | None = None  # the competition's feature cache, for feature sets a member adds
-    deadline: float | None = None  # wall-clock seconds by which the member should be done (--time-limit)
     features: FeatureConfig = FeatureConfig()  # the run's, for feature sets a member extracts itself
     jit_compile: bool | str = "auto"  # XLA for training steps ("auto": Keras decides, on a GPU only)
-    fold_store: FoldStore | None = None  # where finished folds are kept (and which this call may fit)
-
-    def cross_validate(self, fit_fold: FoldFit, description: str, only_folds: int | None = None) -> MemberResult:
-        """`cross_validate` over this member's folds, with its deadline and fold store."""
-        return cross_validate(self.folds, self.num_classes, self.num_test, fit_fold, description, only_folds,
-                              self.deadline, self.fold_store)
 
     @property
     def labels(self) -> np.ndarray:
@@ -62,56 +54,26 @@ class MemberContext:
         return int(self.index.metadata["num_test"])
 
 
+FoldFit = Callable[[np.ndarray, np.ndarray, Clock], tuple[np.ndarray, np.ndarray, dict]]
+
+
+@dataclass(frozen=True)
+class FoldFitter:
+    """A member prepared to fit folds: what it does once for all folds (images decoded into memory, a model built and
+    traced) is done, and `fit_fold(train_positions, valid_positions, clock) -> (valid_probs, test_probs, history)`
+    fits one. `folds`: it fits only the first `folds` folds (finetune, slow on a CPU); None: every fold."""
+
+    fit_fold: FoldFit
+    description: str
+    folds: int | None = None
+
+
 @dataclass
 class MemberResult:
     oof: np.ndarray  # (num_train, num_classes): each row predicted by the fold model that did not see it
     test: np.ndarray  # (num_test, num_classes): the mean over the fold models
     histories: list[dict] = field(default_factory=list)  # per fold: metric name -> values per epoch
     ended_early: bool = False  # the time limit cut epochs or folds short
-
-
-FoldFit = Callable[[np.ndarray, np.ndarray, Clock], tuple[np.ndarray, np.ndarray, dict]]
-
-
-def cross_validate(folds: np.ndarray, num_classes: int, num_test: int, fit_fold: FoldFit,
-                   description: str = "folds", only_folds: int | None = None,
-                   deadline: float | None = None, store: FoldStore | None = None) -> MemberResult:
-    """Run `fit_fold(train_positions, valid_positions, clock) -> (valid_probs, test_probs, history)` per fold,
-    or for the first `only_folds` folds (the other folds' rows keep NaN: no out-of-fold prediction). With a
-    deadline, folds train one after another as usual until it (each fold's `clock` ends its epochs at the
-    deadline), and no fold starts that would end after it: a few well-trained folds, not every fold
-    half-trained (an equal share per fold left three CNNs at CV 0.40 in 3 minutes on digits). The blend
-    uses the rows that every member predicted; the test prediction is the mean over the folds trained.
-    With a `store`, finished folds are read from it rather than fitted, and every fitted fold is saved to it."""
-    fold_numbers = np.unique(folds)[:only_folds]
-    oof = np.full((len(folds), num_classes), np.nan, dtype=np.float32)
-    tests, histories, member_clock = [], [], Clock(deadline)
-    with progress_bar(description, total=len(fold_numbers), unit="folds") as advance:
-        for fold in fold_numbers:
-            valid = np.flatnonzero(folds == fold)
-            saved = store.load(fold, partial_ok=deadline is not None) if store is not None else None
-            if saved is None and store is not None and not store.may_fit(fold):
-                continue  # another task fits this fold
-            if saved is None:
-                if not member_clock.room_for_another():
-                    break
-                clock = Clock(deadline)
-                valid_probs, test_probs, history = fit_fold(np.flatnonzero(folds != fold), valid, clock)
-                # As the store keeps them: a fold read back gives the same numbers as one just fitted.
-                valid_probs, test_probs = np.asarray(valid_probs, np.float32), np.asarray(test_probs, np.float32)
-                if store is not None:
-                    store.save(fold, valid_probs, test_probs, history, partial=clock.ended_early)
-                member_clock.tick()
-                member_clock.ended_early |= clock.ended_early
-            else:
-                valid_probs, test_probs, history, partial = saved
-                member_clock.ended_early |= partial
-            oof[valid] = valid_probs
-            tests.append(test_probs)
-            histories.append(history)
-            advance()
-    test = np.mean(tests, axis=0).astype(np.float32) if tests else np.full((num_test, num_classes), np.nan, np.float32)
-    return MemberResult(oof=oof, test=test, histories=histories, ended_early=member_clock.ended_early)
 
 
 def class_probabilities(model, rows: np.ndarray, num_classes: int) -> np.ndarray:
@@ -187,14 +149,22 @@ class _ClockStop(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def keeps_best_weights(config: TrainConfig) -> bool:
+    """The one rule for the weights a Keras member ends with, in every training loop: those of its epoch with the
+    lowest validation loss, except under a cosine schedule, which is meant to end where it ends (the rate annealed:
+    on cifar10-dev the fine-tuned model's lowest validation loss came two epochs before its best accuracy, and
+    restoring it cost 1.5 points)."""
+    return config.schedule != "cosine"
+
+
 def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
                       clock: Clock | None) -> dict:
-    """Keras' `fit` over a tf.data pipeline of the arrays, early-stopped on the held-out part (best weights)."""
+    """Keras' `fit` over a tf.data pipeline of the arrays, early-stopped on `valid` (weights by keeps_best_weights)."""
     import tensorflow as tf
 
     batches = (tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[0]), seed=seed)
                .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
-    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=keeps_best_weights(config)),
                  *([_ClockStop(clock)] if clock is not None else [])]
     history = model.fit(batches, validation_data=valid, epochs=config.epochs, callbacks=callbacks, verbose=0,
                         shuffle=False)  # the dataset shuffles itself (Keras warns that it ignores shuffle=True)
@@ -220,9 +190,10 @@ def compile_once(model: keras.Model, config: TrainConfig, steps_per_epoch: int, 
 def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
                       config: TrainConfig, seed: int = 0, clock: Clock | None = None, loop: str = "arrays",
                       jit_compile: bool | str = "auto") -> dict:
-    """Train with early stopping on the held-out part (best weights kept); return the history. On logits
-    (`from_logits=True`: stabler than probabilities into the loss). With a `clock`, no epoch starts that would
-    end after its deadline (at least one runs).
+    """Train, early-stopped on `valid` (`config.patience` epochs without a lower validation loss), ending with the
+    weights `keeps_best_weights` says, whichever loop runs; return the history. On logits (`from_logits=True`:
+    stabler than probabilities into the loss). With a `clock`, no epoch starts that would end after its deadline
+    (at least one runs).
 
     `loop="arrays"`: one `train_on_batch` per shuffled batch of the arrays, no tf.data threads beside the model
     (faster for the CNN on 2 cores: bench/RESULTS.md, "The training loop"); `loop="fit"`: Keras' `fit` over
@@ -231,12 +202,18 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
     give every replica the whole batch."""
     from tasks.devices import replicas
 
-    (train_x, train_y), (valid_x, valid_y) = train, valid
     if loop == "fit" or replicas() > 1:
-        steps = max(1, -(-len(train_x) // config.batch_size))
+        steps = max(1, -(-len(train[0]) // config.batch_size))
         compile_once(model, config, steps, jit_compile)
         return _fit_over_tf_data(model, train, valid, config, seed, clock)
-    # Whole batches only (a fresh shuffle each epoch reaches the rest): one batch shape, one trace.
+    return _fit_over_arrays(model, train, valid, config, seed, clock, jit_compile)
+
+
+def _fit_over_arrays(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
+                     clock: Clock | None, jit_compile: bool | str) -> dict:
+    """`train_on_batch` over shuffled whole batches of the arrays (one batch shape, one trace: a fresh shuffle each
+    epoch reaches the rest), early-stopped on `valid` as `fit` is."""
+    (train_x, train_y), (valid_x, valid_y) = train, valid
     batch_size = min(config.batch_size, len(train_x))
     steps = len(train_x) // batch_size
     compile_once(model, config, steps, jit_compile)
@@ -251,7 +228,8 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
         for name, value in zip(("val_loss", "val_accuracy"), evaluate_arrays(model, valid_x, valid_y)):
             history[name].append(value)
         if history["val_loss"][-1] < best_loss:
-            best_loss, best_weights, waited = history["val_loss"][-1], model.get_weights(), 0
+            best_loss, waited = history["val_loss"][-1], 0
+            best_weights = model.get_weights() if keeps_best_weights(config) else None
         else:
             waited += 1
         if clock is not None:
@@ -262,9 +240,7 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
             break
         if clock is not None and not clock.room_for_another():
             break
-    # A cosine schedule is meant to end where it ends (the rate annealed): on cifar10-dev the fine-tuned model's
-    # lowest validation loss came two epochs before its best accuracy, and restoring it cost 1.5 points.
-    if best_weights is not None and config.schedule != "cosine":
+    if best_weights is not None:
         model.set_weights(best_weights)
     return history
 
@@ -295,15 +271,15 @@ def capped_size(index: LoadedIndex, max_size: int | None) -> int | None:
     return max_size if max_size and native > max_size else None
 
 
-def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> MemberResult:
-    """K-fold training of a Keras model built by `build_model(input_shape, num_classes)` on the images, decoded
-    once into memory for all the folds."""
+def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> FoldFitter:
+    """Folds of a Keras model built by `build_model(input_shape, num_classes)` on the images, decoded once into
+    memory, and one model for all folds (traced once)."""
     index, config, labels = context.index, context.train, context.labels
     channels = index.metadata["channels"]
     size = config.image_size or capped_size(index, max_size)
     images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
     keras.utils.set_random_seed(context.seed)
-    model = build_model(images.shape[1:], context.num_classes)  # one model for all folds: traced once
+    model = build_model(images.shape[1:], context.num_classes)
     # Every fold starts from the same state, random layers' seeds included (`variables`, not only `weights`): a
     # fold's result must not depend on the folds fitted before it in the same process (mapped folds are not).
     initial = [(variable, variable.numpy()) for variable in model.variables]
@@ -319,8 +295,8 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
                                     context.seed, clock, jit_compile=context.jit_compile)
         return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
 
-    return context.cross_validate(fit_fold, description)
+    return FoldFitter(fit_fold, description)
 
 
-def fit_softmax(context: MemberContext) -> MemberResult:
+def fit_softmax(context: MemberContext) -> FoldFitter:
     return pixel_member(context, lambda shape, classes: softmax_model(shape, classes, context.seed), "softmax on pixels")

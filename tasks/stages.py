@@ -1,29 +1,28 @@
 """The stage order of a run, written once.
 
-`compete(config, stages)` runs fetch → index → plan → features → members → blend → submission →
-submit → record. Each stage takes a Config and paths and returns a path (or a small plan or record);
-none imports an orchestrator. The Prefect flow (flows/compete.py) passes the same functions wrapped
-as tasks, a Kaggle notebook (flows/kaggle_notebook.py) passes them as they are.
+`compete(config, stages)` runs open → fetch → index → plan → features → members → blend → submission → submit →
+record. Each stage takes values and paths and returns values and paths: the backend is opened once and handed to the
+stages that talk to it, the spec comes out of fetch, and every stage after `plan` reads the RunPlan. Features and
+members are mappable: `units(plan) -> run_unit(plan, unit) -> gather(plan)`, and `stages.map` runs the units (a
+plain loop here; Prefect tasks, on threads or a Dask cluster, in flows/compete.py). Nothing here imports an
+orchestrator.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from tasks.backends import backend_for, fetch_competition, submit_file
-from tasks.budget import member_deadline, reserve_seconds, run_deadline
-from tasks.config import Config
 from tasks.ensemble import blend_members
-from tasks.features import cache_feature_shard, cache_features, pending_shards
-from tasks.files import atomic_write_json
+from tasks.features import extract_feature_unit, feature_units, gather_features
+from tasks.fitting import FittedMembers, fit_member_unit, gather_members, load_member, member_units
 from tasks.index import index_competition
-from tasks.recipes import MemberName, RunPlan, fit_member, fit_member_fold, member_folds, plan_run
+from tasks.plan import RunPlan, plan_run
+from tasks.record import RunRecord, run_json_path, time_limit_report, versions
 from tasks.submission import write_submission_file
 
 
@@ -31,110 +30,93 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def record_run(config: Config, run_id: str, member_dirs: list[Path], blend_dir: Path, submission: Path,
-               result: dict | None, skipped: tuple[str, ...] = ()) -> Path:
-    """Write run.json beside the run's predictions: config, each member's CV score and weight, the blend, the
-    submission and the backend's answer."""
+def record_run(plan: RunPlan, members: FittedMembers, blend_dir: Path, submission: Path, result: dict | None,
+               runner: dict | None = None) -> Path:
+    """Write run.json beside the run's predictions (tasks/record.py): config, plan, each member's CV score and
+    weight, the blend, the submission and the backend's answer."""
+    import json
+
     ensemble = json.loads((Path(blend_dir) / "ensemble.json").read_text())
-    record = {"run_id": run_id, "config": config.to_dict(), "metric": ensemble["metric"],
-              "member_dirs": [str(directory) for directory in member_dirs],
-              "members": {name: member["cv_score"] for name, member in ensemble["members"].items()},
-              "weights": {name: member["weight"] for name, member in ensemble["members"].items()},
-              "blend": ensemble["method"], "blend_cv_score": ensemble["cv_score"],
-              "blend_cv_score_by_method": ensemble["cv_score_by_method"],
-              "blend_nested_cv_score": ensemble.get("nested_cv_score"),
-              "blend_nested_cv_score_by_method": ensemble.get("nested_cv_score_by_method"),
-              "blend_rows_scored": ensemble.get("rows_scored"), "blend_rows": ensemble.get("rows"),
-              "submission": str(submission), "backend_result": result,
-              "time_limit": time_limit_report(config, member_dirs, skipped)}
-    return atomic_write_json(config.paths.predictions(config.competition, run_id) / "run.json", record)
+    fitted = [load_member(Path(directory))[0] for directory in members.directories]
+    record = RunRecord(
+        run_id=plan.run_id, config=plan.config.to_dict(), metric=ensemble["metric"],
+        member_dirs=[str(directory) for directory in members.directories],
+        members={name: member["cv_score"] for name, member in ensemble["members"].items()},
+        weights={name: member["weight"] for name, member in ensemble["members"].items()},
+        blend=ensemble["method"], blend_cv_score=ensemble["cv_score"],
+        blend_cv_score_by_method=ensemble["cv_score_by_method"],
+        blend_nested_cv_score=ensemble.get("nested_cv_score"),
+        blend_nested_cv_score_by_method=ensemble.get("nested_cv_score_by_method"),
+        blend_rows_scored=ensemble.get("rows_scored"), blend_rows=ensemble.get("rows"),
+        submission=str(submission), backend_result=result,
+        time_limit=time_limit_report(plan.config, fitted, members.skipped), plan=plan.summary(),
+        runner=dict(runner or {}), versions=versions())
+    return record.write(run_json_path(plan.config, plan.run_id))
 
 
-def time_limit_report(config: Config, member_dirs: list[Path], skipped: tuple[str, ...]) -> dict | None:
-    """What the time limit did: members it ended early (with the folds they kept) and members it skipped."""
-    if config.deadline is None:
-        return None
-    members = [json.loads((Path(directory) / "member.json").read_text()) for directory in member_dirs]
-    return {"minutes": config.time_limit, "skipped": list(skipped),
-            "ended": {member["name"]: member.get("folds_trained") for member in members
-                      if member.get("ended_by_time_limit")}}
+@dataclass(frozen=True)
+class Mappable:
+    """A stage made of units of work: `units(plan)` lists what is left to do, `run_unit(plan, unit)` does one (in any
+    process), `gather(plan)` assembles the stage's output from what the units left on disk."""
+
+    units: Callable[[RunPlan], list]
+    run_unit: Callable[[RunPlan, Any], Any]
+    gather: Callable[[RunPlan], Any]
+
+
+FEATURES = Mappable(feature_units, extract_feature_unit, gather_features)
+MEMBERS = Mappable(member_units, fit_member_unit, gather_members)
+
+
+def each_in_turn(run_unit: Callable, plan: RunPlan, units: list) -> list:
+    """Run the units one after another in this process."""
+    return [run_unit(plan, unit) for unit in units]
 
 
 @dataclass(frozen=True)
 class Stages:
     """One callable per stage. The defaults are the plain functions; an orchestrator swaps in wrapped ones."""
 
-    fetch: Callable[..., Path] = fetch_competition
+    open: Callable = backend_for
+    fetch: Callable = fetch_competition
     index: Callable[..., Path] = index_competition
-    plan: Callable = plan_run
-    features: Callable[..., tuple[Path, ...]] = cache_features
-    member: Callable[..., Path] = fit_member
+    plan: Callable[..., RunPlan] = plan_run
+    features: Mappable = FEATURES
+    members: Mappable = MEMBERS
     blend: Callable[..., Path] = blend_members
     submission: Callable[..., Path] = write_submission_file
     submit: Callable[..., dict] = submit_file
     record: Callable[..., Path] = record_run
-    feature_shard: Callable[..., dict] = cache_feature_shard
-    member_fold: Callable[..., Path | None] = fit_member_fold
-    # Mapping: `each(stage, calls)` runs `stage(*call)` for every call (on any worker) and returns the results in
-    # order. None: no mapping, each backbone's shards and each member's folds run inside its one stage.
-    each: Callable[[Callable, list[tuple]], list] | None = None
+    map: Callable[[Callable, RunPlan, list], list] = each_in_turn  # how a mappable stage's units are run
 
 
-def compete(config: Config, stages: Stages = Stages(), run_id: str | None = None) -> Path:
-    """Fetch, index, extract features, fit members, blend, write a validated submission, submit; return run.json."""
+def run_mapped(stages: Stages, stage: Mappable, plan: RunPlan):
+    """A mappable stage: its units, mapped as the stages say, then gathered."""
+    stages.map(stage.run_unit, plan, stage.units(plan))
+    return stage.gather(plan)
+
+
+def prepare(config, run_id: str | None = None, started: float | None = None, backend=None) -> RunPlan:
+    """The stages up to the plan, as plain calls: for a notebook or a benchmark that then runs stages one by one."""
+    backend = backend if backend is not None else backend_for(config)
+    spec, raw_dir = fetch_competition(config, backend)
+    index_dir = index_competition(config, spec, raw_dir)
+    return plan_run(config, spec, raw_dir, index_dir, run_id or new_run_id(), started)
+
+
+def compete(config, stages: Stages = Stages(), run_id: str | None = None, started: float | None = None,
+            runner: dict | None = None, backend=None) -> Path:
+    """Fetch, index, plan, extract features, fit members, blend, write a validated submission, submit; run.json.
+    `started`: when the command started (the time limit counts from it; default now); `backend`: the competition's,
+    if the caller opened it already (it is opened once per run)."""
     run_id = run_id or new_run_id()
-    if config.time_limit is not None and config.deadline is None:
-        config = dataclasses.replace(config, deadline=run_deadline(config.time_limit))
-    raw_dir = stages.fetch(config)
-    spec = backend_for(config).spec  # after the download, which infers a spec where there is none
+    backend = backend if backend is not None else stages.open(config)
+    spec, raw_dir = stages.fetch(config, backend)
     index_dir = stages.index(config, spec, raw_dir)
-    plan = stages.plan(config, index_dir)
-    if plan.image_size is not None:
-        config = dataclasses.replace(config, features=dataclasses.replace(config.features, image_size=plan.image_size))
-    if plan.cnn_size is not None:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, cnn_size=plan.cnn_size))
-    features = cache_run_features(config, stages, index_dir, plan)
-    member_dirs, skipped = fit_run_members(config, stages, index_dir, plan, features)
-    blend_dir = stages.blend(config, index_dir, member_dirs, run_id)
-    submission = stages.submission(config, spec, index_dir, blend_dir, raw_dir)
-    result = stages.submit(config, submission) if config.submit else None
-    return stages.record(config, run_id, member_dirs, blend_dir, submission, result, tuple(skipped))
-
-
-def cache_run_features(config: Config, stages: Stages, index_dir: Path, plan: RunPlan) -> dict[str, tuple[Path, ...]]:
-    """Every backbone's feature sets (one per view); mapped: each backbone x view x shard as a call of its own first,
-    then each feature set gathered from its shards."""
-    weights = {backbone: path and Path(path) for backbone, path in plan.weights.items()}
-    if stages.each is not None:
-        stages.each(stages.feature_shard, [(config, index_dir, backbone, path, view, shard)
-                                           for backbone, path in weights.items()
-                                           for view, shard in pending_shards(config, index_dir, backbone, path,
-                                                                             plan.views)])
-    return {backbone: stages.features(config, index_dir, backbone, path, plan.views)
-            for backbone, path in weights.items()}
-
-
-def fit_run_members(config: Config, stages: Stages, index_dir: Path, plan: RunPlan,
-                    features: dict[str, tuple[Path, ...]]) -> tuple[list[Path], list[str]]:
-    """Every member of the plan, in order, sharing the time limit; mapped: each member x fold as a call of its own
-    first, then each member gathered from its folds. Returns the members' directories and the members skipped."""
-    def inputs(name: str) -> tuple[tuple[Path, ...], Path | None]:  # a member's feature sets and weights
-        backbone = MemberName.parse(name).backbone
-        return features.get(backbone, ()), plan.weights.get(backbone) and Path(plan.weights[backbone])
-
-    reserve = reserve_seconds(config.time_limit or 0.0)
-    if stages.each is not None:  # folds run side by side: each may use what is left of the run
-        deadline = member_deadline(config.deadline, reserve, 1)
-        stages.each(stages.member_fold, [(config, index_dir, name, *inputs(name), fold, deadline)
-                                         for name in plan.members for fold in member_folds(config, index_dir, name)])
-    member_dirs, skipped = [], []
-    for position, name in enumerate(plan.members):
-        deadline = member_deadline(config.deadline, reserve, len(plan.members) - position)
-        # Mapped folds that the time limit stopped are not fitted here: the member keeps the folds that finished.
-        directory = stages.member(config, index_dir, name, *inputs(name), deadline, may_skip=bool(member_dirs),
-                                  fit_missing=stages.each is None or config.deadline is None)
-        if directory is None:
-            skipped.append(name)  # no time left to train it; the members that finished are blended
-        else:
-            member_dirs.append(directory)
-    return member_dirs, skipped
+    plan = stages.plan(config, spec, raw_dir, index_dir, run_id, started)
+    run_mapped(stages, stages.features, plan)
+    members = run_mapped(stages, stages.members, plan)
+    blend_dir = stages.blend(plan, members)
+    submission = stages.submission(plan, blend_dir)
+    result = stages.submit(config, backend, submission) if config.submit else None
+    return stages.record(plan, members, blend_dir, submission, result, runner)

@@ -99,9 +99,9 @@ def write_submission(frame: pd.DataFrame, sample_path: Path, spec: CompetitionSp
     return atomic_write_text(directory / f"{stamp}-{digest}.csv", text)
 
 
-def write_submission_file(config, spec: CompetitionSpec, index_dir: Path, blend_dir: Path, raw_dir: Path) -> Path:
-    """Turn the blend's test probabilities into a validated file in data/06_submissions/<competition>/."""
-    test_ids = read_index(index_dir).split(TEST)["id"].to_numpy(dtype=str)
-    frame = to_submission_frame(spec, test_ids, np.load(Path(blend_dir) / "test.npy"))
-    return write_submission(frame, Path(raw_dir) / spec.sample_submission, spec,
-                            config.paths.submissions(config.competition))
+def write_submission_file(plan, blend_dir: Path) -> Path:
+    """Turn the blend's test probabilities into a validated file in data/06_submissions/<backend>/<competition>/."""
+    test_ids = read_index(plan.index_dir).split(TEST)["id"].to_numpy(dtype=str)
+    frame = to_submission_frame(plan.spec, test_ids, np.load(Path(blend_dir) / "test.npy"))
+    return write_submission(frame, Path(plan.raw_dir) / plan.spec.sample_submission, plan.spec,
+                            plan.paths.submissions(plan.competition))

@@ -13,8 +13,8 @@ from sklearn.svm import SVC
 
 from tasks.index import TEST, TRAIN
 from tasks.members import (
+    FoldFitter,
     MemberContext,
-    MemberResult,
     capped_size,
     class_probabilities,
     load_images,
@@ -45,7 +45,7 @@ def svm_classifier(c: float, seed: int) -> CalibratedClassifierCV:
                                   method="temperature", cv=3, ensemble=False)
 
 
-def fit_svm(context: MemberContext) -> MemberResult:
+def fit_svm(context: MemberContext) -> FoldFitter:
     index, config, labels = context.index, context.train, context.labels
     channels = index.metadata["channels"]
     images, test_images = (pixel_vectors(load_images(index, split, channels, capped_size(index, MAX_SVM_SIZE)))
@@ -57,5 +57,5 @@ def fit_svm(context: MemberContext) -> MemberResult:
         return class_probabilities(model, images[valid_positions], context.num_classes), \
             class_probabilities(model, test_images, context.num_classes), {}
 
-    return context.cross_validate(fit_fold, "svm on pixels")
+    return FoldFitter(fit_fold, "svm on pixels")
 

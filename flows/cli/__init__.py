@@ -15,12 +15,16 @@ from flows.cli.host import host
 from flows.cli.kaggle import leaderboard, submissions, submit
 from flows.cli.kernel import kernel_app
 from flows.cli.local import local_app
+from flows.cli.options import with_run_options
 from flows.cli.run import backbones, run
 from flows.cli.spec import spec
 from flows.cli.watch import serve, watch
 
 app = new_app("A Kaggle competition kit for image classification by transfer learning.")
-for command in (run, backbones, leaderboard, submissions, submit, spec, watch, serve, host):
+app.command()(with_run_options(run))
+app.command()(with_run_options(watch, needs_competition=True))
+app.command()(with_run_options(serve, needs_competition=True))
+for command in (backbones, leaderboard, submissions, submit, spec, host):
     app.command()(command)
 app.add_typer(local_app, name="local")
 app.add_typer(kernel_app, name="kernel")

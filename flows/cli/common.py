@@ -45,38 +45,26 @@ def print_json(value) -> None:
     print(json.dumps(value, default=str))
 
 
-# What a retrain runs: shared by `run`, `watch` and `serve`.
-NoSubmit = Annotated[bool, typer.Option("--no-submit", help="Write the submission but do not send it.")]
-Members = Annotated[Optional[list[str]], typer.Option(
-    "--member", help="Member KIND[@BACKBONE][#SEED] (repeatable): softmax, svm, cnn, logistic, mlp, finetune.")]
-Backbones = Annotated[Optional[list[str]], typer.Option(
-    "--backbone", help="Backbone for feature heads (repeatable): a registry name or file:PATH.keras.")]
-RandomWeights = Annotated[bool, typer.Option(
-    "--random-weights", help="Registry backbones with random weights (tests and benchmarks only).")]
-Folds = Annotated[int, typer.Option(min=2, help="Stratified CV folds.")]
-Recipe = Annotated[str, typer.Option(
-    help="default, or full: the slower, stronger recipe (grey digits: three CNNs at full size instead of an SVM "
-    "and one CNN at half size: several times the time). Ignored with --member.")]
-Epochs = Annotated[int, typer.Option(min=1, help="Most epochs per fold (early stopping ends sooner).")]
+def score_text(value) -> str:
+    """A score as people read it: 0.7483, not 0.7483333333333333; none when there is none."""
+    return "none" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def run_config(competition: str, data_dir: Path, backend: str, spec: str | None, members, backbones, epochs: int,
-               folds: int, random_weights: bool, no_submit: bool, views: tuple = (), image_size: int | None = None,
-               train: dict | None = None, device: dict | None = None, **fields):
-    """The run's Config from the command line's options (plain values; no TensorFlow, no Prefect)."""
-    import dataclasses
+def check_run_choices(config, runner) -> None:
+    """Refuse, before Prefect starts or anything is fetched, a local competition that does not exist, a member,
+    backbone or view that does not exist, or a Dask scheduler that does not answer; then load TensorFlow quietly."""
+    if config.backend == "local":
+        from tasks.backends import require_local_competition
 
-    from tasks.config import Config, DeviceConfig
+        require_local_competition(config.competition, config.paths)
+    import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
+    from tasks.plan import check_choices
 
-    defaults = Config()
-    features = dataclasses.replace(defaults.features, views=views, image_size=image_size,
-                                   weights="none" if random_weights else "imagenet")
-    return Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec,
-                  members=tuple(members or ()), backbones=tuple(backbones or ()), folds=folds,
-                  train=dataclasses.replace(defaults.train, epochs=epochs,
-                                            **{key: value for key, value in (train or {}).items() if value is not None}),
-                  features=features, device=DeviceConfig(**(device or {})),
-                  submit=not no_submit, **fields)
+    check_choices(config)
+    if runner.dask_address:
+        from flows.orchestration import check_dask_scheduler
+
+        check_dask_scheduler(runner.dask_address)
 
 
 class ExpectedErrorsGroup(TyperGroup):
@@ -102,7 +90,9 @@ class ExpectedErrorsGroup(TyperGroup):
 
 
 def new_app(help: str) -> typer.Typer:
-    return typer.Typer(help=help, cls=ExpectedErrorsGroup, no_args_is_help=True, pretty_exceptions_show_locals=False)
+    # Plain click help (no rich boxes): it wraps to any width, where rich tables cut option names at 80 columns.
+    return typer.Typer(help=help, cls=ExpectedErrorsGroup, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                       rich_markup_mode=None)
 
 
 def print_table(title: str, rows: list[dict], columns: list[str]) -> None:

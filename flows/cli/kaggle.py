@@ -58,13 +58,13 @@ def submit(
     force: Annotated[bool, typer.Option("--force", help="Send a file even if it was sent before.")] = False,
 ) -> None:
     """Validate a submission, check the day's quota, send it once, wait for its score, log it."""
-    from tasks.backends import submit_file
+    from tasks.backends import backend_for, submit_file
     from tasks.backends.guard import newest_submission
     from tasks.config import Config
 
     config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec, message=message)
     path = file or newest_submission(config.paths.submissions(competition))
-    record = submit_file(config, path, force=force, if_duplicate="raise")
+    record = submit_file(config, backend_for(config), path, force=force, if_duplicate="raise")
     console.print(f"{competition}: submission {record.get('ref')} of {path.name}: status {record.get('status')}, "
                   f"public score {record.get('public_score')}", soft_wrap=True, highlight=False, markup=False)
     if record.get("error"):

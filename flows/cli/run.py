@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,121 +11,60 @@ from rich.markup import escape
 
 from flows.cli.common import (
     AsJson,
-    Backbones,
-    Backend,
-    DataDir,
-    Epochs,
-    Folds,
-    Members,
-    NoSubmit,
-    RandomWeights,
-    Recipe,
-    Spec,
     console,
     import_tensorflow_quietly,
     print_json,
     print_table,
-    run_config,
+    score_text,
 )
+from flows.cli.options import DataDirOption
+from tasks.record import RunRecord, run_json_path
 
 
 def run(
-    competition: Annotated[str, typer.Argument(help="Competition slug; default: the built-in offline one.")] = "digits",
-    data_dir: DataDir = Path("data"),
-    no_submit: NoSubmit = False,
-    member: Members = None,
-    recipe: Recipe = "default",
-    backbone: Backbones = None,
-    weights_dir: Annotated[Optional[list[Path]], typer.Option(
-        "--weights-dir", help="Folder searched first for backbone weights files (repeatable).")] = None,
-    view: Annotated[Optional[list[str]], typer.Option(
-        "--view", help="Feature views (repeatable): identity, flip; default: flip too for colour images.")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Backbone input size (default: its native).")] = None,
-    random_weights: RandomWeights = False,
-    blend: Annotated[str, typer.Option(help="mean, weights or caruana.")] = "caruana",
-    folds: Folds = 5,
-    epochs: Epochs = 40,
-    seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
-    finetune_size: Annotated[Optional[int], typer.Option(
-        min=32, help="finetune members: image size they train at (default 128).")] = None,
-    finetune_folds: Annotated[Optional[int], typer.Option(
-        min=1, help="finetune members: folds fine-tuned (default 1; the blend is scored on their rows).")] = None,
-    finetune_epochs: Annotated[Optional[int], typer.Option(
-        min=1, help="finetune members: epochs of fine-tuning per fold (default 5).")] = None,
-    time_limit: Annotated[Optional[float], typer.Option(
-        min=0.1, metavar="MINUTES", help="Finish within this many minutes: members share the time, those that "
-        "would overrun end early (keeping their finished folds) or are skipped, and what finished is blended.")] = None,
-    mixed_precision: Annotated[str, typer.Option(
-        metavar="auto|on|off", help="mixed_float16 compute (auto: where a GPU is found).")] = "auto",
-    xla: Annotated[str, typer.Option(
-        metavar="auto|on|off", help="XLA-compiled extraction and training steps (auto: on one GPU).")] = "auto",
-    multi_gpu: Annotated[str, typer.Option(
-        metavar="auto|on|off", help="MirroredStrategy over every visible GPU (auto: when there are several).")] = "auto",
-    task_runner: Annotated[str, typer.Option(
-        metavar="threads|dask", help="Where tasks run: threads (this process), or dask: feature shards and "
-        "members x folds as mapped tasks on a Dask cluster (local, one worker per core, unless --dask-address).")
-    ] = "threads",
-    dask_address: Annotated[Optional[str], typer.Option(
-        metavar="HOST:PORT", help="An existing Dask scheduler for --task-runner dask (workers need headstart "
-        "installed and this data folder at the same path).")] = None,
-    backend: Backend = "local",
-    spec: Spec = None,
+    competition: Annotated[Optional[str], typer.Argument(
+        help="Competition slug; default: the --config file's, else the built-in offline one, digits.",
+        show_default=False)] = None,
+    data_dir: Annotated[Optional[Path], DataDirOption] = None,
     as_json: AsJson = False,
+    *, config, runner,
 ) -> None:
     """Fetch, index, extract features, train, blend, write a validated submission and submit it."""
-    from tasks.budget import run_deadline
+    started = time.time()  # the time limit counts from now: Prefect's start-up is part of the run
+    from flows.cli.common import check_run_choices
 
-    deadline = run_deadline(time_limit)  # counted from now: Prefect's start-up is part of the run
-    config = run_config(competition, data_dir, backend, spec, member, backbone, epochs, folds, random_weights,
-                        no_submit, weights_dirs=tuple(map(str, weights_dir or ())), seed=seed, blend=blend, recipe=recipe,
-                        views=tuple(view or ()), image_size=image_size, time_limit=time_limit, deadline=deadline,
-                        train={"finetune_size": finetune_size, "finetune_folds": finetune_folds,
-                               "finetune_epochs": finetune_epochs},
-                        device={"mixed_precision": mixed_precision, "jit_compile": xla, "multi_gpu": multi_gpu},
-                        task_runner=task_runner, dask_address=dask_address)
-    if config.backend == "local":
-        from tasks.backends import require_local_competition
-
-        require_local_competition(competition, config.paths)
-    import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
-    from tasks.recipes import check_choices
-
-    check_choices(config)  # before Prefect starts and the competition is fetched and indexed
-    if config.dask_address:
-        from flows.orchestration import check_dask_scheduler
-
-        check_dask_scheduler(config.dask_address)
+    check_run_choices(config, runner)  # before Prefect starts and the competition is fetched and indexed
     from flows.compete import run_compete
 
-    run_json = run_compete(config)
-    record = json.loads(Path(run_json).read_text())
+    record = RunRecord.read(run_compete(config, runner, started))
     if as_json:
-        return print_json({**record, "run_json": str(run_json)})
+        return print_json({**record.to_dict(), "run_json": str(run_json_path(config, record.run_id))})
     show_run(record)
-    print(run_json)
+    print(run_json_path(config, record.run_id))
 
 
-def show_run(record: dict) -> None:
+def show_run(record: RunRecord) -> None:
     """The CV table, the blend's score, the leaderboard score and the submission's path."""
-    print_table(f"{record['config']['competition']}: CV {record['metric']}", [
-        *({"member": name, "cv": f"{score:.4f}", "weight": f"{record['weights'][name]:.2f}"}
-          for name, score in record["members"].items()),
-        {"member": f"blend ({record['blend']})", "cv": f"{record['blend_cv_score']:.4f}", "weight": ""}],
+    print_table(f"{record.competition}: CV {record.metric}", [
+        *({"member": name, "cv": f"{score:.4f}", "weight": f"{record.weights[name]:.2f}"}
+          for name, score in record.members.items()),
+        {"member": f"blend ({record.blend})", "cv": f"{record.blend_cv_score:.4f}", "weight": ""}],
         ["member", "cv", "weight"])
-    nested = record.get("blend_nested_cv_score")
+    nested = record.blend_nested_cv_score
     honest = f" (nested, the blend's weights fitted on the other folds: {nested:.4f})" if nested is not None else ""
-    scored, rows = record.get("blend_rows_scored"), record.get("blend_rows")
+    scored, rows = record.blend_rows_scored, record.blend_rows
     partly = (f"; on the {scored} of {rows} training rows that every member predicted (some trained only some "
               "folds: finetune does, and --time-limit may)" if scored is not None and scored < rows else "")
-    console.print(f"CV {record['metric']}: {record['blend_cv_score']:.4f}{honest}{partly}", soft_wrap=True)
-    if record.get("time_limit"):
-        console.print(time_limit_line(record["time_limit"]), soft_wrap=True)
-    result = record["backend_result"]
+    console.print(f"CV {record.metric}: {record.blend_cv_score:.4f}{honest}{partly}", soft_wrap=True)
+    if record.time_limit:
+        console.print(time_limit_line(record.time_limit), soft_wrap=True)
+    result = record.backend_result
     if result is not None:
-        console.print(f"public leaderboard score: {result.get('public_score')} (status {result.get('status')})")
+        console.print(f"public leaderboard score: {score_text(result.get('public_score'))} "
+                      f"(status {result.get('status')})", soft_wrap=True, highlight=False)
         if result.get("error"):
-            console.print(f"[red]submission error:[/] {escape(str(result['error']))}")
-    console.print(f"submission: {record['submission']}", soft_wrap=True)
+            console.print(f"[red]submission error:[/] {escape(str(result['error']))}", soft_wrap=True)
+    console.print(f"submission: {record.submission}", soft_wrap=True, highlight=False)
 
 
 def time_limit_line(report: dict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasks.backends.base import Backend
 from tasks.backends.guard import LOG_NAME, guarded_submit
 from tasks.backends.kaggle import KaggleBackend, MountedBackend, known_kaggle_spec
 from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend, create_local_competition
@@ -44,19 +45,22 @@ def ensure_local_competition(name: str, paths: DataPaths, public_zip: str | Path
 
 
 def open_backend(name: str, paths: DataPaths, backend: str = "local", spec: str | None = None,
-                 input_dir: str | None = None):
+                 input_dir: str | None = None) -> Backend:
     """The competition's backend: local, Kaggle, or (inside a notebook) Kaggle's mounted files. A Kaggle
-    competition without a spec (given, built in, or saved beside its raw files) gets one inferred at download."""
+    competition without a spec (given, built in, or saved beside its raw files) gets one inferred at download.
+    Open it once per run and pass it on: a Kaggle backend authenticates when it is made."""
+    if backend not in ("local", "kaggle"):
+        raise ConfigError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
+    paths = paths.for_backend(backend)
     if input_dir:
         return MountedBackend(known_kaggle_spec(name, spec, paths.raw(name)), Path(input_dir), slug=name)
     if backend == "local":
         return open_local_backend(name, paths)
-    if backend == "kaggle":
-        return KaggleBackend(known_kaggle_spec(name, spec, paths.raw(name)), slug=name)
-    raise ConfigError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
+    return KaggleBackend(known_kaggle_spec(name, spec, paths.raw(name)), slug=name)
 
 
-def backend_for(config):
+def backend_for(config) -> Backend:
+    """The run's backend, opened (call once per run)."""
     return open_backend(config.competition, config.paths, config.backend, config.spec, config.input_dir)
 
 
@@ -69,7 +73,7 @@ def spec_in_use(name: str, paths: DataPaths, backend: str = "local", spec: str |
         return local.spec, f"of the local competition in {local.root}"
     if backend != "kaggle":
         raise ConfigError(f"backend {backend!r} is not available; use 'local' or 'kaggle'")
-    raw_dir = paths.raw(name)
+    raw_dir = paths.for_backend(backend).raw(name)
     if spec or name in BUILTIN_SPECS:
         return known_kaggle_spec(name, spec), f"from --spec {spec}" if spec else "built in"
     if saved := saved_spec(name, raw_dir):
@@ -85,7 +89,7 @@ def spec_in_use(name: str, paths: DataPaths, backend: str = "local", spec: str |
 
 def save_spec(spec: CompetitionSpec, source: str, paths: DataPaths, force: bool = False) -> Path:
     """Write a Kaggle competition's spec to data/01_raw/<slug>/spec.toml, where runs find it."""
-    path = paths.raw(spec.slug) / SPEC_FILE
+    path = paths.for_backend("kaggle").raw(spec.slug) / SPEC_FILE
     if spec.slug in BUILTIN_SPECS:
         raise ConfigError(f"{spec.slug!r} has a built-in spec, which runs use rather than {path}; to change it, save "
                           f"it elsewhere (`headstart spec {spec.slug} --backend kaggle > my.toml`), edit it and pass "
@@ -96,17 +100,19 @@ def save_spec(spec: CompetitionSpec, source: str, paths: DataPaths, force: bool 
                            f"{spec.slug!r} with --backend kaggle use this file unless given --spec.")
 
 
-def fetch_competition(config) -> Path:
-    """Download (or unpack) the competition's files into data/01_raw/<competition>/."""
-    return backend_for(config).download(config.paths.raw(config.competition))
+def fetch_competition(config, backend: Backend) -> tuple[CompetitionSpec, Path]:
+    """Download (or unpack) the competition's files into data/01_raw/<backend>/<competition>/; its spec and that
+    folder."""
+    raw_dir = config.paths.raw(config.competition)
+    return backend.download(raw_dir), raw_dir
 
 
-def submit_file(config, submission: Path, force: bool = False, if_duplicate: str = "previous") -> dict:
+def submit_file(config, backend: Backend, submission: Path, force: bool = False,
+                if_duplicate: str = "previous") -> dict:
     """Send a submission through the guard (validated, quota, no duplicates); return its scored record.
 
     A file sent before is not sent again: its earlier record comes back (`duplicate: True`), or with
     `if_duplicate="raise"` a DuplicateSubmissionError; `force` sends it anyway."""
-    backend = backend_for(config)
     sample = config.paths.raw(config.competition) / backend.spec.sample_submission
     log_path = config.paths.submissions(config.competition) / LOG_NAME
     return guarded_submit(backend, submission, sample, log_path, config.message, force,

@@ -166,26 +166,29 @@ def settle_interrupted_sends(backend, log: JsonLines) -> list[dict]:
 def _submit_once(backend, path: Path, log: JsonLines, description: str, force: bool, send: Callable | None,
                  now: datetime, if_duplicate: str) -> dict:
     # A backend that lists our submissions can be asked later whether a cut-off send arrived; only then is the
-    # intent logged (a test double or a notebook's mount cannot be asked, and a notebook cannot send).
-    askable = hasattr(backend, "submissions")
+    # intent logged (a notebook's mount cannot be asked, and cannot send).
+    capabilities = backend.capabilities
+    if not capabilities.submits:
+        backend.submit(path, description)  # says why it cannot
+    askable = capabilities.lists_submissions
     digest = sha256_file(path)
     records = settle_interrupted_sends(backend, log) if askable else log.read()
     previous = next((r for r in reversed(latest_records(records)) if r.get("sha256") == digest), None)
     if previous and not force:
-        if previous.get("status") == "pending" and hasattr(backend, "wait"):
+        if previous.get("status") == "pending" and capabilities.scores_later:
             # A retry after the file was sent: wait for that submission rather than send it again.
             return log.append({**previous, **backend.wait(previous["ref"])})
         if if_duplicate == "previous":
             return {**previous, "duplicate": True}
         _refuse_duplicate(path, previous)
-    check_quota(server_limits(backend), records, now, getattr(backend, "daily_limit", DEFAULT_DAILY_LIMIT))
+    check_quota(server_limits(backend), records, now, capabilities.daily_limit or DEFAULT_DAILY_LIMIT)
     base = {"date": now.isoformat(), "competition": backend.name, "backend": type(backend).__name__,
             "file": str(path), "sha256": digest, "forced": bool(previous and force)}
     if askable:
         attempt = secrets.token_hex(8)
         base["attempt"], description = attempt, tagged_description(description, attempt)
         log.append({**base, "status": SENDING})
-    if send is None and not hasattr(backend, "send"):
+    if send is None and not capabilities.scores_later:
         return log.append({**base, **backend.submit(path, description)})
     pending = log.append({**base, **(send or backend.send)(path, description)})
     return log.append({**pending, **backend.wait(pending["ref"])})

@@ -16,6 +16,7 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tasks.backends.base import Capabilities
 from tasks.competitions import (
     BUILTIN_SPECS,
     CompetitionSpec,
@@ -191,7 +192,10 @@ def submission_record(submission) -> dict:
 
 
 class KaggleBackend:
-    """One Kaggle competition through the official client, with the LocalBackend's interface."""
+    """One Kaggle competition through the official client (tasks/backends/base.py's Backend). Opened once per run:
+    it authenticates when it is made."""
+
+    capabilities = Capabilities(submits=True, scores_later=True, lists_submissions=True, daily_limit=None)
 
     def __init__(self, spec: CompetitionSpec | None, api=None, poll_interval: float = 5.0, poll_timeout: float = 3600.0,
                  slug: str | None = None):
@@ -207,14 +211,14 @@ class KaggleBackend:
     def _call(self, action: str, function, *args, **kwargs):
         return call_kaggle(self.api, self.name, action, function, *args, **kwargs)
 
-    def download(self, destination: Path) -> Path:
+    def download(self, destination: Path) -> CompetitionSpec:
         """Download and unpack the competition's files into `destination`; without a spec, infer one from
-        them and save it there as spec.toml."""
+        them and save it there as spec.toml. Returns the spec."""
         destination = self.download_files(destination)
         if self.known_spec is None:
             self.known_spec = infer_and_save_spec(self.name, destination, self.evaluation_metric())
         unpack_image_archives(self.spec, destination)
-        return destination
+        return self.spec
 
     def download_files(self, destination: Path) -> Path:
         """Download the competition's zip (resumable; skipped when unchanged) and unpack it into `destination`."""
@@ -382,7 +386,11 @@ class KaggleBackend:
 
 
 class MountedBackend:
-    """A competition whose files are mounted read-only, as in a Kaggle notebook: no download, no submit."""
+    """A competition whose files are mounted read-only, as in a Kaggle notebook: no download, no submit (Kaggle takes
+    the notebook's submission.csv), no leaderboard (no internet)."""
+
+    capabilities = Capabilities(submits=False)
+    team = ""
 
     def __init__(self, spec: CompetitionSpec | None, input_dir: Path, slug: str | None = None):
         self.known_spec, self.name, self.input_dir = spec, spec.slug if spec else slug, Path(input_dir)
@@ -390,8 +398,9 @@ class MountedBackend:
             raise NotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
                                 f"competition {self.name!r} to the notebook (competition_sources)")
 
-    def download(self, destination: Path) -> Path:
-        """Link the mounted files into `destination` and unpack image archives there (the mount is read-only)."""
+    def download(self, destination: Path) -> CompetitionSpec:
+        """Link the mounted files into `destination` and unpack image archives there (the mount is read-only);
+        the spec."""
         destination = Path(destination)
         destination.mkdir(parents=True, exist_ok=True)
         for entry in sorted(self.input_dir.iterdir()):
@@ -401,7 +410,7 @@ class MountedBackend:
         if self.known_spec is None:  # a notebook has no internet for the metric: the files decide
             self.known_spec = infer_and_save_spec(self.name, destination)
         unpack_image_archives(self.spec, destination)
-        return destination
+        return self.spec
 
     @property
     def spec(self) -> CompetitionSpec:
@@ -409,3 +418,22 @@ class MountedBackend:
 
     def submit(self, path: Path, description: str = "") -> dict:
         raise BackendError(f"{self.name}: a notebook cannot submit; it writes submission.csv for Kaggle to take")
+
+    def _offline(self, what: str):
+        raise BackendError(f"{self.name}: a notebook has no internet: no {what} here")
+
+    def submissions(self, team: str | None = None) -> list[dict]:
+        return self._offline("submissions")
+
+    def leaderboard(self) -> list[dict]:
+        return self._offline("leaderboard")
+
+    def limits(self) -> dict | None:
+        return None
+
+    def data_files(self) -> list[dict]:
+        return [{"name": entry.name, "size": entry.stat().st_size, "date": None}
+                for entry in sorted(self.input_dir.rglob("*")) if entry.is_file()]
+
+    def evaluation_metric(self) -> str | None:
+        return None

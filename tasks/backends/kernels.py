@@ -293,7 +293,7 @@ def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, versi
     sample = config.paths.raw(config.competition) / backend.spec.sample_submission
     if not sample.is_file():  # the data was never downloaded here: fetch just the sample to check against
         sample = backend.download_file(backend.spec.sample_submission, Path(kernel_dir) / "sample")
-    send = _code_sender(backend, ref, version) if backend.is_code_competition() else None
+    send = _code_sender(backend, ref, version) if backend.is_code_competition() else None  # a KaggleBackend
     return guarded_submit(backend, Path(output) / "submission.csv", sample,
                           config.paths.submissions(config.competition) / LOG_NAME,
                           f"{config.message} (kernel {ref} v{version})", force, send=send, if_duplicate="previous")

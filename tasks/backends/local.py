@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.archives import check_zip
+from tasks.backends.base import Capabilities
 from tasks.competitions import (
     CompetitionSpec,
     read_csv,
@@ -67,20 +68,31 @@ class LocalBackend:
     def daily_limit(self) -> int:
         return int(self.settings.get("daily_limit", DEFAULT_DAILY_LIMIT))
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(submits=True, scores_later=False, lists_submissions=True, daily_limit=self.daily_limit)
+
+    @property
+    def known_spec(self) -> CompetitionSpec:
+        return self.spec
+
+    def evaluation_metric(self) -> str | None:
+        return self.spec.metric
+
     def solution(self) -> pd.DataFrame:
         return read_csv(self.root / "solution.csv",
                         [self.spec.submission_id_column, self.spec.submission_label_column, USAGE_COLUMN])
 
-    def download(self, destination: Path) -> Path:
-        """Unpack the public files into `destination`; skipped when that exact zip is unpacked there."""
+    def download(self, destination: Path) -> CompetitionSpec:
+        """Unpack the public files into `destination` (skipped when that exact zip is unpacked there); the spec."""
         marker = destination / ".headstart-download.json"
         digest = sha256_file(self.public_zip)
         if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
-            return destination
+            return self.spec
         unpack_archive(self.public_zip, destination)
         unpack_image_archives(self.spec, destination)
         atomic_write_json(marker, {"sha256": digest, "source": str(self.public_zip)})
-        return destination
+        return self.spec
 
     def sample_submission(self) -> pd.DataFrame:
         with zipfile.ZipFile(self.public_zip) as zipped, zipped.open(self.spec.sample_submission) as stream:
