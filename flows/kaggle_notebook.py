@@ -8,8 +8,6 @@ order tasks/stages.py writes down. Nothing here imports Prefect.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,18 +28,14 @@ def competition_input(input_root: Path, competition: str) -> Path:
 
 
 def notebook_config(competition: str, input_dir: Path, data_dir: Path, spec: str | None, settings: dict):
-    """The run's Config: mounted input, no submission; `settings` override fields (`epochs` sets train.epochs)."""
+    """The run's Config: mounted input, no submission; `settings` are run options by name (flows/options.py, as
+    `headstart kernel push` passes them: `{"member": ["cnn"], "epochs": 3}`)."""
+    from flows.options import Runner, apply_options, options_from_mapping
     from tasks.config import Config
 
-    settings = dict(settings or {})
-    epochs = settings.pop("epochs", None)
-    for key in ("members", "backbones", "weights_dirs"):
-        if key in settings:
-            settings[key] = tuple(settings[key])
-    config = Config(competition=competition, data_dir=str(data_dir), backend="kaggle", spec=spec,
-                    input_dir=str(input_dir), submit=False, **settings)
-    if epochs is not None:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=int(epochs)))
+    base = Config(competition=competition, data_dir=str(data_dir), backend="kaggle", spec=spec,
+                  input_dir=str(input_dir), submit=False)
+    config, _ = apply_options(base, Runner(), options_from_mapping(dict(settings or {}), "the kernel's settings"))
     return config
 
 
@@ -63,7 +57,7 @@ def notebook_competition(competition: str, data_dir: str | Path = "data", input_
     if input_root.is_dir():
         scratch = Path(tempfile.mkdtemp(prefix="headstart-data-"))  # everything in /kaggle/working is output
         return notebook_config(competition, competition_input(input_root, competition), scratch, _kit_spec(spec),
-                               {"weights_dirs": [str(input_root)]})
+                               {"weights_dir": [str(input_root)]})
     from tasks.backends import ensure_local_competition
     from tasks.paths import DataPaths
 
@@ -109,6 +103,7 @@ def run_in_notebook(competition: str, input_root: str | Path = "/kaggle/input",
                     working_root: str | Path = "/kaggle/working", spec: str | None = None,
                     settings: dict | None = None) -> Path:
     """Train on the mounted competition and write <working>/submission.csv (and headstart-run.json)."""
+    from tasks.record import RunRecord
     from tasks.stages import compete
 
     input_root, working_root = Path(input_root), Path(working_root)
@@ -116,10 +111,35 @@ def run_in_notebook(competition: str, input_root: str | Path = "/kaggle/input",
     # Intermediate layers go to a scratch folder: everything in /kaggle/working becomes output.
     data_dir = Path(tempfile.mkdtemp(prefix="headstart-data-"))
     # Weights come from attached datasets and models, wherever the input root is.
-    settings = {"weights_dirs": [str(input_root)], **(settings or {})}
+    settings = {**(settings or {}), "weights_dir": [*(settings or {}).get("weights_dir", ()), str(input_root)]}
     config = notebook_config(competition, competition_input(input_root, competition), data_dir, spec_path, settings)
     run_json = Path(compete(config))
     working_root.mkdir(parents=True, exist_ok=True)
-    submission = Path(json.loads(run_json.read_text())["submission"])
+    submission = Path(RunRecord.read(run_json).submission)
     shutil.copyfile(run_json, working_root / "headstart-run.json")
     return Path(shutil.copyfile(submission, working_root / "submission.csv"))
+
+
+def execute_tutorial(config, settings: dict, output: Path, timeout: int = 3600) -> Path:
+    """Run kernels/tutorial.ipynb here, top to bottom, with `settings` (run options by name) as its parameters and
+    the competition and data folder of `config`; write the executed notebook to `output` (atomically)."""
+    import json
+
+    from tasks.backends.notebooks import inject_parameters, options_as_parameters
+    from tasks.errors import ConfigError
+    from tasks.files import atomic_write_text
+
+    try:
+        import nbclient
+        import nbformat
+    except ImportError:
+        raise ConfigError("executing the tutorial needs Jupyter's runner: pip install nbclient ipykernel "
+                          "(or pip install -e \".[dev]\")") from None
+    notebook = json.loads((KIT_ROOT / "kernels" / "tutorial.ipynb").read_text())
+    values = {"COMPETITION": config.competition, "DATA_DIR": str(Path(config.data_dir).resolve()),
+              **options_as_parameters(notebook, settings, "the tutorial")}
+    notebook = inject_parameters(notebook, values, "Injected by `headstart tutorial`")
+    executed = nbformat.reads(json.dumps(notebook), as_version=4)
+    nbclient.NotebookClient(executed, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(KIT_ROOT / "kernels")}}).execute()
+    return atomic_write_text(Path(output), nbformat.writes(executed))

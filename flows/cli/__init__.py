@@ -13,7 +13,7 @@ from pathlib import Path
 from flows.cli.common import new_app
 from flows.cli.host import host
 from flows.cli.kaggle import leaderboard, submissions, submit
-from flows.cli.kernel import kernel_app
+from flows.cli.kernel import kernel_app, tutorial
 from flows.cli.local import local_app
 from flows.cli.options import with_run_options
 from flows.cli.run import backbones, run
@@ -24,6 +24,7 @@ app = new_app("A Kaggle competition kit for image classification by transfer lea
 app.command()(with_run_options(run))
 app.command()(with_run_options(watch, needs_competition=True))
 app.command()(with_run_options(serve, needs_competition=True))
+app.command()(with_run_options(tutorial))
 for command in (backbones, leaderboard, submissions, submit, spec, host):
     app.command()(command)
 app.add_typer(local_app, name="local")

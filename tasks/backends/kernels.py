@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.backends.kaggle import authenticated_api, call_kaggle
-from tasks.backends.notebooks import inject_parameters
+from tasks.backends.notebooks import inject_parameters, options_as_parameters
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
 from tasks.files import atomic_write_json, poll, sha256_text
 
@@ -40,7 +40,7 @@ class KernelConfig:
     accelerator: str = "none"  # or "gpu"
     datasets: tuple[str, ...] = ()  # extra attached datasets (weights), owner/slug[/version]
     models: tuple[str, ...] = ()  # attached Kaggle models, owner/model/framework/instance/version
-    settings: dict = field(default_factory=dict)  # run overrides inside the kernel (epochs, members, folds...)
+    settings: dict = field(default_factory=dict)  # run options inside the kernel, by name (flows/options.py)
     poll_interval: float = 30.0
     timeout: float = 4 * 3600.0
     submit: bool = True
@@ -116,11 +116,13 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 
 def _render_tutorial(template: str, competition: str, spec: str | None, kernel: KernelConfig, datasets: str) -> str:
-    """The tutorial runs as it is: the push's settings go in as parameters (epochs -> EPOCHS), not placeholders."""
-    settings = {name.upper(): value for name, value in kernel.settings.items()}
+    """The tutorial runs as it is: the push's run options go in as its parameters (epochs -> EPOCHS), papermill's
+    way, not as placeholders."""
+    notebook = json.loads(template)
+    settings = options_as_parameters(notebook, kernel.settings, "the tutorial")
     comment = (f"Injected by `headstart kernel push`: competition {competition} (attached under /kaggle/input), "
                f"accelerator {kernel.accelerator}, internet off, datasets {datasets}")
-    notebook = inject_parameters(json.loads(template), {"COMPETITION": competition, "SPEC": spec, **settings}, comment)
+    notebook = inject_parameters(notebook, {"COMPETITION": competition, "SPEC": spec, **settings}, comment)
     return json.dumps(notebook, indent=1) + "\n"
 
 

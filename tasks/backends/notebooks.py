@@ -34,3 +34,37 @@ def inject_parameters(notebook: dict, values: dict, comment: str = "Parameters i
                 "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": lines}
     position = _parameters_position(notebook) + 1
     return {**notebook, "cells": [*notebook["cells"][:position], injected, *notebook["cells"][position:]]}
+
+
+def parameter_defaults(notebook: dict) -> dict:
+    """The values the `parameters` cell assigns (literals only)."""
+    tree = ast.parse("".join(notebook["cells"][_parameters_position(notebook)]["source"]))
+    defaults = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        defaults[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        defaults[target.id] = None
+    return defaults
+
+
+def options_as_parameters(notebook: dict, options: dict, source: str = "the notebook") -> dict:
+    """Run options (`{"backbone": ["x"], "epochs": 3}`, by the run options' names) as the notebook's parameters
+    (`BACKBONE = "x"`, `EPOCHS = 3`): each option goes to the parameter of its name in capitals; a repeatable option
+    given once fills a parameter that holds one value. An option the notebook has no parameter for is an error
+    naming the ones it takes."""
+    defaults, values = parameter_defaults(notebook), {}
+    for name, value in options.items():
+        parameter = name.upper()
+        if parameter not in defaults:
+            takes = sorted(key.lower() for key in defaults if key not in ("COMPETITION", "SPEC", "DATA_DIR"))
+            raise ConfigError(f"{source} takes no option {name!r}; it takes {', '.join(takes)}")
+        if isinstance(value, (list, tuple)) and not isinstance(defaults[parameter], (list, tuple)):
+            if len(value) != 1:
+                raise ConfigError(f"{source} takes one {name}, got {list(value)}")
+            value = value[0]
+        values[parameter] = list(value) if isinstance(value, tuple) else value
+    return values
