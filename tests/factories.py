@@ -113,3 +113,18 @@ def shapes_competition_args(tmp_path: Path, num_train: int = 150, num_test: int 
     pd.DataFrame({"ImageId": range(1, num_test + 1), "Label": "0"}).to_csv(tmp_path / "solution.csv", index=False)
     return ["local", "create", "shapes", "--from", zip_folder(folder, tmp_path / "shapes.zip"), "--solution",
             tmp_path / "solution.csv", "--spec", "digit-recognizer", "--data-dir", tmp_path / "data"]
+
+
+def separable_digits_plan(tmp_path: Path, members: tuple[str, ...] = ("softmax",), folds: int = 2,
+                          deadline: float | None = None, **config_fields):
+    """A RunPlan of a small digit-recognizer competition whose classes a softmax separates, without a backend:
+    what the members stage reads."""
+    from tasks.config import Config
+    from tasks.index import ensure_index
+    from tasks.plan import RunPlan
+
+    raw = write_separable_digits(tmp_path / "raw")
+    config = Config(data_dir=str(tmp_path / "data"), folds=folds, members=members, **config_fields)
+    index_dir = ensure_index(DIGIT_RECOGNIZER, raw, config.paths.index(config.competition), folds, config.seed)
+    return RunPlan(config, "test-run", DIGIT_RECOGNIZER, raw, index_dir, members, {}, ("identity",),
+                   config.features, config.train, deadline=deadline)

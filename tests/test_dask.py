@@ -13,11 +13,10 @@ import numpy as np
 import psutil
 import pytest
 
-from flows.cli.common import run_config
-from tasks import stages
-from tasks.folds import FoldStore
-from tasks.members import cross_validate
-from tests.factories import shapes_competition_args, tiny_backbone_file
+from tasks import fitting, stages
+from tasks.config import Config, FeatureConfig, TrainConfig
+from tests.factories import separable_digits_plan, shapes_competition_args, tiny_backbone_file
+from tests.test_members import fake_kind
 from tests.test_cli import invoke
 
 HEADSTART = str(Path(sys.executable).with_name("headstart"))
@@ -43,7 +42,7 @@ def arrays(data_dir: Path) -> dict[str, np.ndarray]:
     """Every feature shard and every member's predictions under a data folder, by what they are (the member's
     directory name is its content key: the same member on the same inputs has the same name in both folders)."""
     found = {}
-    for path in [*data_dir.glob("03_features/*/*/*.npy"), *data_dir.glob("05_predictions/*/members/*/*.npy")]:
+    for path in [*data_dir.glob("03_features/*/*/*/*.npy"), *data_dir.glob("05_predictions/*/*/members/*/*.npy")]:
         found[str(path.relative_to(data_dir))] = np.load(path)
     return found
 
@@ -59,16 +58,17 @@ MEMBERS = ("logistic", "mlp", "softmax", "cnn")
 
 
 def plain_run(shapes: Path, data_dir: Path, mapped: bool) -> Path:
-    config = run_config("shapes", data_dir, "local", None, MEMBERS, [f"file:{shapes / 'tiny.keras'}"], 3, 3, False,
-                        True, views=("identity", "flip"))
-    # Mapped calls in reverse order: a shard or a fold must not depend on which ran before it in the process.
-    each = (lambda stage, calls: [stage(*call) for call in reversed(calls)]) if mapped else None
-    return stages.compete(config, stages.Stages(each=each))
+    config = Config(competition="shapes", data_dir=str(data_dir), members=MEMBERS, folds=3, submit=False,
+                    backbones=(f"file:{shapes / 'tiny.keras'}",), train=TrainConfig(epochs=3),
+                    features=FeatureConfig(views=("identity", "flip")))
+    # Units in reverse order: a shard or a fold must not depend on which ran before it in the process.
+    backwards = lambda run_unit, plan, units: [run_unit(plan, unit) for unit in reversed(units)]
+    return stages.compete(config, stages.Stages(map=backwards) if mapped else stages.Stages())
 
 
-def test_mapped_shards_and_folds_give_what_one_stage_each_gives(shapes, tmp_path):
-    """Without Prefect: every backbone x view x shard and every member x fold as a call of its own (in reverse
-    order) leaves the same features and predictions, bit for bit, as one stage per backbone and per member."""
+def test_units_in_any_order_give_what_they_give_in_turn(shapes, tmp_path):
+    """Without Prefect: every backbone x view x shard and every member x fold, run in reverse order, leaves the same
+    features and predictions, bit for bit, as in the plan's order."""
     whole, mapped = fresh_copy(shapes, tmp_path / "whole"), fresh_copy(shapes, tmp_path / "mapped")
     plain_run(shapes, whole, mapped=False)
     run_json = plain_run(shapes, mapped, mapped=True)
@@ -78,41 +78,41 @@ def test_mapped_shards_and_folds_give_what_one_stage_each_gives(shapes, tmp_path
                                                else name for name in MEMBERS)
     # Each feature set's shards were written by the mapped calls, each with its record, then gathered in one
     # manifest; a member's folds were gathered into its predictions and its fold store removed.
-    for manifest in mapped.glob("03_features/shapes/*/manifest.json"):
+    for manifest in mapped.glob("03_features/local/shapes/*/manifest.json"):
         entries = json.loads(manifest.read_text())["shards"]
         assert entries and all((manifest.parent / f"{name}.json").is_file() for name in entries)
-    assert not list(mapped.glob("05_predictions/shapes/members/*.folds"))
+    assert not list(mapped.glob("05_predictions/local/shapes/members/*.folds"))
 
 
-def test_a_stored_fold_is_read_not_fitted_again(tmp_path):
+def test_a_stored_fold_is_read_not_fitted_again(tmp_path, monkeypatch):
     """A member killed after two folds resumes at the third; a fold the time limit cut short is read only by a
     time-limited run."""
-    folds, calls = np.repeat(np.arange(4), 5), []
+    calls = []
 
     def fit_fold(train, valid, clock):
         calls.append(len(calls))
-        return np.full((len(valid), 2), 0.5), np.full((3, 2), float(len(calls))), {"loss": [1.0]}
+        return np.full((len(valid), 10), 0.5), np.full((10, 10), float(len(calls))), {"loss": [1.0]}
 
-    store = FoldStore(tmp_path / "member.folds")
-    store.save(0, np.full((5, 2), 0.25), np.zeros((3, 2)), {"loss": [2.0, 1.0]}, partial=False)
-    store.save(1, np.full((5, 2), 0.75), np.zeros((3, 2)), {}, partial=True)
-    result = cross_validate(folds, 2, 3, fit_fold, store=store)
-    assert len(calls) == 3  # folds 1 (its partial fit not used), 2 and 3
-    np.testing.assert_array_equal(result.oof[:5], 0.25)
-    assert result.histories[0] == {"loss": [2.0, 1.0]} and not result.ended_early
-    assert sorted(path.name for path in store.directory.iterdir()) == [
-        "fold-0.npz", "fold-1-partial.npz", "fold-1.npz", "fold-2.npz", "fold-3.npz"]
+    fake_kind(monkeypatch, fit_fold)
+    plan = separable_digits_plan(tmp_path, folds=4)
+    job = fitting.member_job(plan, "softmax")
+    rows = (job.context.folds == 0).sum()
+    job.fold_store.save(0, np.full((rows, 10), 0.25), np.zeros((10, 10)), {"loss": [2.0, 1.0]}, partial=False)
+    job.fold_store.save(1, np.full(((job.context.folds == 1).sum(), 10), 0.75), np.zeros((10, 10)), {}, partial=True)
+    assert [unit.fold for unit in stages.MEMBERS.units(plan)] == [1, 2, 3]  # its partial fold 1 is not used
+    members = stages.run_mapped(stages.Stages(), stages.MEMBERS, plan)
+    meta, oof, _ = fitting.load_member(members.directories[0])
+    assert len(calls) == 3 and np.all(oof[job.context.folds == 0] == 0.25) and not meta["ended_by_time_limit"]
     calls.clear()
-    only_two = FoldStore(tmp_path / "other.folds", only=(2,))
-    result = cross_validate(folds, 2, 3, fit_fold, store=only_two)
-    assert calls == [0] and [path.name for path in only_two.directory.iterdir()] == ["fold-2.npz"]
-    assert np.isnan(result.oof[:10]).all() and np.isfinite(result.oof[10:15]).all()
-    cut_short = FoldStore(tmp_path / "cut.folds", only=())  # read only: what mapped folds left
-    cut_short.save(1, np.full((5, 2), 0.75), np.zeros((3, 2)), {}, partial=True)
-    assert np.isnan(cross_validate(folds, 2, 3, fit_fold, store=cut_short).oof).all()  # no limit: not used
-    time_limited = cross_validate(folds, 2, 3, fit_fold, deadline=time.time() + 60, store=cut_short)
-    assert time_limited.ended_early and calls == [0]  # fold 1's partial fit used, nothing fitted
-    np.testing.assert_array_equal(time_limited.oof[5:10], 0.75)
+    limited = separable_digits_plan(tmp_path / "limited", folds=4, deadline=time.time() + 600, time_limit=60.0)
+    limited_job = fitting.member_job(limited, "softmax")
+    limited_job.fold_store.save(1, np.full(((limited_job.context.folds == 1).sum(), 10), 0.75), np.zeros((10, 10)),
+                                {}, partial=True)
+    assert [unit.fold for unit in stages.MEMBERS.units(limited)] == [0, 2, 3]  # a time-limited run reads it
+    members = stages.run_mapped(stages.Stages(), stages.MEMBERS, limited)
+    meta, oof, _ = fitting.load_member(members.directories[0])
+    assert meta["ended_by_time_limit"] and members.directories[0].name.endswith("-partial")
+    assert np.all(oof[limited_job.context.folds == 1] == 0.75) and len(calls) == 3
 
 
 def free_port() -> int:
@@ -128,8 +128,11 @@ def test_the_task_runner_is_checked_before_any_work(tmp_path):
     from flows.cli import app
     from tests.test_cli import runner
 
-    for arguments, message in ((["--task-runner", "ray"], "task_runner must be 'threads' or 'dask', got 'ray'"),
-                               (["--dask-address", "tcp://127.0.0.1:8786"],
+    result = runner.invoke(app, ["run", "--data-dir", str(tmp_path), "--no-submit", "--task-runner", "ray"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(
+        "error: Invalid value for '--task-runner': 'ray' is not one of ['threads', 'dask'] (see `"), result.output
+    for arguments, message in ((["--dask-address", "tcp://127.0.0.1:8786"],
                                 "dask_address is for task_runner 'dask' (--task-runner dask --dask-address HOST:PORT)"),
                                (["--task-runner", "dask", "--dask-address", "127.0.0.1:eighty"],
                                 "--dask-address '127.0.0.1:eighty': expected a Dask scheduler's address, tcp://HOST:PORT"),
@@ -151,9 +154,9 @@ def test_the_local_cluster_reports_to_this_runs_prefect_api(monkeypatch):
     monkeypatch.setattr(orchestration, "prefect_api_url", lambda: "http://127.0.0.1:4999/api")
     monkeypatch.setattr("distributed.LocalCluster", lambda **options: made.update(options) or "cluster")
     runner = orchestration.dask_task_runner()
-    assert runner.cluster_kwargs["threads_per_worker"] == 1 and runner.cluster_kwargs["preload"] == [
-        "flows.dask_worker"]
-    assert runner.cluster_class(**runner.cluster_kwargs) == "cluster"
+    runner.cluster_class(**runner.cluster_kwargs)  # what Prefect does to start the cluster
+    assert made["threads_per_worker"] == 1 and made["processes"] and made["preload"] == ["flows.dask_worker"]
+    assert made["n_workers"] == len(os.sched_getaffinity(0)) and made["dashboard_address"] is None
     assert made["env"]["PREFECT_API_URL"] == "http://127.0.0.1:4999/api"
     assert orchestration.dask_task_runner("tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
 
@@ -213,7 +216,7 @@ def test_a_local_cluster_gives_the_single_process_results_even_when_a_worker_is_
     try:
         deadline = time.time() + 300
         while killed is None and process.poll() is None and time.time() < deadline:
-            if list(data_dir.glob("05_predictions/shapes/members/cnn-*.folds/fold-*.npz")):
+            if list(data_dir.glob("05_predictions/local/shapes/members/cnn-*.folds/fold-*.npz")):
                 workers = worker_processes(psutil.Process(process.pid))
                 if workers:  # mid-run: the CNN's folds are being fitted, by both workers
                     killed = workers[0].pid
@@ -236,7 +239,7 @@ def test_a_local_cluster_gives_the_single_process_results_even_when_a_worker_is_
 
 def shard_records(data_dir: Path) -> list[dict]:
     """What extractions.jsonl says of each shard extracted as a task of its own."""
-    return [record for path in data_dir.glob("03_features/shapes/*/extractions.jsonl")
+    return [record for path in data_dir.glob("03_features/local/shapes/*/extractions.jsonl")
             for record in map(json.loads, path.read_text().splitlines()) if "shard" in record]
 
 

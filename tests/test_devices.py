@@ -13,7 +13,7 @@ import pytest
 from tasks.backbones import backbone_spec, build_extractor
 from tasks.competitions import DIGIT_RECOGNIZER
 from tasks.config import DeviceConfig, FeatureConfig
-from tasks.devices import DevicePlan, current_plan, device_plan, device_scope, extraction_jit, training_jit
+from tasks.devices import DevicePlan, device_plan, device_scope, extraction_jit, resolve_device_plan
 from tasks.errors import ConfigError
 from tasks.features import Extractor, cache_feature_set, feature_directory, load_features
 from tasks.index import ensure_index, read_index
@@ -32,9 +32,10 @@ def test_auto_turns_every_lever_on_with_a_gpu_and_off_without():
         None, "/GPU:0", None)
     assert device_plan(DeviceConfig(multi_gpu="off"), 4) == DevicePlan(4, True, True, "default")
     forced = DeviceConfig(mixed_precision="on", jit_compile="on", multi_gpu="on")
-    assert device_plan(forced, 0) == DevicePlan(0, True, True, "default")  # several replicas need several GPUs
-    assert device_plan(DeviceConfig(mixed_precision="off", jit_compile="off"), 1) == DevicePlan(1, False, False,
-                                                                                                "default")
+    # Several replicas need several GPUs; XLA forced on compiles the training steps too.
+    assert device_plan(forced, 0) == DevicePlan(0, True, True, "default", training_jit=True)
+    assert device_plan(DeviceConfig(mixed_precision="off", jit_compile="off"), 1) == DevicePlan(
+        1, False, False, "default", training_jit=False)
 
 
 def test_a_bad_setting_is_a_config_error_naming_it():
@@ -49,13 +50,15 @@ def test_the_gpu_branch_is_taken_when_a_gpu_is_visible(monkeypatch):
     fake_gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
     monkeypatch.setattr(tf.config, "list_physical_devices",
                         lambda kind=None: [fake_gpu] if kind == "GPU" else real(kind))
-    plan = current_plan(DeviceConfig())
+    plan = resolve_device_plan(DeviceConfig())
     assert plan == ONE_GPU and plan.policy == "mixed_float16" and plan.input_device == "/GPU:0"
-    assert extraction_jit("auto") is True and training_jit(DeviceConfig(), plan) == "auto"
-    forced_off = DeviceConfig(jit_compile="off")
-    assert training_jit(forced_off, current_plan(forced_off)) is False
+    assert extraction_jit("auto") is True and plan.training_jit == "auto"  # Keras decides, model by model
+    assert resolve_device_plan(DeviceConfig(jit_compile="off")).training_jit is False
     monkeypatch.setattr(tf.config, "list_physical_devices", real)
-    assert current_plan(DeviceConfig()) == CPU and extraction_jit("auto") is False  # this machine: a CPU
+    # Back on this machine's own devices, whatever they are: the plan follows the GPUs TensorFlow finds.
+    gpus = len(real("GPU"))
+    assert resolve_device_plan(DeviceConfig()) == device_plan(DeviceConfig(), gpus)
+    assert extraction_jit("auto") is (gpus == 1)
 
 
 @pytest.fixture(scope="module")

@@ -1,54 +1,103 @@
+import json
 import time
 
 import numpy as np
+import pytest
 
+from tasks import fitting
 from tasks.budget import Clock, member_deadline
-from tasks.competitions import DIGIT_RECOGNIZER
-from tasks.index import ensure_index, read_index
-from tasks.members import MemberContext, TrainConfig, cross_validate, fit_softmax, softmax_model, train_keras_model
+from tasks.config import TrainConfig
+from tasks.members import FoldFitter, evaluate_arrays, softmax_model, train_keras_model
 from tasks.metrics import score_probabilities
-from tests.factories import write_separable_digits
+from tasks.stages import MEMBERS, each_in_turn, run_mapped
+from tests.factories import separable_digits_plan
 
 
-def test_cross_validate_fills_every_oof_row_from_the_fold_that_held_it_out():
-    folds = np.array([0, 1, 2, 0, 1, 2])
+def fake_kind(monkeypatch, fit_fold, folds=None):
+    """Every member kind prepares `fit_fold` (a member of any name then fits what the test says)."""
+    prepared = []
+
+    def prepare(context):
+        prepared.append(context.seed)
+        return FoldFitter(fit_fold, "fake", folds)
+
+    monkeypatch.setattr(fitting, "member_kind", lambda kind: prepare)
+    fitting._PREPARED.clear()
+    return prepared
+
+
+def test_every_oof_row_comes_from_the_fold_that_held_it_out(tmp_path, monkeypatch):
+    plan = separable_digits_plan(tmp_path, folds=3)
     seen = []
 
     def fit_fold(train, valid, clock):
         seen.append((set(train), set(valid)))
-        probs = np.zeros((len(valid), 2))
+        probs = np.zeros((len(valid), 10))
         probs[:, 0] = valid  # marks which positions this fold predicted
-        return probs, np.full((4, 2), len(seen)), {"loss": [1.0]}
+        return probs, np.full((10, 10), len(seen)), {"loss": [1.0]}
 
-    result = cross_validate(folds, num_classes=2, num_test=4, fit_fold=fit_fold)
-    assert all(not (train & valid) for train, valid in seen)
-    assert result.oof[:, 0].tolist() == list(range(6))
-    assert np.allclose(result.test, 2.0)  # mean of 1, 2, 3
+    prepared = fake_kind(monkeypatch, fit_fold)
+    members = run_mapped(fitting_stages(), MEMBERS, plan)
+    meta, oof, test = fitting.load_member(members.directories[0])
+    assert len(seen) == 3 and all(not (train & valid) for train, valid in seen)
+    assert oof[:, 0].tolist() == list(range(120)) and np.allclose(test, 2.0)  # mean of 1, 2, 3
+    assert prepared == [0]  # prepared once for its three folds (images and model shared)
+    assert meta["folds_trained"] == 3 and not meta["ended_by_time_limit"]
+
+
+def fitting_stages():
+    from tasks.stages import Stages
+
+    return Stages(map=each_in_turn)
+
+
+def test_units_are_the_folds_left_and_a_finished_member_has_none(tmp_path, monkeypatch):
+    plan = separable_digits_plan(tmp_path, folds=2)
+    fake_kind(monkeypatch, lambda train, valid, clock: (np.full((len(valid), 10), 0.1), np.full((10, 10), 0.1), {}))
+    units = MEMBERS.units(plan)
+    assert [(unit.member, unit.fold) for unit in units] == [("softmax", 0), ("softmax", 1)]
+    MEMBERS.run_unit(plan, units[1])
+    assert [unit.fold for unit in MEMBERS.units(plan)] == [0]  # fold 1 is in the fold store
+    MEMBERS.run_unit(plan, units[0])
+    MEMBERS.gather(plan)
+    assert MEMBERS.units(plan) == []
 
 
 def test_softmax_member_learns(tmp_path):
-    raw = write_separable_digits(tmp_path / "raw")
-    index = read_index(ensure_index(DIGIT_RECOGNIZER, raw, tmp_path / "index", folds=2, seed=0))
-    context = MemberContext(index, TrainConfig(epochs=30, batch_size=16, learning_rate=0.05))
-    result = fit_softmax(context)
-    assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
-    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.9
-    assert len(result.histories) == 2 and "val_loss" in result.histories[0]
+    plan = separable_digits_plan(tmp_path, folds=2, train=TrainConfig(epochs=30, batch_size=16, learning_rate=0.05))
+    members = run_mapped(fitting_stages(), MEMBERS, plan)
+    meta, oof, test = fitting.load_member(members.directories[0])
+    assert oof.shape == (120, 10) and test.shape == (10, 10)
+    labels = fitting.member_job(plan, "softmax").context.labels
+    assert score_probabilities(labels, oof, "accuracy") > 0.9 and meta["cv_score"] > 0.9
+    assert meta["folds_trained"] == 2 and len(meta["epochs_per_fold"]) == 2
 
 
-def test_a_deadline_ends_folds_that_would_overrun_and_keeps_the_finished_ones():
-    folds = np.repeat(np.arange(5), 2)
+def test_a_deadline_ends_folds_that_would_overrun_and_keeps_the_finished_ones(tmp_path, monkeypatch):
+    plan = separable_digits_plan(tmp_path, folds=5, deadline=time.time() + 12.0, time_limit=1.0)
 
     def fit_fold(train, valid, clock):
-        time.sleep(0.2)
-        return np.ones((len(valid), 2)) / 2, np.full((3, 2), 0.5), {}
+        time.sleep(0.5)
+        return np.full((len(valid), 10), 0.1), np.full((10, 10), 0.1), {}
 
-    result = cross_validate(folds, 2, 3, fit_fold, deadline=time.time() + 0.5)
-    assert result.ended_early and len(result.histories) == 2  # a third fold would end at 0.6 s
-    assert np.isfinite(result.oof[:4]).all() and np.isnan(result.oof[4:]).all()
-    assert np.allclose(result.test, 0.5)
-    untimed = cross_validate(folds, 2, 3, fit_fold)
-    assert not untimed.ended_early and np.isfinite(untimed.oof).all()
+    fake_kind(monkeypatch, fit_fold)
+    # The reserve is 10 s of the run's 1 minute: the member has 2 s, so the fifth fold (ending at 2.5 s) never starts.
+    members = run_mapped(fitting_stages(), MEMBERS, plan)
+    meta, oof, test = fitting.load_member(members.directories[0])
+    assert members.directories[0].name.endswith("-partial") and meta["ended_by_time_limit"]
+    assert 1 < meta["folds_trained"] < 5 and np.isnan(oof).any() and np.allclose(test, 0.1)
+    untimed = separable_digits_plan(tmp_path / "untimed", folds=5)
+    meta = fitting.load_member(run_mapped(fitting_stages(), MEMBERS, untimed).directories[0])[0]
+    assert meta["folds_trained"] == 5 and not meta["ended_by_time_limit"]
+
+
+def test_a_member_with_no_time_left_is_skipped_but_never_the_first(tmp_path, monkeypatch):
+    plan = separable_digits_plan(tmp_path, members=("softmax", "softmax#1"), folds=2, deadline=time.time() - 1,
+                                 time_limit=1.0)
+    fake_kind(monkeypatch, lambda train, valid, clock: (np.full((len(valid), 10), 0.1), np.full((10, 10), 0.1), {}))
+    members = run_mapped(fitting_stages(), MEMBERS, plan)
+    assert len(members.directories) == 1 and members.skipped == ("softmax#1",)
+    assert json.loads((members.directories[0] / "member.json").read_text())["folds_trained"] == 1
 
 
 def test_a_clock_ends_epochs_that_would_overrun_but_runs_one():
@@ -61,6 +110,23 @@ def test_a_clock_ends_epochs_that_would_overrun_but_runs_one():
     history = train_keras_model(softmax_model((8, 8, 1), 2), (images, labels), (images, labels),
                                 TrainConfig(epochs=3, batch_size=16, patience=50), clock=Clock(None))
     assert len(history["loss"]) == 3
+
+
+@pytest.mark.parametrize("loop", ["arrays", "fit"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_both_training_loops_keep_the_weights_the_one_rule_says(loop, schedule):
+    """Over random labels the validation loss rises as the model memorises: the kept weights are the best epoch's
+    under a constant rate, and the last epoch's under a cosine schedule, whichever loop trains."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (96, 8, 8, 1)).astype("float32")
+    train, valid = (images[:64], rng.integers(0, 4, 64)), (images[64:], rng.integers(0, 4, 32))
+    config = TrainConfig(epochs=12, batch_size=16, learning_rate=0.05, patience=12, schedule=schedule)
+    model = softmax_model((8, 8, 1), 4, seed=0)
+    history = train_keras_model(model, train, valid, config, loop=loop)
+    final_loss, _ = evaluate_arrays(model, *valid)
+    assert np.argmin(history["val_loss"]) < len(history["val_loss"]) - 1  # the validation loss did rise
+    expected = min(history["val_loss"]) if schedule == "constant" else history["val_loss"][-1]
+    assert final_loss == pytest.approx(expected, rel=1e-3)
 
 
 def test_members_share_what_is_left_less_the_reserve():
