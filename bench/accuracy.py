@@ -49,10 +49,10 @@ def run(data_dir: Path, name: str, members: list[str], extra: list[str]) -> dict
 def evaluate(data_dir: Path, name: str, record: dict, groups: dict) -> dict:
     from tasks.backends.local import LocalBackend
     from tasks.ensemble import blend, caruana_weights
+    from tasks.fitting import load_member
     from tasks.index import TEST, TRAIN, read_index
     from tasks.metrics import score_probabilities
     from tasks.paths import DataPaths
-    from tasks.recipes import load_member
 
     paths = DataPaths(data_dir)
     backend = LocalBackend(paths.local(name))

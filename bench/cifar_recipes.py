@@ -61,20 +61,20 @@ def main() -> None:
     import pandas as pd
 
     from tasks import stages
-    from tasks.backends import backend_for
     from tasks.backends.local import create_local_competition
     from tasks.competitions import resolve_spec
     from tasks.config import Config, FeatureConfig, TrainConfig
     from tasks.ensemble import blend, blend_weights, nested_cv_score
+    from tasks.features import gather_features
+    from tasks.fitting import fit_member, load_member, predicted_rows
     from tasks.index import TEST, TRAIN, read_index
     from tasks.metrics import score_probabilities
-    from tasks.recipes import fit_member, load_member, predicted_rows
 
     arguments.scratch.mkdir(parents=True, exist_ok=True)
     name, data_dir = f"cifar{arguments.train}", arguments.scratch / "data"
     backbone = f"file:{LITE0}"
     base = Config(competition=name, data_dir=str(data_dir), submit=False, backbones=(backbone,),
-                  features=FeatureConfig(image_size=arguments.size),
+                  members=(f"logistic@{backbone}",), features=FeatureConfig(image_size=arguments.size),
                   train=TrainConfig(finetune_epochs=arguments.finetune_epochs))
     if not (base.paths.local(name) / "competition.json").is_file():
         create_local_competition(base.paths.local(name), name, resolve_spec("cifar-10").with_slug(name),
@@ -88,30 +88,34 @@ def main() -> None:
         print(json.dumps({"step": label, "seconds": seconds[label]}), flush=True)
         return result
 
-    raw_dir = timed("fetch", lambda: stages.fetch_competition(base))
-    index_dir = timed("index", lambda: stages.index_competition(base, backend_for(base).spec, raw_dir))
-    features = {view: timed(f"features {view} at {arguments.size} px",
-                            lambda view=view: stages.cache_features(base, index_dir, backbone, LITE0, (view,))[0])
-                for view in ("identity", "flip")}
-    index = read_index(index_dir)
+    plan = timed("fetch and index", lambda: stages.prepare(base))
+    for view in ("identity", "flip"):
+        timed(f"features {view} at {arguments.size} px",
+              lambda view=view: gather_features(dataclasses.replace(plan, views=(view,))))
+    index = read_index(plan.index_dir)
     labels = index.split(TRAIN)["label"].to_numpy()
     solution = pd.read_csv(CIFAR / "solution.csv", dtype=str).set_index("id")
     truth = solution.loc[index.split(TEST)["id"], "label"].map(resolve_spec("cifar-10").class_names.index).to_numpy()
+
+    def variant(member: str, **changes):
+        """The plan with one member and these changes (views, train)."""
+        return dataclasses.replace(plan, members=(member,), **changes)
 
     members: dict[str, tuple] = {}
     runs = []
     for kind in arguments.members.split(","):
         if kind in ("logistic", "mlp"):
-            runs += [(f"{kind}@lite0 (identity)", f"{kind}@{backbone}", (features["identity"],), base),
-                     (f"{kind}@lite0 (2 views)", f"{kind}@{backbone}", tuple(features.values()), base)]
+            runs += [(f"{kind}@lite0 (identity)", variant(f"{kind}@{backbone}", views=("identity",))),
+                     (f"{kind}@lite0 (2 views)", variant(f"{kind}@{backbone}", views=("identity", "flip")))]
         elif kind == "finetune":
-            runs += [(f"finetune@lite0 at {size} px", f"finetune@{backbone}", (features["identity"],),
-                      dataclasses.replace(base, train=dataclasses.replace(base.train, finetune_size=int(size))))
+            runs += [(f"finetune@lite0 at {size} px", variant(
+                f"finetune@{backbone}", views=("identity",),
+                train=dataclasses.replace(plan.train, finetune_size=int(size))))
                      for size in arguments.finetune_sizes.split(",")]
         else:
-            runs.append((kind, kind, (), base))
-    for label, member, feature_dirs, config in runs:
-        directory = timed(label, lambda: fit_member(config, index_dir, member, feature_dirs, LITE0))
+            runs.append((kind, variant(kind)))
+    for label, member_plan in runs:
+        directory = timed(label, lambda: fit_member(member_plan, member_plan.members[0]))
         meta, oof, test = load_member(directory)
         members[label] = (oof, test)
         print(json.dumps({"member": label, "cv": round(meta["cv_score"], 4), "rows": meta.get("rows_predicted"),

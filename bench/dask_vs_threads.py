@@ -42,26 +42,28 @@ def make_competition(name: str, train: int, data_dir: Path, scratch: Path):
     return config
 
 
-def prepare(config, data_dir: Path):
+def prepare(config, data_dir: Path, backbone: str, members: list[str]):
+    """The run's plan (fetch, index, plan) in its own data folder."""
     from tasks import stages
-    from tasks.backends import backend_for
 
-    config = dataclasses.replace(config, data_dir=str(data_dir))
-    raw_dir = stages.fetch_competition(config)
-    return config, stages.index_competition(config, backend_for(config).spec, raw_dir)
+    return stages.prepare(dataclasses.replace(config, data_dir=str(data_dir), backbones=(backbone,),
+                                              members=tuple(qualified(member, backbone) for member in members),
+                                              features=dataclasses.replace(config.features, views=("identity",))))
 
 
-def single_process(config, index_dir: Path, backbone: str, members: list[str], images: int) -> dict:
+def single_process(plan, backbone: str, images: int) -> dict:
+    """Every unit in turn in this process, as `--task-runner threads` runs them."""
     from tasks import stages
 
     started = time.perf_counter()
-    feature_dirs = stages.cache_features(config, index_dir, backbone, LITE0, ("identity",))
+    feature_dirs = stages.run_mapped(stages.Stages(), stages.FEATURES, plan)[backbone]
     seconds = time.perf_counter() - started
     report(runner="threads", step="features", seconds=round(seconds, 1), images_per_second=round(images / seconds, 1))
     directories = {}
-    for member in members:
+    for member in plan.members:
         started = time.perf_counter()
-        directories[member] = stages.fit_member(config, index_dir, qualified(member, backbone), feature_dirs, LITE0)
+        directories[member] = stages.run_mapped(stages.Stages(), stages.MEMBERS,
+                                                dataclasses.replace(plan, members=(member,))).directories[0]
         report(runner="threads", step=f"{member} (5 folds)", seconds=round(time.perf_counter() - started, 1))
     return {"features": feature_dirs, "members": directories}
 
@@ -70,12 +72,11 @@ def qualified(member: str, backbone: str) -> str:
     return f"{member}@{backbone}" if member in ("logistic", "mlp") else member
 
 
-def on_cluster(config, index_dir: Path, backbone: str, members: list[str], images: int, workers: int) -> dict:
+def on_cluster(plan, backbone: str, images: int, workers: int) -> dict:
+    """The same units mapped over a local Dask cluster (as `--task-runner dask` maps them), then gathered here."""
     from distributed import Client, LocalCluster
 
     from tasks import stages
-    from tasks.features import pending_shards
-    from tasks.recipes import member_folds
 
     started = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -87,25 +88,25 @@ def on_cluster(config, index_dir: Path, backbone: str, members: list[str], image
         client.run(lambda: __import__("tensorflow") and None)  # TensorFlow imported in every worker, timed apart
         report(runner="dask", step="TensorFlow imported in the workers", seconds=round(time.perf_counter() - started, 1))
 
-        def each(stage, calls):
-            return client.gather(client.map(stage, *zip(*calls), pure=False)) if calls else []
+        def each(run_unit, unit_plan, units):
+            return client.gather(client.map(run_unit, [unit_plan] * len(units), units, pure=False)) if units else []
 
+        mapped_stages = stages.Stages(map=each)
         started = time.perf_counter()
-        shards = pending_shards(config, index_dir, backbone, LITE0, ("identity",))
-        each(stages.cache_feature_shard, [(config, index_dir, backbone, LITE0, view, shard) for view, shard in shards])
+        shards = stages.FEATURES.units(plan)
+        each(stages.FEATURES.run_unit, plan, shards)
         mapped = time.perf_counter() - started
-        feature_dirs = stages.cache_features(config, index_dir, backbone, LITE0, ("identity",))
+        feature_dirs = stages.FEATURES.gather(plan)[backbone]
         seconds = time.perf_counter() - started
         report(runner="dask", step="features", seconds=round(seconds, 1), images_per_second=round(images / seconds, 1),
                shards=len(shards), mapped_seconds=round(mapped, 1), manifest_seconds=round(seconds - mapped, 1))
         directories = {}
-        for member in members:
-            name = qualified(member, backbone)
+        for member in plan.members:
+            member_plan = dataclasses.replace(plan, members=(member,))
             started = time.perf_counter()
-            each(stages.fit_member_fold, [(config, index_dir, name, feature_dirs, LITE0, fold, None)
-                                          for fold in member_folds(config, index_dir, name)])
+            mapped_stages.map(stages.MEMBERS.run_unit, member_plan, stages.MEMBERS.units(member_plan))
             mapped = time.perf_counter() - started
-            directories[member] = stages.fit_member(config, index_dir, name, feature_dirs, LITE0)
+            directories[member] = stages.MEMBERS.gather(member_plan).directories[0]
             seconds = time.perf_counter() - started
             report(runner="dask", step=f"{member} (5 folds)", seconds=round(seconds, 1),
                    mapped_seconds=round(mapped, 1), gather_seconds=round(seconds - mapped, 1))
@@ -153,16 +154,14 @@ def main() -> None:
                                                             shard_size=arguments.shard_size),
                                train=TrainConfig(epochs=10))
     backbone = f"file:{LITE0}"
-    threads_config, threads_index = prepare(base, arguments.scratch / "threads")
-    dask_config, dask_index = prepare(base, arguments.scratch / "dask")
-    import json as _json
-
-    meta = _json.loads((Path(threads_index) / "index.json").read_text())
+    threads_plan = prepare(base, arguments.scratch / "threads", backbone, members)
+    dask_plan = prepare(base, arguments.scratch / "dask", backbone, members)
+    meta = json.loads((Path(threads_plan.index_dir) / "index.json").read_text())
     images = meta["num_train"] + meta["num_test"]
     report(step="setup", train=meta["num_train"], test=meta["num_test"], size=arguments.size,
            shard_size=arguments.shard_size, cores=len(os.sched_getaffinity(0)))
-    threads = single_process(threads_config, threads_index, backbone, members, images)
-    cluster = on_cluster(dask_config, dask_index, backbone, members, images, arguments.workers)
+    threads = single_process(threads_plan, backbone, images)
+    cluster = on_cluster(dask_plan, backbone, images, arguments.workers)
     compare(threads, cluster)
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(RESULTS, indent=1))

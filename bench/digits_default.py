@@ -55,25 +55,23 @@ def main() -> None:
     arguments = parser.parse_args()
 
     from tasks import stages
-    from tasks.backends import backend_for
     from tasks.config import Config
     from tasks.ensemble import blend, caruana_weights
+    from tasks.fitting import fit_member, load_member
     from tasks.index import TRAIN, read_index
     from tasks.metrics import score_probabilities
-    from tasks.recipes import fit_member, load_member
 
-    base = Config(data_dir=str(arguments.data_dir), submit=False)
-    raw_dir = stages.fetch_competition(base)
-    index_dir = stages.index_competition(base, backend_for(base).spec, raw_dir)
-    index = read_index(index_dir)
-    labels, truth = index.split(TRAIN)["label"].to_numpy(), holdout_labels(base, index)
+    members = tuple(arguments.members.split(","))
+    base = stages.prepare(Config(data_dir=str(arguments.data_dir), submit=False, members=members))
+    index = read_index(base.index_dir)
+    labels, truth = index.split(TRAIN)["label"].to_numpy(), holdout_labels(base.config, index)
     chosen = [list(VARIANTS)[int(i)] for i in arguments.variants.split(",")]
     for name in chosen:
-        config = dataclasses.replace(base, train=dataclasses.replace(base.train, **VARIANTS[name]))
+        plan = dataclasses.replace(base, train=dataclasses.replace(base.train, **VARIANTS[name]))
         seconds, oofs, tests, singles = [], [], [], []
-        for member in arguments.members.split(","):
+        for member in members:
             started = time.perf_counter()
-            meta, oof, test = load_member(fit_member(config, index_dir, member, ()))
+            meta, oof, test = load_member(fit_member(plan, member))
             seconds.append(round(time.perf_counter() - started, 1))
             oofs.append(oof), tests.append(test), singles.append(round(meta["cv_score"], 4))
         weights = caruana_weights(oofs, labels, "accuracy")

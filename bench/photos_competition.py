@@ -30,7 +30,8 @@ def photos_index(data_dir: Path):
     paths = DataPaths(data_dir)
     name = ensure_photos(data_dir)
     backend = LocalBackend(paths.local(name))
-    raw = backend.download(paths.raw(name))
+    raw = paths.raw(name)
+    backend.download(raw)
     return backend, read_index(ensure_index(backend.spec, raw, paths.index(name), folds=5, seed=0))
 
 

@@ -16,8 +16,8 @@ import pytest
 from tasks import fitting, stages
 from tasks.config import Config, FeatureConfig, TrainConfig
 from tests.factories import separable_digits_plan, shapes_competition_args, tiny_backbone_file
-from tests.test_members import fake_kind
 from tests.test_cli import invoke
+from tests.test_members import fake_kind
 
 HEADSTART = str(Path(sys.executable).with_name("headstart"))
 DASK = str(Path(sys.executable).with_name("dask"))
