@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 RESERVE_FRACTION = 0.05  # of the limit, kept for the blend, the submission file and the upload
 MIN_RESERVE_SECONDS = 10.0
@@ -46,9 +47,12 @@ class Clock:
     started: float = field(default_factory=time.time)
     steps: int = 0
     ended_early: bool = False
+    on_tick: Callable[[], None] | None = None  # told of every step (a progress bar's advance)
 
     def tick(self) -> None:
         self.steps += 1
+        if self.on_tick is not None:
+            self.on_tick()
 
     def room_for_another(self, now: float | None = None) -> bool:
         """Whether one more step, as long as the mean step so far, ends before the deadline. False is

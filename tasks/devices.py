@@ -13,7 +13,7 @@ import contextlib
 import keras
 
 from tasks.config import DeviceConfig
-from tasks.plan import DevicePlan
+from tasks.runplan import DevicePlan
 
 MIXED = "mixed_float16"
 

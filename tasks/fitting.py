@@ -27,6 +27,7 @@ from tasks.index import read_index
 from tasks.members import FoldFitter, MemberContext, MemberResult
 from tasks.metrics import score_probabilities
 from tasks.plots import plot_confusion_matrix, plot_training_curves
+from tasks.progress import progress_bar
 from tasks.recipes import MemberName, member_kind
 
 MEMBER_VERSION = 2  # bump when training changes what a member's predictions are (2: explicit seeds, issue 11)
@@ -149,11 +150,15 @@ def fit_member_unit(plan, unit: MemberFold) -> Path | None:
         return None
     if clock.steps > 0 and not clock.room_for_another():
         return None
-    with device_scope(plan.device):
+    epochs = job.context.train.finetune_epochs if job.name.kind == "finetune" else job.context.train.epochs
+    description = f"{job.name} fold {unit.fold + 1}/{len(job.folds())}"
+    with device_scope(plan.device), progress_bar(description, total=epochs, unit="epochs") as advance:
         fitter = prepared_member(job)
-        folds, started, fold_clock = job.context.folds, time.perf_counter(), Clock(clock.deadline)
+        folds, started = job.context.folds, time.perf_counter()
+        fold_clock = Clock(clock.deadline, on_tick=advance)
         valid, test, history = fitter.fit_fold(np.flatnonzero(folds != unit.fold), np.flatnonzero(folds == unit.fold),
                                                fold_clock)
+        advance(max(0, epochs - fold_clock.steps))  # early stopping, or a member without epochs: done all the same
     return store.save(unit.fold, valid, test, history, partial=fold_clock.ended_early,
                       seconds=time.perf_counter() - started)
 

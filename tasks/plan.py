@@ -11,13 +11,13 @@ import dataclasses
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from tasks.budget import run_deadline
 from tasks.competitions import CompetitionSpec
-from tasks.config import DEFAULT_BACKBONES, Config, FeatureConfig, TrainConfig
+from tasks.config import DEFAULT_BACKBONES, Config
 from tasks.errors import ConfigError, WeightsUnavailableError
 from tasks.recipes import (
     HEAD_MEMBERS,
@@ -27,61 +27,9 @@ from tasks.recipes import (
     expand_members,
     is_grey_pixels,
 )
+from tasks.runplan import RunPlan
 
 logger = logging.getLogger("headstart")
-
-
-@dataclass(frozen=True)
-class DevicePlan:
-    """The resolved device settings: how many GPUs, and what runs on them (tasks/devices.py resolves it)."""
-
-    gpus: int = 0
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    strategy: str = "default"  # "default" (one CPU or GPU, TensorFlow places it), "mirrored" (several GPUs)
-    training_jit: bool | str = "auto"  # XLA for training steps: Keras' "auto", or what the config forces
-
-    @property
-    def policy(self) -> str:
-        return "mixed_float16" if self.mixed_precision else "float32"
-
-    @property
-    def input_device(self) -> str | None:
-        """Where extraction's input batches are prefetched to: the one GPU (several: the strategy splits each batch
-        across them itself), None on a CPU."""
-        return "/GPU:0" if self.gpus > 0 and self.strategy == "default" else None
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What a run does, resolved: read by every stage after `plan`."""
-
-    config: Config  # what was asked, untouched
-    run_id: str
-    spec: CompetitionSpec
-    raw_dir: Path
-    index_dir: Path
-    members: tuple[str, ...]
-    weights: Mapping[str, Path | None]  # each backbone the members need: its weights file (None: random)
-    views: tuple[str, ...] = ("identity",)
-    features: FeatureConfig = field(default_factory=FeatureConfig)  # the asked block, its image size resolved
-    train: TrainConfig = field(default_factory=TrainConfig)  # the asked block, the CNN's size resolved
-    device: DevicePlan = field(default_factory=DevicePlan)
-    deadline: float | None = None  # wall-clock seconds since the epoch by which the run ends (--time-limit)
-
-    @property
-    def competition(self) -> str:
-        return self.config.competition
-
-    @property
-    def paths(self):
-        return self.config.paths
-
-    def summary(self) -> dict:
-        """The plan as plain values, for run.json."""
-        return {"members": list(self.members), "weights": {name: path and str(path) for name, path in self.weights.items()},
-                "views": list(self.views), "image_size": self.features.image_size, "cnn_size": self.train.cnn_size,
-                "device": dataclasses.asdict(self.device), "deadline": self.deadline, "spec": self.spec.to_dict()}
 
 
 def default_views(layout: str, channels: int) -> tuple[str, ...]:

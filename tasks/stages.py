@@ -21,8 +21,9 @@ from tasks.ensemble import blend_members
 from tasks.features import extract_feature_unit, feature_units, gather_features
 from tasks.fitting import FittedMembers, fit_member_unit, gather_members, load_member, member_units
 from tasks.index import index_competition
-from tasks.plan import RunPlan, plan_run
+from tasks.plan import plan_run
 from tasks.record import RunRecord, run_json_path, time_limit_report, versions
+from tasks.runplan import RunPlan
 from tasks.submission import write_submission_file
 
 

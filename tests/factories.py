@@ -121,10 +121,26 @@ def separable_digits_plan(tmp_path: Path, members: tuple[str, ...] = ("softmax",
     what the members stage reads."""
     from tasks.config import Config
     from tasks.index import ensure_index
-    from tasks.plan import RunPlan
+    from tasks.runplan import RunPlan
 
     raw = write_separable_digits(tmp_path / "raw")
     config = Config(data_dir=str(tmp_path / "data"), folds=folds, members=members, **config_fields)
     index_dir = ensure_index(DIGIT_RECOGNIZER, raw, config.paths.index(config.competition), folds, config.seed)
     return RunPlan(config, "test-run", DIGIT_RECOGNIZER, raw, index_dir, members, {}, ("identity",),
                    config.features, config.train, deadline=deadline)
+
+
+def fit_every_fold(context, fitter):
+    """A prepared member (FoldFitter) fitted on each of its context's folds in turn, in memory: its out-of-fold
+    and mean test probabilities and histories, as tasks/fitting.py gathers them from a fold store."""
+    from tasks.budget import Clock
+    from tasks.members import MemberResult
+
+    folds = context.folds
+    oof, tests, histories = np.full((len(folds), context.num_classes), np.nan, np.float32), [], []
+    for fold in np.unique(folds)[:fitter.folds]:
+        valid, test, history = fitter.fit_fold(np.flatnonzero(folds != fold), np.flatnonzero(folds == fold), Clock(None))
+        oof[folds == fold] = valid
+        tests.append(test)
+        histories.append(history)
+    return MemberResult(oof, np.mean(tests, axis=0), histories)

@@ -174,9 +174,10 @@ def data_template(digits_store, files, tmp_path_factory) -> Path:
     shutil.copytree(digits_store, root)
     paths = DataPaths(root)
     open_local_backend("digits", paths).download(paths.raw("digits"))
+    kaggle = paths.for_backend("kaggle")
     for name, text in (("empty-train", ""), ("header-only-train", None)):
-        write_digit_recognizer(paths.raw(name))
-        train = paths.raw(name) / "train.csv"
+        write_digit_recognizer(kaggle.raw(name))
+        train = kaggle.raw(name) / "train.csv"
         train.write_text(text if text is not None else train.read_text().splitlines()[0] + "\n")
     sample = pd.read_csv(paths.raw("digits") / "sample_submission.csv", dtype=str)
     sample.rename(columns={"ImageId": "Id"}).to_csv(files / "wrong-header.csv", index=False)
@@ -208,9 +209,9 @@ COMMANDS = [  # arguments ({files}: the module's files), exit code, what the one
                  ["wrong-header.csv: wrong header ['Id', 'Label']; expected ['ImageId', 'Label']"],
                  id="submission-wrong-header"),
     pytest.param(["spec", "empty-train", "--backend", "kaggle", "--write"], 1,
-                 ["01_raw/empty-train/train.csv: empty file; expected a CSV with a header row"], id="train-csv-empty"),
+                 ["01_raw/kaggle/empty-train/train.csv: empty file; expected a CSV with a header row"], id="train-csv-empty"),
     pytest.param(["spec", "header-only-train", "--backend", "kaggle", "--write"], 1,
-                 ["01_raw/header-only-train/train.csv: no labelled rows under the header", "column 'label'"],
+                 ["01_raw/kaggle/header-only-train/train.csv: no labelled rows under the header", "column 'label'"],
                  id="train-csv-header-only"),
 ]
 

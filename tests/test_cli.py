@@ -40,7 +40,7 @@ def test_run_on_builtin_digits_scores_well_above_chance(prefect_server, digits_s
     run_dir = run_json.parent
     assert (run_dir / "blend" / "ensemble.json").is_file()
     assert all((Path(directory) / "oof.npy").is_file() for directory in record["member_dirs"])
-    assert (data_dir / "04_models" / "digits" / run_dir.name / "blend" / "confusion_matrix.png").is_file()
+    assert (data_dir / "04_models" / "local" / "digits" / run_dir.name / "blend" / "confusion_matrix.png").is_file()
     board = invoke("leaderboard", "--data-dir", data_dir)
     assert "you" in board
     assert "complete" in invoke("submissions", "--data-dir", data_dir)
@@ -74,7 +74,7 @@ def test_run_a_feature_head_on_a_file_backbone_with_two_views(prefect_server, tm
     record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
     assert list(record["members"]) == [member] and record["members"][member] > 0.8  # chance is 1/3
     assert record["config"]["features"]["views"] == ["identity", "flip"]
-    feature_sets = sorted((data_dir / "03_features" / "shapes").iterdir())
+    feature_sets = sorted((data_dir / "03_features" / "local" / "shapes").iterdir())
     assert [path.name.split("-")[1] for path in feature_sets] == ["flip", "identity"]
     for path in feature_sets:
         manifest = json.loads((path / "manifest.json").read_text())
@@ -104,12 +104,15 @@ def test_errors_are_one_clear_line(tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--recipe", "fast", "recipe must be 'default' or 'full', got 'fast'"),
-    ("--xla", "yes", "device.jit_compile must be 'auto', 'on' or 'off', got 'yes'"),
+    ("--recipe", "fast", "Invalid value for '--recipe': 'fast' is not one of ['default', 'full']"),
+    ("--xla", "yes", "Invalid value for '--xla': 'yes' is not one of ['auto', 'on', 'off']"),
+    ("--blend", "median", "Invalid value for '--blend': 'median' is not one of ['mean', 'weights', 'caruana']"),
+    ("--backend", "cloud", "Invalid value for '--backend': 'cloud' is not one of ['local', 'kaggle']"),
 ])
 def test_a_bad_setting_is_one_error_line_before_anything_runs(tmp_path, option, value, message):
+    """A value not among an option's choices is a usage error, as an out-of-range number is: exit code 2."""
     result = runner.invoke(app, ["run", "--data-dir", str(tmp_path / "data"), option, value])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {message}"], result.output
+    assert len(errors) == 1 and errors[0].startswith(f"error: {message} (see `"), result.output
     assert "Traceback" not in result.output and not (tmp_path / "data").exists()

@@ -57,8 +57,6 @@ def files(tmp_path_factory) -> Path:
       "--spec", "digit-recognizer"], ["bad-solution.csv: row 5, column 'Label'", "'eleven'"]),
     (["local", "create", "x", "--from", "{files}/digit-recognizer.zip", "--solution",
       "{files}/digit-recognizer-solution.csv", "--spec", "{files}/missing.toml"], ["missing.toml: spec file not found"]),
-    (["run", "--blend", "median"], ["blend must be 'mean', 'weights' or 'caruana'", "'median'"]),
-    (["run", "--backend", "cloud"], ["backend must be 'local' or 'kaggle'"]),
     (["submit", "digits", "missing.csv"], ["missing.csv: submission file not found"]),
     (["kernel", "push", "digit-recognizer", "--type", "rmarkdown"], ["kernel type must be one of", "'rmarkdown'"]),
     (["watch", "digits", "--rank-drop", "-2"], ["--rank-drop must be 1 or more, got -2"]),
@@ -81,7 +79,7 @@ def api_url(prefect_server) -> str:
 
 @pytest.mark.slow  # each a whole `headstart run` in a process of its own: ~20 s each
 @pytest.mark.parametrize("name, arguments, expected", [
-    ("bad-train", ["--member", "softmax"], ["01_raw/bad-train/train.csv: row 4, column 'label'", "label '11'"]),
+    ("bad-train", ["--member", "softmax"], ["01_raw/local/bad-train/train.csv: row 4, column 'label'", "label '11'"]),
     ("digits", ["--member", "forest"], ["unknown member kind 'forest'"]),
     ("digits", ["--member", "logistic@resnet51"], ["unknown backbone 'resnet51'"]),
     ("no-such-competition", ["--backend", "kaggle", "--spec", "missing.toml"], ["missing.toml: spec file not found"]),
@@ -98,8 +96,8 @@ def test_bad_input_inside_the_flow(files, tmp_path, api_url, name, arguments, ex
                        KAGGLE_USERNAME="nobody", KAGGLE_KEY="not-a-key")
     assert_one_clear_error(result, *expected)
     if name == "bad-train":
-        assert not (data_dir / "02_index" / name).exists()  # a bad file leaves no index, not even part of one
-    assert not list(data_dir.glob("06_submissions/*/*.csv"))
+        assert not (data_dir / "02_index" / "local" / name).exists()  # a bad file leaves no index, not even part of one
+    assert not list(data_dir.glob("06_submissions/*/*/*.csv"))
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):

@@ -60,7 +60,7 @@ def test_run_a_finetune_member_end_to_end(prefect_server, tmp_path):
     assert list(record["members"]) == [f"finetune@{backbone}", f"logistic@{backbone}"]
     assert record["blend_rows"] == 150 and record["blend_rows_scored"] == 50  # one fold of three
     assert "on the 50 of 150 training rows that every member predicted" in output
-    member = json.loads(next((data_dir / "05_predictions" / "shapes" / "members").glob("finetune*/member.json"))
+    member = json.loads(next((data_dir / "05_predictions" / "local" / "shapes" / "members").glob("finetune*/member.json"))
                         .read_text())
     assert member["rows_predicted"] == 50 and len(member["epochs_per_fold"]) == 1
     assert record["members"][f"finetune@{backbone}"] > 0.5  # chance is 1/3

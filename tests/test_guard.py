@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tasks.backends.base import Capabilities
 from tasks.backends.guard import (
     check_quota,
     guarded_submit,
@@ -111,6 +112,8 @@ def test_check_quota_counts_today_only():
 
 class PendingBackend:
     """Was sent, is still being scored: a retry must wait for it, not send it again."""
+
+    capabilities = Capabilities(submits=True, scores_later=True, lists_submissions=False)
 
     def __init__(self, spec):
         self.spec, self.name, self.sent, self.waited = spec, spec.slug, 0, []
@@ -304,6 +307,8 @@ def test_a_kill_between_create_and_log_sends_no_duplicate(hosted, tmp_path):
 
 class ListingBackend(PendingBackend):
     """PendingBackend that can list its submissions: what the server holds, or a failure to list them."""
+
+    capabilities = Capabilities(submits=True, scores_later=True, lists_submissions=True)
 
     def __init__(self, spec, on_server: list[dict] | Exception):
         super().__init__(spec)

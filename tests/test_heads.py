@@ -11,7 +11,7 @@ from tasks.heads import fit_logistic, fit_mlp
 from tasks.index import ensure_index, read_index
 from tasks.members import MemberContext, TrainConfig
 from tasks.metrics import score_probabilities
-from tests.factories import tiny_backbone_file, write_separable_digits
+from tests.factories import fit_every_fold, tiny_backbone_file, write_separable_digits
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def context(tmp_path_factory):
 
 @pytest.mark.parametrize("fit", [fit_logistic, pytest.param(fit_mlp, marks=pytest.mark.slow)])  # mlp: ~40 s
 def test_heads_learn_from_features(context, fit):
-    result = fit(context)
+    result = fit_every_fold(context, fit(context))
     assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
     np.testing.assert_allclose(result.test.sum(axis=1), 1.0, rtol=1e-4)
     assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8  # chance is 0.1
@@ -44,7 +44,8 @@ def test_head_without_backbone_is_refused(context):
 
 @pytest.mark.slow  # ~40 s: the default suite stays under ten minutes
 def test_cnn_learns_and_augments_only_in_training(context):
-    result = fit_cnn(MemberContext(context.index, TrainConfig(epochs=20, batch_size=8, learning_rate=3e-3)))
+    cnn_context = MemberContext(context.index, TrainConfig(epochs=20, batch_size=8, learning_rate=3e-3))
+    result = fit_every_fold(cnn_context, fit_cnn(cnn_context))
     assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8
     model = cnn_model((28, 28, 1), 10)
     images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")

@@ -37,11 +37,11 @@ def sent(hosted, *names) -> list[str]:
 
 
 def test_download_unpacks_and_skips_when_unchanged(hosted, tmp_path):
-    backend = open_backend(hosted)
-    raw = backend.download(tmp_path / "raw" / "digits")
+    backend, raw = open_backend(hosted), tmp_path / "raw" / "digits"
+    assert backend.download(raw) == backend.spec  # the spec in use comes back, as a value
     assert {path.name for path in raw.iterdir()} >= {"train.csv", "test.csv", "sample_submission.csv"}
     first = (raw / "train.csv").stat().st_mtime_ns
-    assert backend.download(raw) == raw
+    assert backend.download(raw) == backend.spec
     assert (raw / "train.csv").stat().st_mtime_ns == first  # not unpacked again
     assert len(sent(hosted, "DownloadDataFiles")) == 2
 
@@ -140,13 +140,14 @@ def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
 
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
     fetch = STAGES.fetch.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
+    backend = open_backend(hosted)
     hosted.host.fail_next(503, count=1, path_contains="DownloadDataFiles")
     hosted.host.fail_next(429, count=1, path_contains="DownloadDataFiles")
-    raw = fetch(config)
+    spec, raw = fetch(config, backend)
     assert (Path(raw) / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 3
     hosted.host.fail_next(403, count=5, path_contains="DownloadDataFiles")
     with pytest.raises(AccessDeniedError):
-        fetch(config)
+        fetch(config, backend)
     assert len(sent(hosted, "DownloadDataFiles")) == 4  # a 403 is not retried
 
 
@@ -164,7 +165,7 @@ def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, ca
     record = json.loads(Path(compete(config)).read_text())
     result = record["backend_result"]
     assert result["status"] == "complete" and result["public_score"] > 0.5 and result["ref"] == 1
-    log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "digits" / "log.jsonl").open()]
+    log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "kaggle" / "digits" / "log.jsonl").open()]
     assert [entry["status"] for entry in log] == ["sending", "pending", "complete"] and log[-1]["sha256"]
     assert hosted.backend.leaderboard()[0]["team"] == USER
     captured = capfd.readouterr()

@@ -23,7 +23,7 @@ from tasks.host.kernels import notebook_to_script
 from tasks.submission import read_submission, validate_submission
 from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory  # noqa: F401
 
-SETTINGS = {"members": ["softmax"], "epochs": 1, "folds": 2}
+SETTINGS = {"member": ["softmax"], "epochs": 1, "folds": 2}
 NO_PREFECT = """
 import importlib.abc, sys
 
@@ -196,7 +196,7 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
     assert (Path(record["output"]) / "submission.csv").is_file()
     rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
     assert "CreateCodeSubmission" in rpcs and "StartSubmissionUpload" not in rpcs
-    log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "digits" / "log.jsonl").open()]
+    log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "kaggle" / "digits" / "log.jsonl").open()]
     assert log[-1]["status"] == "complete" and "kernel alice/headstart-digits v1" in log[-1]["description"]
     captured = capfd.readouterr()
     assert_no_secret(captured.out, captured.err, paths=(hosted.data_dir, hosted.host.store))

@@ -30,7 +30,8 @@ def _answer(backend, tmp_path, correct=True, name="answer.csv"):
 
 
 def test_create_download_and_load(digit_backend, tmp_path):
-    raw = digit_backend.download(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    digit_backend.download(raw)
     assert (raw / "train.csv").is_file()
     usage = pd.read_csv(digit_backend.root / "solution.csv")["Usage"]
     assert set(usage) == {"Public", "Private"}
@@ -38,7 +39,8 @@ def test_create_download_and_load(digit_backend, tmp_path):
 
 
 def test_download_skips_when_unchanged(digit_backend, tmp_path):
-    raw = digit_backend.download(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    digit_backend.download(raw)
     (raw / "train.csv").write_text("edited")
     digit_backend.download(raw)
     assert (raw / "train.csv").read_text() == "edited"  # same zip: not unpacked again
@@ -77,7 +79,8 @@ def test_daily_limit(digit_backend, tmp_path):
 def test_cifar_layout_zip(tmp_path, archives):
     archive, solution = kaggle_zip(tmp_path, "cifar-10", archives=archives)
     backend = create_local_competition(tmp_path / "store" / "c10", "c10", CIFAR_10, archive, solution)
-    raw = backend.download(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    backend.download(raw)
     data = load_competition(backend.spec, raw)
     assert len(data.test_images) == 10 and len(data.train_images) == 30
 

@@ -150,7 +150,7 @@ def test_a_run_completes_when_prefect_dies_mid_run(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**USER_ENVIRONMENT, "PREFECT_HOME": str(tmp_path / "prefect")})
     deadline = time.monotonic() + 300
-    while not (data_dir / "02_index" / "digits" / "index.json").is_file() and time.monotonic() < deadline:
+    while not (data_dir / "02_index" / "local" / "digits" / "index.json").is_file() and time.monotonic() < deadline:
         time.sleep(0.5)
     server = _child_server(process.pid)
     if server is None:
@@ -162,5 +162,5 @@ def test_a_run_completes_when_prefect_dies_mid_run(tmp_path):
     print(f"after the kill the run took {time.monotonic() - started:.0f} s")
     run_json = assert_completed(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
     assert run_json.parent.parent.name == "digits"
-    log = (data_dir / "06_submissions" / "digits" / "log.jsonl").read_text().splitlines()
+    log = (data_dir / "06_submissions" / "local" / "digits" / "log.jsonl").read_text().splitlines()
     assert len({json.loads(line)["sha256"] for line in log}) == 1  # sent once

@@ -35,7 +35,7 @@ def test_digits_competition_is_created_once(digits_store, tmp_path):
     backend = ensure_digits(root)
     assert [path.stat().st_mtime_ns for path in files] == stamps  # found, not rebuilt
     assert backend.spec.slug == "digits"
-    data = load_competition(backend.spec, backend.download(tmp_path / "raw"))
+    data = load_competition(backend.download(tmp_path / "raw"), tmp_path / "raw")
     assert data.train_pixels.shape == (1257, 28, 28, 1)
 
 
@@ -60,7 +60,8 @@ def tfds_dir(tmp_path):
 def test_create_from_tfds(tfds_dir, tmp_path):
     backend = create_from_tfds(tmp_path / "store" / "animals", "animals", "tiny_animals", tfds_dir, max_train=24)
     assert backend.spec.class_names == ("ant", "bee", "cow") and backend.spec.layout == "image_csv"
-    raw = backend.download(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    backend.download(raw)
     data = load_competition(backend.spec, raw)
     assert len(data.train_images) == 24 and len(data.test_images) == 9
     solution = pd.read_csv(backend.root / "solution.csv")

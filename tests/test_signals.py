@@ -28,7 +28,7 @@ def test_sigterm_stops_a_run_cleanly_and_leaves_no_orphan(digits_store, tmp_path
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while not list(data_dir.glob("02_index/*/index.json")) and time.monotonic() < deadline:
+        while not list(data_dir.glob("02_index/*/*/index.json")) and time.monotonic() < deadline:
             assert process.poll() is None, process.stdout.read()
             time.sleep(0.5)
         time.sleep(2)  # inside the flow, training
@@ -160,14 +160,14 @@ def test_a_run_killed_while_training_resumes_and_reuses_what_finished(digits_sto
     backbone = tiny_backbone_file(tmp_path / "tiny.keras")
     command = [HEADSTART, "run", "digits", "--data-dir", str(data_dir), "--member", f"logistic@file:{backbone}",
                "--member", "softmax", "--epochs", "40", "--folds", "2", "--no-submit"]
-    members = data_dir / "05_predictions" / "digits" / "members"
+    members = data_dir / "05_predictions" / "local" / "digits" / "members"
     process = subprocess.Popen(command, cwd=tmp_path, env=USER_ENVIRONMENT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     _kill_when(process, lambda: list(members.glob("*/member.json")),
                "the run ended (or 4 minutes passed) before its first member was done")
     finished = [path.parent for path in members.glob("*/member.json")]
     assert [folder.name[:8] for folder in finished] == ["logistic"], "the kill should land mid-softmax"
-    features = data_dir / "03_features" / "digits"
+    features = data_dir / "03_features" / "local" / "digits"
     before = {"features": _stamps(features), "member": _stamps(finished[0])}
     assert before["features"] and before["member"]
     time.sleep(0.05)  # a file written again would get a later mtime
@@ -207,7 +207,7 @@ def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_
     hosted = hosted_factory(run_kernels=False, download_bytes_per_second=512 * 1024)
     served, data_dir = hosted.backend.public_zip, tmp_path / "client"
     assert served.stat().st_size > 2 * 2**20
-    staging = data_dir / "01_raw" / ".digits.download"
+    staging = data_dir / "01_raw" / "kaggle" / ".digits.download"
     archive, partial = staging / "digits.zip", staging / "digits.zip.partial"
     command = [HEADSTART, "run", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
                str(data_dir), "--member", "softmax", "--epochs", "2", "--folds", "2", "--no-submit"]
@@ -228,7 +228,7 @@ def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_
     # The client opens the file (200) for its size and date, then asks for the rest from where it stopped (206).
     assert statuses[gets:] == [200, 206], statuses
     assert sha256_file(archive) == sha256_file(served) and not partial.exists()
-    raw = data_dir / "01_raw" / "digits"
+    raw = data_dir / "01_raw" / "kaggle" / "digits"
     with zipfile.ZipFile(served) as zipped:
         assert all((raw / name).read_bytes() == zipped.read(name) for name in zipped.namelist())
     assert not [path for path in data_dir.rglob("*") if path.name.startswith(".unpack-") or path.suffix == ".tmp"]

@@ -157,7 +157,7 @@ def test_spec_toml_round_trip(tmp_path, spec):
 
 
 def test_headstart_spec_shows_writes_and_refuses(tmp_path):
-    raw = tmp_path / "data" / "01_raw" / "tiny"
+    raw = tmp_path / "data" / "01_raw" / "kaggle" / "tiny"
     write_cifar(raw, archives=True)
     options = ["--backend", "kaggle", "--data-dir", tmp_path / "data"]
     shown = headstart("spec", "tiny", *options, cwd=tmp_path)
@@ -182,7 +182,7 @@ def test_headstart_spec_shows_writes_and_refuses(tmp_path):
 
 
 def test_headstart_spec_names_the_key_when_unsure(tmp_path):
-    raw = tmp_path / "data" / "01_raw" / "tiny"
+    raw = tmp_path / "data" / "01_raw" / "kaggle" / "tiny"
     write_cifar(raw)
     _extra_label_column(raw)
     result = headstart("spec", "tiny", "--backend", "kaggle", "--data-dir", tmp_path / "data", cwd=tmp_path)
@@ -201,7 +201,7 @@ def test_a_kaggle_run_without_a_spec_infers_and_saves_one(hosted, tmp_path, capl
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1))
     with caplog.at_level(logging.WARNING, logger="headstart"):
         run_json = compete(config)
-    saved = hosted.data_dir / "01_raw" / "digits" / SPEC_FILE
+    saved = hosted.data_dir / "01_raw" / "kaggle" / "digits" / SPEC_FILE
     assert load_spec_file(saved) == DIGIT_RECOGNIZER.with_slug("digits")
     assert "GetCompetition" in [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
     assert [record.getMessage() for record in caplog.records if "spec of 'digits'" in record.getMessage()] == [

@@ -85,9 +85,9 @@ def test_render_the_tutorial_as_its_own_kernel(tmp_path):
     assert "internet off" in source
     long_name = "jigsaw-unintended-bias-in-toxicity-classification-2026"
     assert len(kernel_slug(long_name, "headstart-tutorial")) <= 50
-    with pytest.raises(ConfigError, match="no parameter MEMBERS"):
+    with pytest.raises(ConfigError, match="the tutorial takes no option 'member'; it takes backbone, cnn_filters"):
         render_kernel(tmp_path, USER, "digits", KernelConfig(kernel_type="notebook", notebook="tutorial",
-                                                             settings={"members": ["cnn"]}))
+                                                             settings={"member": ["cnn"]}))
     with pytest.raises(ConfigError, match="push it with --type notebook"):
         KernelConfig(notebook="tutorial")
     with pytest.raises(ConfigError, match="notebook must be one of"):
@@ -157,7 +157,7 @@ def test_the_tutorial_runs_top_to_bottom_on_digits_offline(tmp_path, digits_stor
         assert sum("image/png" in output.get("data", {}) for output in outputs) == count, (tag, outputs)
     leaderboard = tagged(notebook, "leaderboard")["outputs"][0]["data"]
     assert "<table" in leaderboard["text/html"] and "you" in leaderboard["text/plain"]
-    log = [json.loads(line) for line in (data_dir / "06_submissions" / "digits" / "log.jsonl").open()]
+    log = [json.loads(line) for line in (data_dir / "06_submissions" / "local" / "digits" / "log.jsonl").open()]
     assert log[-1]["status"] == "complete" and log[-1]["public_score"] > 0.3  # chance is 0.1
 
 

@@ -226,7 +226,7 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
             [HEADSTART, "serve", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
              str(hosted.data_dir), "--watch-every", "10", "--cron", "0 0 1 1 *", *RETRAIN],
             env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        decisions = WatchHistory(hosted.data_dir / "08_watch" / "digits").decisions
+        decisions = WatchHistory(hosted.data_dir / "08_watch" / "kaggle" / "digits").decisions
         wait_until(lambda: len(decisions.read()) >= 1, 240, serving)  # the first watch: a baseline
         _other_team_submits(hosted, tmp_path, "5")
         wait_until(lambda: any(record["moved"] for record in decisions.read()), 120, serving)
