@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/out/dask_vs_threads.json"))
     arguments = parser.parse_args()
 
-    from flows.cli.common import import_tensorflow_quietly
+    from flows.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from tasks.config import FeatureConfig, TrainConfig

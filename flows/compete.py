@@ -1,10 +1,15 @@
 """The `compete` flow: the stages of tasks/stages.py as Prefect tasks, and the run's scores as artifacts."""
+# ruff: noqa: E402  (TensorFlow is imported quietly before the imports below load it)
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+from flows.quiet import import_tensorflow_quietly
+
+# Before the stages import it: a served deployment's run process (or a Prefect worker's) starts at this module.
+import_tensorflow_quietly()
 from prefect import flow
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.futures import wait

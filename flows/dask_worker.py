@@ -19,7 +19,7 @@ def dask_setup(worker=None) -> None:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(threads))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from flows.cli.common import import_tensorflow_quietly
+    from flows.quiet import import_tensorflow_quietly
     from tasks import progress
 
     import_tensorflow_quietly()

@@ -172,8 +172,19 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class ServerHintFilter(logging.Filter):
+    """Prefect's temporary server announces itself with a second line pointing at its docs, on every run: keep the
+    first line (where the server is), drop the advertisement."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Starting temporary server on") and "\n" in message:
+            record.msg, record.args = message.split("\n", 1)[0], ()
+        return True
+
+
 def install_log_filters() -> None:
-    """Put ExpectedErrorFilter on Prefect's handlers (once; they are set up when prefect is imported)."""
+    """Put headstart's filters on Prefect's handlers (once; they are set up when prefect is imported)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     # The console handler is the root's; prefect._internal has a stream handler of its own.
@@ -182,6 +193,7 @@ def install_log_filters() -> None:
             if not any(isinstance(existing, ExpectedErrorFilter) for existing in handler.filters):
                 handler.addFilter(ExpectedErrorFilter(console=isinstance(handler, PrefectConsoleHandler)))
                 handler.addFilter(RepeatFilter())
+                handler.addFilter(ServerHintFilter())
 
 
 def best_effort(what: str, action: Callable[[], object]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from prefect import serve
 from prefect.events import DeploymentEventTrigger
 from prefect.settings import PREFECT_API_URL
 
@@ -43,4 +42,31 @@ def serve_competition(config: Config, rules: WatchRules, cron: str | None, watch
         raise ConfigError("`headstart serve` needs a Prefect server: start one with `prefect server start` and set "
                           "PREFECT_API_URL=http://127.0.0.1:4200/api (a temporary server would vanish with this "
                           "process, and the event trigger with it)")
-    serve(*deployments(config, rules, cron, watch_every, runner))
+    serve_until_stopped(deployments(config, rules, cron, watch_every, runner))
+
+
+def serve_until_stopped(served: list) -> None:
+    """Serve the deployments from this process until SIGTERM or Ctrl-C; then stop as Prefect's runner stops when
+    told to: a run in flight is cancelled (state Cancelled, "Runner is shutting down."), not left to crash with the
+    process, and the deployments' schedules are paused."""
+    import asyncio
+    import signal
+
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)
+    for deployment in served:
+        runner.add_deployment(deployment)
+
+    async def until_stopped() -> None:
+        loop, stopping = asyncio.get_running_loop(), []
+
+        def stop() -> None:
+            if not stopping:  # a second signal while stopping: the first one is being honoured
+                stopping.append(asyncio.ensure_future(runner.astop()))
+
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop)
+        await runner.start()
+
+    asyncio.run(until_stopped())

@@ -4,12 +4,17 @@ Standalone (`headstart watch`), the retrain is the `compete` flow as a subflow. 
 the watch only emits `headstart.leaderboard.moved`, and the `compete` deployment's event trigger runs
 the retrain: the UI then shows the retrain as caused by the watcher's event.
 """
+# ruff: noqa: E402  (TensorFlow is imported quietly before the imports below load it)
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from flows.quiet import import_tensorflow_quietly
+
+# Before the stages import it: a served deployment's run process (or a Prefect worker's) starts at this module.
+import_tensorflow_quietly()
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 

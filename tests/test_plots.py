@@ -20,8 +20,19 @@ IMAGES = rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)
 LABELS = np.arange(30) % 3
 
 
-def is_png(path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def is_png(path, min_size: tuple[int, int] = (200, 100)) -> bool:
+    """A PNG that decodes, at least `min_size` pixels (width, height), and not one flat colour: something was drawn."""
+    from PIL import Image
+
+    if not (path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"):
+        return False
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    except OSError:  # truncated or not a PNG after all
+        return False
+    distinct = len(np.unique(pixels))
+    return pixels.shape[1] >= min_size[0] and pixels.shape[0] >= min_size[1] and pixels.std() > 5 and distinct > 20
 
 
 def test_every_picture_is_a_png(tmp_path):
@@ -37,6 +48,15 @@ def test_every_picture_is_a_png(tmp_path):
     with threadpool_limits(1, user_api="openmp"):
         assert is_png(plot_feature_projections(features, LABELS, CLASSES, tmp_path / "projection.png", tsne_sample=20))
     assert is_png(plot_augmentations(IMAGES[:2], np.stack([IMAGES[:2]] * 3), tmp_path / "augmented.png"))
+
+
+def test_a_blank_or_tiny_picture_is_not_taken_for_one(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (640, 480), "white").save(tmp_path / "blank.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "tiny.png")
+    (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    assert not any(is_png(tmp_path / name) for name in ("blank.png", "tiny.png", "fake.png"))
 
 
 def test_inputs_that_do_not_fit_together_are_refused(tmp_path):

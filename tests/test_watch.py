@@ -238,6 +238,16 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
         retrains = [run for run in _flow_runs(api) if run["name_of_flow"] == "compete" and run["state_type"] != "SCHEDULED"]
         assert [(run["created_by"], run["state_type"]) for run in retrains] == [("AUTOMATION", "COMPLETED")]
         assert _sent(hosted) == 1
+        # A retrain in flight when serve gets SIGTERM (itself only, as `kill` sends it) is cancelled, not left to
+        # crash with the process, and both deployments' schedules are paused.
+        compete = next(item for item in _post(api, "/deployments/filter", {}) if item["name"] == "compete-digits")
+        in_flight = _post(api, f"/deployments/{compete['id']}/create_flow_run", {})["id"]
+        wait_until(lambda: _flow_run(api, in_flight)["state_type"] == "RUNNING", 120, serving)
+        serving.send_signal(signal.SIGTERM)
+        serving.wait(120)
+        assert _flow_run(api, in_flight)["state_type"] == "CANCELLED", _flow_run(api, in_flight)["state"]
+        served = [item for item in _post(api, "/deployments/filter", {}) if item["name"].endswith("-digits")]
+        assert len(served) == 2 and all(item["paused"] for item in served), served
         # prefect.yaml deploys the same two onto a process work pool.
         root = Path(__file__).resolve().parents[1]
         for command in (["work-pool", "create", "headstart", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
@@ -276,6 +286,13 @@ def _post(api: str, path: str, body: dict) -> list:
         return json.loads(response.read())
 
 
+def _flow_run(api: str, flow_run_id: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{api}/flow_runs/{flow_run_id}", timeout=10) as response:
+        return json.loads(response.read())
+
+
 def _flow_runs(api: str) -> list[dict]:
     """Every flow run on the server, with its flow's name, state and who created it."""
     flows = {flow["id"]: flow["name"] for flow in _post(api, "/flows/filter", {})}
@@ -288,7 +305,7 @@ def test_the_metric_of_a_kaggle_competition_without_a_spec_yet():
     from the name Kaggle gives its metric."""
     from flows.watch import metric_of
 
-    class NotDownloaded:
+    class NotDownloaded:  # a Kaggle backend before the first download: no spec known yet
         known_spec = None
 
         @property

@@ -3,9 +3,7 @@ become a one-line `error:` and exit code 1."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,6 +36,14 @@ Competition = Annotated[str, typer.Argument(help="Competition name (local) or sl
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]
 
 
+def stdout_for_results(as_json: bool):
+    """With --json, anything printed to stdout while the work runs (a library's notice, Keras' `Downloading data
+    from ...`) goes to stderr instead: stdout then holds the JSON alone."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+
+
 def print_json(value) -> None:
     """JSON alone on stdout (progress bars and logs go to stderr)."""
     import json
@@ -57,6 +63,8 @@ def check_run_choices(config, runner) -> None:
         from tasks.backends import require_local_competition
 
         require_local_competition(config.competition, config.paths)
+    from flows.quiet import import_tensorflow_quietly
+
     import_tensorflow_quietly()  # Prefect and TensorFlow load only once the options are valid
     from tasks.plan import check_choices
 
@@ -96,9 +104,11 @@ def new_app(help: str) -> typer.Typer:
 
 
 def print_table(title: str, rows: list[dict], columns: list[str]) -> None:
+    """A table that fits the terminal, or 80 columns in a log: the first column (what each row is) whole, long cells
+    elsewhere wrapped onto more lines, never cut."""
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    for position, column in enumerate(columns):
+        table.add_column(column, no_wrap=position == 0, overflow="fold")
     for row in rows:
         table.add_row(*(escape("" if row.get(column) is None else str(row.get(column))) for column in columns))
     console.print(table)
@@ -110,27 +120,3 @@ def competition_backend(name: str, data_dir: Path, backend: str, spec: str | Non
     from tasks.paths import DataPaths
 
     return open_backend(name, DataPaths(data_dir), backend, spec)
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up notes (absl's "All log messages before
-    absl::InitializeLog()...", CUDA probes) kept off the terminal: no setting silences them, and they are
-    not the user's business. If the import fails, they are shown with the error."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as notes:
-        os.dup2(notes.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            notes.seek(0)
-            failed_with = notes.read().decode(errors="replace")
-            raise
-        else:
-            failed_with = ""
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sys.stderr.write(failed_with)

@@ -18,6 +18,7 @@ from flows.cli.common import (
     console,
     print_json,
     print_table,
+    score_text,
 )
 
 
@@ -25,10 +26,13 @@ def leaderboard(name: Competition = "digits", data_dir: DataDir = Path("data"), 
                 spec: Spec = None, as_json: AsJson = False) -> None:
     """Show a competition's public leaderboard (each team's best)."""
     competition = competition_backend(name, data_dir, backend, spec)
+    rows = competition.leaderboard()
     if as_json:
-        return print_json(competition.leaderboard())
-    print_table(f"{name} leaderboard ({competition.spec.metric})", competition.leaderboard(),
-                ["rank", "team", "score", "date", "ref"])
+        return print_json(rows)
+    # The metric only names the scores: a Kaggle competition not downloaded yet has no spec, and needs none here.
+    metric = competition.known_spec.metric if competition.known_spec else competition.evaluation_metric()
+    print_table(f"{name} leaderboard ({metric or 'score'})", [{**row, "score": score_text(row["score"])}
+                                                             for row in rows], ["rank", "team", "score", "date", "ref"])
 
 
 def submissions(name: Competition = "digits", data_dir: DataDir = Path("data"), backend: Backend = "local",

@@ -12,10 +12,10 @@ from rich.markup import escape
 from flows.cli.common import (
     AsJson,
     console,
-    import_tensorflow_quietly,
     print_json,
     print_table,
     score_text,
+    stdout_for_results,
 )
 from flows.cli.options import DataDirOption
 from tasks.record import RunRecord, run_json_path
@@ -36,7 +36,8 @@ def run(
     check_run_choices(config, runner)  # before Prefect starts and the competition is fetched and indexed
     from flows.compete import run_compete
 
-    record = RunRecord.read(run_compete(config, runner, started))
+    with stdout_for_results(as_json):
+        record = RunRecord.read(run_compete(config, runner, started))
     if as_json:
         return print_json({**record.to_dict(), "run_json": str(run_json_path(config, record.run_id))})
     show_run(record)
@@ -78,6 +79,8 @@ def time_limit_line(report: dict) -> str:
 
 def backbones() -> None:
     """List the registered backbones (plus file:PATH.keras for your own)."""
+    from flows.quiet import import_tensorflow_quietly
+
     import_tensorflow_quietly()
     from tasks.backbones import BACKBONES
 

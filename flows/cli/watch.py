@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli.common import AsJson, check_run_choices, console, print_json
+from flows.cli.common import AsJson, check_run_choices, console, print_json, stdout_for_results
 from flows.cli.options import DataDirOption
 
 CompetitionArgument = Annotated[Optional[str], typer.Argument(
@@ -48,7 +48,8 @@ def watch(
     check_run_choices(config, runner)
     from flows.watch import run_watch
 
-    result = run_watch(config, rules, retrain, runner)
+    with stdout_for_results(as_json):
+        result = run_watch(config, rules, retrain, runner)
     if as_json:
         print_json(result)
     else:

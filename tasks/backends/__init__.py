@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tasks.backends.base import Backend
 from tasks.backends.guard import LOG_NAME, guarded_submit
-from tasks.backends.kaggle import KaggleBackend, MountedBackend, known_kaggle_spec
+from tasks.backends.kaggle import KaggleBackend, MountedBackend, known_kaggle_spec, remember_given_spec
 from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend, create_local_competition
 from tasks.backends.practice import DIGITS, ensure_digits
 from tasks.competitions import BUILTIN_SPECS, CompetitionSpec, resolve_spec
@@ -104,7 +104,10 @@ def fetch_competition(config, backend: Backend) -> tuple[CompetitionSpec, Path]:
     """Download (or unpack) the competition's files into data/01_raw/<backend>/<competition>/; its spec and that
     folder."""
     raw_dir = config.paths.raw(config.competition)
-    return backend.download(raw_dir), raw_dir
+    spec = backend.download(raw_dir)
+    if config.backend == "kaggle" and config.spec:
+        remember_given_spec(spec, raw_dir)
+    return spec, raw_dir
 
 
 def submit_file(config, backend: Backend, submission: Path, force: bool = False,

@@ -143,10 +143,14 @@ def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
                                     f"({type(error).__name__}); retried with backoff") from None
 
 
+GIVEN_SPEC = ".headstart-given-spec.json"  # the spec a run was given with --spec, for the commands after it
+
+
 def known_kaggle_spec(name: str, spec: str | None = None, raw_dir: Path | None = None) -> CompetitionSpec | None:
     """A Kaggle competition's spec: from `spec` (built-in name, .toml path, or a local competition's
     competition.json, as for one served by `headstart host`), else built in by slug, else the one saved in
-    <raw_dir>/spec.toml (inferred at download, maybe edited); None when there is none yet."""
+    <raw_dir>/spec.toml (inferred at download, maybe edited), else the one the last run was given (--spec); None
+    when there is none yet."""
     if spec and spec.endswith(".json") and Path(spec).is_file():
         values = json.loads(Path(spec).read_text())
         if "spec" in values:
@@ -155,7 +159,17 @@ def known_kaggle_spec(name: str, spec: str | None = None, raw_dir: Path | None =
         return resolve_spec(spec).with_slug(name)
     if name in BUILTIN_SPECS:
         return BUILTIN_SPECS[name]
-    return saved_spec(name, Path(raw_dir)) if raw_dir else None
+    if raw_dir is None:
+        return None
+    given = Path(raw_dir) / GIVEN_SPEC
+    return saved_spec(name, Path(raw_dir)) or (spec_from_dict(json.loads(given.read_text()), source=str(given))
+                                               if given.is_file() else None)
+
+
+def remember_given_spec(spec: CompetitionSpec, raw_dir: Path) -> None:
+    """Keep the spec a run was given beside the competition's files: `headstart leaderboard`, `submit` and
+    `watch` without --spec find it there."""
+    atomic_write_json(Path(raw_dir) / GIVEN_SPEC, spec.to_dict())
 
 
 def kaggle_spec(name: str, spec: str | None = None, raw_dir: Path | None = None) -> CompetitionSpec:

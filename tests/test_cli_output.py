@@ -1,0 +1,107 @@
+"""What a user sees, whole: output that reads at 80 columns and in a log, `--json` that is JSON alone, no noise,
+and the commands after a run finding what the run was given (issue 19, item 10)."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.options import RUN_OPTIONS
+from tests.factories import HEADSTART, USER_ENVIRONMENT
+from tests.hosting import hosted, hosted_factory, perfect_submission  # noqa: F401
+
+NARROW = {**USER_ENVIRONMENT, "COLUMNS": "80", "TERM": "dumb"}
+
+
+def headstart(*arguments, env=NARROW, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([HEADSTART, *map(str, arguments)], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_backbones_at_80_columns_name_every_backbone_whole():
+    from tasks.backbones import BACKBONES
+
+    shown = headstart("backbones")
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    assert all(len(line) <= 80 for line in shown.stdout.splitlines())
+    assert "…" not in shown.stdout and all(f" {name} " in shown.stdout for name in BACKBONES)
+
+
+@pytest.mark.parametrize("command", [["run"], ["watch"], ["serve"], ["host"], ["kernel", "push"], ["tutorial"],
+                                     ["local", "create"]])
+def test_help_at_80_columns_shows_every_option_whole(command):
+    import typer.main
+
+    shown = headstart(*command, "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert all(len(line) <= 80 for line in shown.stdout.splitlines()), shown.stdout
+    assert "…" not in shown.stdout
+    click_command = typer.main.get_command(app)
+    for name in command:
+        click_command = click_command.commands[name]
+    for parameter in click_command.params:
+        for option in getattr(parameter, "opts", []):
+            if option.startswith("--"):
+                assert re.search(rf"(^|[\s,]){re.escape(option)}([\s,=]|$)", shown.stdout, re.M), option
+
+
+def test_member_help_gives_the_name_syntax():
+    shown = headstart("run", "--help").stdout
+    assert "--member KIND[@BACKBONE][#SEED]" in shown and "cnn#1" in shown
+    assert next(option for option in RUN_OPTIONS if option.name == "spec").metavar == "FILE"
+
+
+def test_a_json_run_prints_json_alone_and_no_noise(digits_store, tmp_path):
+    """`run --json` on stdout parses as one JSON document; stderr holds no TensorFlow start-up lines, no Prefect
+    docs hint, no traceback; a softmax-only run looks for no backbone (offline: no download attempt)."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    environment = {**NARROW, "HOME": str(tmp_path / "home"), "KERAS_HOME": str(tmp_path / "keras"),
+                   "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}
+    done = headstart("run", "--json", "--member", "softmax", "--folds", "2", "--epochs", "1", "--data-dir", data_dir,
+                     env=environment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(done.stdout)  # the whole of stdout
+    assert record["members"].keys() == {"softmax"} and record["run_json"].endswith("run.json")
+    for noise in ("absl::InitializeLog", "cudart_stub", "prefect.io/docs", "Traceback", "Downloading data from"):
+        assert noise not in done.stderr, (noise, done.stderr[-2000:])
+    assert not (tmp_path / "keras").exists()  # no backbone was looked up, let alone downloaded
+    assert "softmax fold 2/2: " in done.stderr  # not a terminal: one plain line per finished fold
+    assert all(len(line) <= 200 for line in done.stderr.splitlines())
+
+
+def test_scores_are_shown_as_people_read_them():
+    from flows.cli.common import score_text
+
+    assert score_text(0.7483333333333333) == "0.7483" and score_text(None) == "none" and score_text(1) == "1"
+
+
+def test_local_practice_and_kaggle_keep_their_own_files(hosted, tmp_path):
+    """A local competition named like a Kaggle one shares no submission log: a file sent to the local one is not
+    refused on Kaggle as sent before."""
+    runner = CliRunner()
+    path = perfect_submission(hosted, tmp_path / "perfect.csv")
+    data_dir = str(hosted.data_dir)
+    local = runner.invoke(app, ["submit", "digits", str(path), "--data-dir", data_dir])
+    assert local.exit_code == 0, local.output
+    on_kaggle = runner.invoke(app, ["submit", "digits", str(path), "--backend", "kaggle", "--spec", hosted.spec_file,
+                                    "--data-dir", data_dir])
+    assert on_kaggle.exit_code == 0 and "status complete" in on_kaggle.output, on_kaggle.output
+    logs = sorted(str(log.relative_to(hosted.data_dir)) for log in hosted.data_dir.glob("06_submissions/*/*/log.jsonl"))
+    assert logs == ["06_submissions/kaggle/digits/log.jsonl", "06_submissions/local/digits/log.jsonl"]
+
+
+def test_the_leaderboard_after_a_run_given_a_spec_needs_none(hosted, tmp_path):
+    """`headstart leaderboard digits --backend kaggle` right after `run --backend kaggle --spec ...` finds the
+    spec the run was given."""
+    from tasks.backends import backend_for, fetch_competition
+    from tasks.config import Config
+
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    fetch_competition(config, backend_for(config))
+    result = CliRunner().invoke(app, ["leaderboard", "digits", "--backend", "kaggle", "--data-dir",
+                                      str(hosted.data_dir)])
+    assert result.exit_code == 0 and "digits leaderboard (accuracy)" in result.output, result.output
