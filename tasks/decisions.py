@@ -13,48 +13,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.metrics import get_metric, score_answers, score_probabilities
+from tasks.metrics import (  # how a decision is applied lives with the metrics, which score through it
+    apply_decision,
+    default_decision,
+    expected_grade,
+    get_metric,
+    score_answers,
+    score_probabilities,
+)
+
+__all__ = ["apply_decision", "default_decision", "fit_decision", "nested_score", "expected_grade"]
 
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.99, 0.02), 2)  # candidate thresholds, 0.02 apart
 CUT_STEPS = 40  # candidate positions tried for each cut point, between its neighbours
 PASSES = 3  # rounds of coordinate search (per-tag thresholds, cut points)
-
-
-def default_decision(metric: str, num_classes: int, task: str | None = None) -> dict:
-    """The decision with nothing fitted: argmax, 0.5 per tag, the top K, or rounding the expected grade."""
-    spec = get_metric(metric)
-    if spec.scores == "probabilities":
-        return {"kind": "probabilities"}
-    if spec.k is not None:
-        return {"kind": "top_k", "k": spec.k}
-    if metric == "quadratic_weighted_kappa":
-        return {"kind": "cut_points", "cut_points": [grade + 0.5 for grade in range(num_classes - 1)]}
-    if task == "multilabel":
-        return {"kind": "thresholds", "thresholds": [0.5] * num_classes}
-    return {"kind": "argmax"}
-
-
-def apply_decision(probabilities: np.ndarray, decision: dict) -> np.ndarray:
-    """The answers: class indices (N,), a 0/1 tag matrix (N, T), ranked class indices (N, K), or the probabilities."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    kind = decision["kind"]
-    if kind == "argmax":
-        return probabilities.argmax(axis=1)
-    if kind == "thresholds":
-        return (probabilities >= np.asarray(decision["thresholds"])[None, :]).astype(np.int64)
-    if kind == "top_k":
-        k = min(int(decision["k"]), probabilities.shape[1])
-        return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    if kind == "cut_points":
-        return np.digitize(expected_grade(probabilities), np.sort(decision["cut_points"]))
-    if kind == "probabilities":
-        return probabilities
-    raise ValueError(f"unknown decision kind {kind!r}")
-
-
-def expected_grade(probabilities: np.ndarray) -> np.ndarray:
-    """The mean grade under the probabilities (grades are the column indices 0..C-1)."""
-    return probabilities @ np.arange(probabilities.shape[1], dtype=np.float64)
 
 
 def fit_decision(targets: np.ndarray, probabilities: np.ndarray, metric: str, task: str | None = None,

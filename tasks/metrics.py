@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, fbeta_score, log_loss, roc_auc_score
 
-from tasks.errors import SpecError
+from tasks.errors import CompetitionDataError, SpecError
 
 TASKS = ("multiclass", "binary", "multilabel", "ordinal", "ranking")
 CLIP = 1e-15  # Kaggle clips probabilities to [1e-15, 1 - 1e-15] before taking logs
@@ -89,8 +89,6 @@ def score_probabilities(targets: np.ndarray, probabilities: np.ndarray, metric: 
                         ) -> float:
     """Score probabilities by `metric`: log loss and ROC AUC directly, the others through `decision` (None: the
     metric's unfitted default, e.g. argmax, a 0.5 threshold, the top K, rounding the expected grade)."""
-    from tasks.decisions import apply_decision, default_decision
-
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if get_metric(metric).scores == "probabilities":
         return _score_probabilities(np.asarray(targets), probabilities, metric)
@@ -115,6 +113,8 @@ def _score_probabilities(targets: np.ndarray, probabilities: np.ndarray, metric:
         clipped = clipped / clipped.sum(axis=1, keepdims=True)
         return float(log_loss(targets, clipped, labels=list(range(num_classes))))
     if num_classes == 2:
+        if len(np.unique(targets)) < 2:
+            raise CompetitionDataError("ROC AUC is undefined on rows of one class: the rows scored need both")
         return float(roc_auc_score(targets, probabilities[:, 1]))
     # one column per class: the mean over the classes of each column's AUC, one against the rest
     present = [column for column in range(num_classes) if 0 < (targets == column).sum() < len(targets)]
@@ -139,3 +139,40 @@ def quadratic_weighted_kappa(targets: np.ndarray, grades: np.ndarray) -> float:
     if len(np.unique(targets)) == 1 and len(np.unique(grades)) == 1:
         return 0.0
     return float(cohen_kappa_score(targets, grades, weights="quadratic"))
+
+
+def default_decision(metric: str, num_classes: int, task: str | None = None) -> dict:
+    """The decision with nothing fitted: argmax, 0.5 per tag, the top K, or rounding the expected grade."""
+    spec = get_metric(metric)
+    if spec.scores == "probabilities":
+        return {"kind": "probabilities"}
+    if spec.k is not None:
+        return {"kind": "top_k", "k": spec.k}
+    if metric == "quadratic_weighted_kappa":
+        return {"kind": "cut_points", "cut_points": [grade + 0.5 for grade in range(num_classes - 1)]}
+    if task == "multilabel":
+        return {"kind": "thresholds", "thresholds": [0.5] * num_classes}
+    return {"kind": "argmax"}
+
+
+def apply_decision(probabilities: np.ndarray, decision: dict) -> np.ndarray:
+    """The answers: class indices (N,), a 0/1 tag matrix (N, T), ranked class indices (N, K), or the probabilities."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    kind = decision["kind"]
+    if kind == "argmax":
+        return probabilities.argmax(axis=1)
+    if kind == "thresholds":
+        return (probabilities >= np.asarray(decision["thresholds"])[None, :]).astype(np.int64)
+    if kind == "top_k":
+        k = min(int(decision["k"]), probabilities.shape[1])
+        return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    if kind == "cut_points":
+        return np.digitize(expected_grade(probabilities), np.sort(decision["cut_points"]))
+    if kind == "probabilities":
+        return probabilities
+    raise ValueError(f"unknown decision kind {kind!r}")
+
+
+def expected_grade(probabilities: np.ndarray) -> np.ndarray:
+    """The mean grade under the probabilities (grades are the column indices 0..C-1)."""
+    return probabilities @ np.arange(probabilities.shape[1], dtype=np.float64)
