@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from tasks.competitions import CompetitionData, CompetitionSpec, load_competition
+from tasks.competitions import CompetitionSpec
+from tasks.layouts import CompetitionData, load_competition
 from tasks.errors import CompetitionDataError, ConfigError
 from tasks.files import atomic_write_bytes, atomic_write_json, atomic_write_npy
 

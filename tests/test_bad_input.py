@@ -294,7 +294,8 @@ DATA = {  # name: (layout, file, its edit, what the error must say)
 @pytest.mark.parametrize("name", sorted(DATA))
 def test_bad_competition_files_are_one_clear_error(tmp_path, name):
     """What indexing (the first step of `headstart run`) says about a competition's files."""
-    from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, load_competition
+    from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER
+    from tasks.layouts import load_competition
     from tests.factories import write_cifar, write_digit_recognizer
 
     layout, file_name, edit, expected = DATA[name]

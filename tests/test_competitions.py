@@ -8,13 +8,12 @@ from tasks.competitions import (
     BUILTIN_SPECS,
     CIFAR_10,
     DIGIT_RECOGNIZER,
-    load_competition,
     load_spec_file,
     resolve_spec,
     unpack_archive,
-    unpack_image_archives,
 )
 from tasks.errors import CompetitionDataError, SpecError
+from tasks.layouts import load_competition, unpack_image_archives
 from tests.factories import write_cifar, write_digit_recognizer
 
 

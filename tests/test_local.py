@@ -8,8 +8,8 @@ from tasks.competitions import (
     CIFAR_10,
     DIGIT_RECOGNIZER,
     CompetitionDataError,
-    load_competition,
 )
+from tasks.layouts import load_competition
 from tasks.errors import ConfigError, NotFoundError, QuotaError
 from tests.factories import kaggle_zip
 

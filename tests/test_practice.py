@@ -8,7 +8,7 @@ from tasks.backends.practice import (
     ensure_digits,
     upsample_digits,
 )
-from tasks.competitions import load_competition
+from tasks.layouts import load_competition
 from tasks.errors import ConfigError
 
 

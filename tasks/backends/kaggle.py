@@ -22,8 +22,8 @@ from tasks.competitions import (
     resolve_spec,
     spec_from_dict,
     unpack_archive,
-    unpack_image_archives,
 )
+from tasks.layouts import unpack_image_archives
 from tasks.errors import (
     AccessDeniedError,
     AuthenticationError,

@@ -18,9 +18,9 @@ from tasks.competitions import (
     read_csv,
     spec_from_dict,
     unpack_archive,
-    unpack_image_archives,
 )
 from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError
+from tasks.layouts import unpack_image_archives
 from tasks.files import JsonLines, atomic_write_json, sha256_file
 from tasks.metrics import higher_is_better, score_probabilities
 from tasks.submission import read_submission, validate_submission
