@@ -16,9 +16,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from tasks.competitions import CompetitionSpec
-from tasks.layouts import CompetitionData, load_competition
 from tasks.errors import CompetitionDataError, ConfigError
 from tasks.files import atomic_write_bytes, atomic_write_json, atomic_write_npy
+from tasks.layouts import CompetitionData, load_competition
 
 INDEX_VERSION = 5  # 5: task types (multi-label tags beside the table)
 TRAIN, TEST = "train", "test"

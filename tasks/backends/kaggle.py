@@ -23,7 +23,6 @@ from tasks.competitions import (
     spec_from_dict,
     unpack_archive,
 )
-from tasks.layouts import unpack_image_archives
 from tasks.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -34,6 +33,7 @@ from tasks.errors import (
     UploadError,
 )
 from tasks.files import atomic_write_json, poll, sha256_file
+from tasks.layouts import unpack_image_archives
 from tasks.spec_inference import infer_and_save_spec, saved_spec
 
 # Kaggle's "Generate New Token" (Settings > API) makes an access token; kaggle.json needs a legacy API key

@@ -20,30 +20,14 @@ from tasks.competitions import (
     unpack_archive,
 )
 from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError
-from tasks.layouts import unpack_image_archives
 from tasks.files import JsonLines, atomic_write_json, sha256_file
-from tasks.metrics import higher_is_better, score_probabilities
+from tasks.layouts import unpack_image_archives
+from tasks.metrics import higher_is_better
+from tasks.scoring import USAGE_COLUMN, checked_sample, checked_solution, score_submission
 from tasks.submission import read_submission, validate_submission
 
-USAGE_COLUMN = "Usage"
+__all__ = ["LocalBackend", "create_local_competition", "score_submission", "split_public_private"]
 DEFAULT_DAILY_LIMIT = 5
-
-
-def score_submission(submission: pd.DataFrame, solution: pd.DataFrame, spec: CompetitionSpec) -> dict:
-    """Public and private scores of a validated submission (rows aligned by id) by the spec's metric."""
-    aligned = solution.set_index(spec.submission_id_column).loc[submission[spec.submission_id_column]]
-    class_index = {name: index for index, name in enumerate(spec.class_names)}
-    truth = aligned[spec.submission_label_column].map(class_index).to_numpy()
-    if spec.submission_form == "label":  # a label is a certain prediction: one-hot probabilities
-        probabilities = np.eye(spec.num_classes)[submission[spec.submission_label_column].map(class_index)]
-    else:
-        probabilities = submission[list(spec.class_names)].to_numpy(dtype=np.float64)
-    scores = {}
-    for usage in ("Public", "Private"):
-        rows = (aligned[USAGE_COLUMN] == usage).to_numpy()
-        scores[usage.lower()] = score_probabilities(truth[rows], probabilities[rows], spec.metric) if rows.any() \
-            else None
-    return scores
 
 
 class LocalBackend:
@@ -173,7 +157,11 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
             raise CompetitionDataError(f"{public_zip}: has no {spec.sample_submission} (the spec's sample submission)")
         with zipped.open(spec.sample_submission) as stream:
             sample = pd.read_csv(stream, dtype=str, keep_default_na=False)
-    solution = _checked_solution(solution_csv, sample, spec, public_fraction, seed)
+        source = f"{public_zip}: {spec.sample_submission}"
+        sample = checked_sample(sample, spec, source)
+        test_count = _test_count(zipped, spec)
+    solution = checked_solution(solution_csv, sample, spec, source, test_count)
+    solution = _with_usage(solution_csv, solution, spec, public_fraction, seed)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.creating-"))  # one per process
     (staging / "public").mkdir()
@@ -190,16 +178,9 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
     return LocalBackend(root)
 
 
-def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
-                      public_fraction: float, seed: int) -> pd.DataFrame:
+def _with_usage(path: Path, solution: pd.DataFrame, spec: CompetitionSpec, public_fraction: float, seed: int
+                ) -> pd.DataFrame:
     id_column, label_column = spec.submission_id_column, spec.submission_label_column
-    solution = read_csv(path, [id_column, label_column])
-    unknown = ~solution[label_column].isin(spec.class_names)
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {label_column!r}: label "
-                                   f"{solution[label_column].iloc[row]!r} is not one of {list(spec.class_names)}")
-    _check_solution_ids(path, solution[id_column], sample[id_column], id_column)
     if USAGE_COLUMN not in solution.columns:
         solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed)
     elif not solution[USAGE_COLUMN].isin(["Public", "Private"]).all():
@@ -207,20 +188,22 @@ def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
     return solution[[id_column, label_column, USAGE_COLUMN]]
 
 
-def _check_solution_ids(path: Path, ids: pd.Series, sample_ids: pd.Series, column: str) -> None:
-    """The solution's ids are exactly the sample submission's: name the first duplicated, unknown or missing id."""
-    duplicated = ids.duplicated()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {ids.iloc[row]!r} "
-                                   f"(also at row {first + 2}); each of the sample submission's ids appears once")
-    unknown = ~ids.isin(set(sample_ids))
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: id {ids.iloc[row]!r} is not in the "
-                                   "sample submission")
-    missing = sample_ids[~sample_ids.isin(set(ids))]
-    if len(missing):
-        raise CompetitionDataError(f"{path}: column {column!r}: {len(missing)} of the sample submission's ids are "
-                                   f"missing, the first {missing.iloc[0]!r}")
+def _test_count(zipped: zipfile.ZipFile, spec: CompetitionSpec) -> int | None:
+    """How many test examples the public zip holds (rows of the test CSV, or files in the test folders, also
+    inside a nested <folder>.zip); None where it cannot tell cheaply."""
+    names = set(zipped.namelist())
+    if spec.layout == "pixels_csv":
+        if spec.test_csv not in names:
+            return None
+        with zipped.open(spec.test_csv) as stream:
+            return sum(1 for line in stream if line.strip()) - 1
+    count = 0
+    for folder in (spec.test_images, *spec.extra_test_images):
+        inside = [name for name in names if name.startswith(f"{folder}/") and not name.endswith("/")]
+        if not inside and f"{folder}.zip" in names:
+            with zipped.open(f"{folder}.zip") as stream, zipfile.ZipFile(stream) as nested:
+                inside = [name for name in nested.namelist() if not name.endswith("/")]
+        if not inside:
+            return None
+        count += len(inside)
+    return count
