@@ -23,7 +23,7 @@ from tasks.errors import SpecError
 from tasks.layouts import unpack_folder_archive
 from tasks.metric_names import metric_from_hint
 from tasks.spec_files import INFERRED_HEADER, describe_spec, spec_toml, write_spec_toml
-from tasks.task_inference import TaskUnclear, infer_task
+from tasks.task_inference import TaskUnclear, infer_task, labels_per_answer
 
 __all__ = ["SPEC_FILE", "infer_spec", "infer_and_save_spec", "metric_from_hint", "read_spec_values", "saved_spec",
            "spec_toml", "write_spec_toml", "describe_spec"]
@@ -32,6 +32,7 @@ SPEC_FILE = "spec.toml"
 LABEL_NAMES = ("label", "labels", "target", "class", "category")
 ARCHIVE_SUFFIXES = (".7z", ".zip")
 PIXEL_COLUMN = re.compile(r"pixel\d+")
+FOLDER_LAYOUTS = ("class_folders", "filename_labels")  # labels from folder or file names: never several tags
 SAMPLE_ROWS = 1000  # sample submission rows read to tell its form
 PROBE = 100  # test ids looked up (first and last) to find which folders hold test images
 REQUIRED_KEYS = tuple(field.name for field in dataclasses.fields(CompetitionSpec)
@@ -42,8 +43,10 @@ logger = logging.getLogger("headstart")
 class _Inference:
     """One competition's raw folder, the keys given in its spec.toml, and the error that names a key."""
 
-    def __init__(self, slug: str, raw_dir: Path, given: dict, where: str | None = None):
-        self.slug, self.raw_dir, self.given = slug, Path(raw_dir), given
+    def __init__(self, slug: str, raw_dir: Path, given: dict, where: str | None = None, source: str | None = None,
+                 notes: list | None = None):
+        self.slug, self.raw_dir, self.given, self.notes = slug, Path(raw_dir), given, notes
+        self.source = source or str(self.raw_dir)
         self.where = where or f"in {self.raw_dir / SPEC_FILE} (the other keys are inferred), or pass a whole spec " \
             "with --spec FILE.toml"
         if not self.raw_dir.is_dir():
@@ -52,8 +55,15 @@ class _Inference:
                             if not entry.name.startswith(".") and entry.name != SPEC_FILE)
 
     def fail(self, reason: str, *keys: str) -> SpecError:
-        return SpecError(f"cannot infer the spec of {self.slug!r} from {self.raw_dir} (files: {', '.join(self.files)}): "
+        return SpecError(f"cannot infer the spec of {self.slug!r} from {self.source} (files: {', '.join(self.files)}): "
                          f"{reason}; set {' and '.join(keys)} {self.where}")
+
+    def note(self, text: str) -> None:
+        """Tell the user something the files suggest (logged, or kept for the caller to print)."""
+        if self.notes is None:
+            logger.warning("%s", text)
+        else:
+            self.notes.append(text)
 
     def choose(self, key: str, candidates: list, what: str):
         """The given value of `key`, else the one candidate; none or several is an error naming the key."""
@@ -76,10 +86,11 @@ class _Inference:
 
 
 def infer_spec(slug: str, raw_dir: Path, metric_hint: str | None = None, given: dict | None = None,
-               where: str | None = None) -> CompetitionSpec:
+               where: str | None = None, source: str | None = None, notes: list | None = None) -> CompetitionSpec:
     """The spec of the competition whose files are in `raw_dir` (keys in `given` win); SpecError when unsure.
-    `where`: where a user sets the keys inference could not tell (default: spec.toml beside the files)."""
-    inference = _Inference(slug, raw_dir, dict(given or {}), where)
+    `where`: where a user sets the keys inference could not tell (default: spec.toml beside the files); `source`:
+    what errors call the files (default: raw_dir); `notes`: a list to keep notes in (default: logged)."""
+    inference = _Inference(slug, raw_dir, dict(given or {}), where, source, notes)
     values = _sample_keys(inference)
     columns, answers = values.pop("columns"), values.pop("answers")
     csvs = [name for name in inference.files if name.lower().endswith(".csv") and name != values["sample_submission"]]
@@ -97,22 +108,19 @@ def infer_spec(slug: str, raw_dir: Path, metric_hint: str | None = None, given: 
         raise SpecError(f"{raw_dir / keys.get('train_csv', '')}: no labelled rows under the header, so no classes to "
                         f"infer; expected one row per training image with its label in column "
                         f"{keys.get('label_column')!r}")
-    metric = inference.given.get("metric") or metric_from_hint(metric_hint, _labels_per_answer(answers))
+    metric = inference.given.get("metric") or metric_from_hint(metric_hint, labels_per_answer(answers, labels))
     if metric_hint and not metric:
-        logger.warning("Kaggle's metric %r is not one the kit knows; the files decide (set metric in spec.toml)",
-                       metric_hint)
+        inference.note(f"Kaggle's metric {metric_hint!r} is not one the kit knows; the files decide (set metric "
+                       "in spec.toml)")
     try:
-        task = infer_task(columns, answers, labels, inference.given, metric)
+        task = infer_task(columns, answers, labels, inference.given, metric, single=keys["layout"] in FOLDER_LAYOUTS)
     except TaskUnclear as unclear:
         raise inference.fail(unclear.reason, *unclear.keys) from None
-    if task["task"] != "multiclass" or task["submission_form"] != "probabilities":
-        values["submission_label_column"] = columns[1]
+    # the solution's truth column: the sample's answer column, or (one column per class) the training labels'
+    values["submission_label_column"] = columns[1] if task["submission_form"] != "probabilities" else \
+        keys.get("label_column", "label")
     return spec_from_dict({**values, **keys, **task, **inference.given, "slug": slug},
                           source=f"the spec inferred for {slug!r}")
-
-
-def _labels_per_answer(answers: pd.Series | None) -> int | None:
-    return None if answers is None or answers.empty else int(answers.astype(str).str.split().str.len().max())
 
 
 def _sample_keys(inference: _Inference) -> dict:
@@ -153,8 +161,8 @@ def _pixel_keys(inference: _Inference, pixel_csvs: list[str], values: dict) -> d
         keys["test_id_column"] = values["submission_id_column"]
     also = [name for name in rest if name != test_csv and label in extra[name]]
     if also:
-        logger.warning("%s also hold%s labelled images: set extra_train_csvs = %s in the spec to train on them too",
-                       ", ".join(also), "s" if len(also) == 1 else "", _toml_list(also))
+        inference.note(f"{', '.join(also)} also hold{'s' if len(also) == 1 else ''} labelled images: set "
+                       f"extra_train_csvs = {_toml_list(also)} in the spec to train on them too")
     return keys
 
 
@@ -317,8 +325,13 @@ def _first_image(inference: _Inference, folder: str, image_id: str, given: str |
 def read_spec_values(raw_dir: Path) -> dict:
     """The keys set in spec.toml beside the raw files (all of a spec, or only those inference could not tell)."""
     path = Path(raw_dir) / SPEC_FILE
+    return read_spec_file_values(path) if path.is_file() else {}
+
+
+def read_spec_file_values(path: Path) -> dict:
+    """The keys a spec TOML file sets."""
     if not path.is_file():
-        return {}
+        raise SpecError(f"{path}: spec file not found")
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:

@@ -28,11 +28,12 @@ class TaskUnclear(Exception):
 
 
 def infer_task(columns: list[str], answers: pd.Series | None, labels: pd.Series, given: dict,
-               metric: str | None) -> dict:
+               metric: str | None, single: bool = False) -> dict:
     """task, submission_form, class_names and metric (keys in `given` win; `metric` is the one given or Kaggle's,
-    else None). Raises TaskUnclear naming the keys to set."""
-    tags = labels.astype(str).str.split().str.len().max() > 1
-    count = 1 if answers is None or answers.empty else int(answers.astype(str).str.split().str.len().max())
+    else None; `single`: the labels are whole names, never tags, as folder names are). Raises TaskUnclear naming
+    the keys to set."""
+    tags = not single and labels.astype(str).str.split().str.len().max() > 1
+    count = labels_per_answer(answers, labels) or 1
     task, form = _task_and_form(columns, answers, labels, tags, count)
     task, form = given.get("task", task), given.get("submission_form", FORMS[given["task"]][0]
                                                      if "task" in given else form)
@@ -54,6 +55,15 @@ def infer_task(columns: list[str], answers: pd.Series | None, labels: pd.Series,
     if task == "ranking" and not metric:
         chosen = f"map@{min(max(count, 1), 10)}"
     return {"task": task, "submission_form": form, "class_names": class_names, "metric": chosen}
+
+
+def labels_per_answer(answers: pd.Series | None, labels: pd.Series) -> int | None:
+    """The most space-separated labels in a sample answer (an answer that is a class name counts one: "Sugar beet")."""
+    if answers is None or answers.empty:
+        return None
+    answers = answers.astype(str)
+    answers = answers[~answers.isin(set(labels.astype(str)))]
+    return 1 if answers.empty else int(answers.str.split().str.len().max())
 
 
 def _task_and_form(columns: list[str], answers: pd.Series | None, labels: pd.Series, tags: bool,
@@ -78,7 +88,7 @@ def _task_for_metric(metric: str, task: str, form: str, count: int) -> tuple[str
         for other in ("ordinal", "multiclass", "ranking"):
             if other in wanted:
                 return other, FORMS[other][0]
-    raise TaskUnclear(f"metric {metric} scores a {' or '.join(wanted)} competition, but the files read as a {task} "
+    raise TaskUnclear(f"metric {metric} scores {' or '.join(wanted)} competitions, but the files read as a {task} "
                       f"one (submission form {form}{', ' + str(count) + ' labels per answer' if count > 1 else ''})",
                       "metric", "task")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -14,19 +15,23 @@ import pandas as pd
 
 from tasks.archives import check_zip
 from tasks.competitions import (
+    BUILTIN_SPECS,
     CompetitionSpec,
+    load_spec_file,
     read_csv,
+    resolve_spec,
     spec_from_dict,
     unpack_archive,
 )
-from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError
+from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError, SpecError
 from tasks.files import JsonLines, atomic_write_json, sha256_file
 from tasks.layouts import unpack_image_archives
-from tasks.metrics import higher_is_better
-from tasks.scoring import USAGE_COLUMN, checked_sample, checked_solution, score_submission
+from tasks.metrics import get_metric, higher_is_better
+from tasks.scoring import USAGE_COLUMN, checked_sample, checked_solution, score_submission, solution_targets
+from tasks.spec_inference import REQUIRED_KEYS, describe_spec, infer_spec, read_spec_file_values
 from tasks.submission import read_submission, validate_submission
 
-__all__ = ["LocalBackend", "create_local_competition", "score_submission", "split_public_private"]
+__all__ = ["LocalBackend", "create_local_competition", "score_submission", "spec_for_zip", "split_public_private"]
 DEFAULT_DAILY_LIMIT = 5
 
 
@@ -132,11 +137,19 @@ class LocalBackend:
                 for rank, r in enumerate(ranked, start=1)]
 
 
-def split_public_private(ids: np.ndarray, public_fraction: float, seed: int) -> np.ndarray:
-    """The Usage column: a random `public_fraction` of the test ids are Public, the rest Private."""
+def split_public_private(ids: np.ndarray, public_fraction: float, seed: int,
+                         strata: np.ndarray | None = None) -> np.ndarray:
+    """The Usage column: a random `public_fraction` of the test ids are Public, the rest Private; with `strata`
+    (a binary competition's truth: ROC AUC needs both classes on each board), that fraction of each stratum."""
     usage = np.full(len(ids), "Private", dtype=object)
     rng = np.random.default_rng(seed)
-    usage[rng.permutation(len(ids))[: max(1, round(public_fraction * len(ids)))]] = "Public"
+    if strata is None:
+        usage[rng.permutation(len(ids))[: max(1, round(public_fraction * len(ids)))]] = "Public"
+        return usage
+    for stratum in np.unique(strata):
+        rows = rng.permutation(np.flatnonzero(strata == stratum))
+        usage[rows[: min(max(1, round(public_fraction * len(rows))), len(rows) - 1) if len(rows) > 1 else 0]] = \
+            "Public"
     return usage
 
 
@@ -182,7 +195,8 @@ def _with_usage(path: Path, solution: pd.DataFrame, spec: CompetitionSpec, publi
                 ) -> pd.DataFrame:
     id_column, label_column = spec.submission_id_column, spec.submission_label_column
     if USAGE_COLUMN not in solution.columns:
-        solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed)
+        strata = solution_targets(solution[label_column], spec, str(path)) if spec.task == "binary" else None
+        solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed, strata)
     elif not solution[USAGE_COLUMN].isin(["Public", "Private"]).all():
         raise CompetitionDataError(f"{path}: column {USAGE_COLUMN!r} must hold 'Public' or 'Private'")
     return solution[[id_column, label_column, USAGE_COLUMN]]
@@ -207,3 +221,42 @@ def _test_count(zipped: zipfile.ZipFile, spec: CompetitionSpec) -> int | None:
             return None
         count += len(inside)
     return count
+
+
+DEFAULT_WHY = {"label": "labels", "probabilities": "one column per class", "probability": "one probability column",
+               "tags": "space-separated tags", "ranked": "several space-separated labels"}
+
+
+def spec_for_zip(name: str, public_zip: Path, spec: CompetitionSpec | dict | None = None,
+                 metric: str | None = None) -> tuple[CompetitionSpec, list[str]]:
+    """The spec of a Kaggle-layout zip: `spec` as given (with `metric` if given), or inferred from the zip's files
+    (the keys in a partial `spec` dict taken as given); and the lines that say what was chosen and why."""
+    if metric is not None:
+        try:
+            get_metric(metric)
+        except SpecError as error:
+            raise ConfigError(f"--metric {metric!r}: {str(error).split('; ', 1)[1]}") from None
+    if isinstance(spec, CompetitionSpec):
+        return (spec if metric is None else dataclasses.replace(spec, metric=metric)), []
+    given = {**(spec or {}), **({"metric": metric} if metric else {})}
+    public_zip = Path(public_zip)
+    if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
+        raise CompetitionDataError(f"{public_zip}: not found or not a zip file")
+    check_zip(public_zip)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="headstart-infer-") as scratch:
+        unpack_archive(public_zip, Path(scratch))
+        inferred = infer_spec(name, Path(scratch), given=given, source=str(public_zip), notes=notes,
+                              where="in a spec.toml and pass it with --spec (the keys it leaves out are inferred)")
+    why = ("--metric" if metric else "the spec's" if "metric" in given else
+           f"the obvious metric for {DEFAULT_WHY[inferred.submission_form]}{' of grades' if inferred.task == 'ordinal' else ''}; "
+           "--metric NAME to choose another")
+    return inferred, [describe_spec(inferred, why=why), *notes]
+
+
+def spec_option(value: str | None) -> CompetitionSpec | dict | None:
+    """--spec: a built-in spec, a whole spec file, or a .toml of only some keys (the rest inferred)."""
+    if value is None or value in BUILTIN_SPECS or not value.endswith(".toml"):
+        return None if value is None else resolve_spec(value)
+    values = read_spec_file_values(Path(value))
+    return values if any(key not in values for key in REQUIRED_KEYS) else load_spec_file(Path(value))
