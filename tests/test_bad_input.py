@@ -234,7 +234,7 @@ COMMANDS = [  # arguments ({files}: the module's files), exit code, what the one
                  ["backbone 'file:model.h5': expected file:PATH.keras"], id="backbone-file-not-keras"),
     pytest.param(["run", "digits", "--member", "softmax", "--view", "sideways"], 1,
                  ["unknown view 'sideways' (--view)", "['identity', 'flip']"], id="unknown-view"),
-    pytest.param(["run", "nope"], 1, ["no local competition 'nope'", "known: ['digits']",
+    pytest.param(["run", "nope"], 1, ["no local competition 'nope'", "known: ['cactus', 'digits', 'planet']",
                                       "headstart local create nope"], id="run-unknown-local-competition"),
     pytest.param(["run", "digits", "--folds", "0"], 2, ["'--folds'", "greater than or equal to 2", "--help"],
                  id="folds-zero"),
