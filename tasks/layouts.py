@@ -24,6 +24,7 @@ from tasks.competitions import (
     read_csv,
     read_pixels,
     read_test_ids,
+    shown_names,
 )
 from tasks.errors import CompetitionDataError
 
@@ -82,6 +83,11 @@ def _train_examples(spec: CompetitionSpec, raw_dir: Path) -> tuple[np.ndarray, n
     files = [path for _, path in found]
     ids = pd.Series([_file_id(path, spec.image_extension) for path in files])
     check_unique(ids, folder, "file name")
+    unknown = next(((label, path) for label, path in found if label not in spec.class_names), None)
+    if unknown:
+        where = "its folder's name" if spec.layout == "class_folders" else "its file name"
+        raise CompetitionDataError(f"{unknown[1]}: label {unknown[0]!r} (from {where}) is not one of the classes "
+                                   f"{shown_names(spec.class_names)}")
     labels = encode_labels(pd.Series([label for label, _ in found]), spec.class_names, folder, "label")
     return ids.to_numpy(dtype=str), labels, files, folder
 

@@ -234,3 +234,55 @@ def test_a_notebook_mount_without_a_spec_infers_one(tmp_path):
     backend.download(tmp_path / "raw")
     assert backend.spec == DIGIT_RECOGNIZER.with_slug("mounted") == load_spec_file(tmp_path / "raw" / SPEC_FILE)
     assert not (tmp_path / "input" / SPEC_FILE).exists()  # the mount stays as it was
+
+
+def _task(columns, answers, labels, given=None, metric=None, single=False):
+    from tasks.task_inference import infer_task
+
+    return infer_task(columns, None if answers is None else pd.Series(answers), pd.Series(labels), given or {},
+                      metric, single)
+
+
+@pytest.mark.parametrize("columns, answers, labels, expected", [
+    (["id", "label"], ["0"], ["0", "1", "2", "9"], ("multiclass", "label", "accuracy")),  # digits: 10 classes
+    (["id", "diagnosis"], ["0"], ["0", "1", "2", "3", "4"], ("ordinal", "label", "quadratic_weighted_kappa")),
+    (["id", "has_cactus"], ["0.5"], ["0", "1"], ("binary", "probability", "roc_auc")),
+    (["id", "label"], ["0"], ["0", "1"], ("multiclass", "label", "accuracy")),  # 0 could be a label: not a probability
+    (["image_name", "tags"], ["primary clear"], ["haze primary", "clear"], ("multilabel", "tags", "mean_f2")),
+    (["Image", "Id"], ["new_whale w_1 w_2"], ["w_1", "w_2", "new_whale"], ("ranking", "ranked", "map@3")),
+    # in a CSV, labels with spaces read as tags (set task = "multiclass" if they are names): folder names never do
+    (["file", "species"], ["Sugar beet"], ["Sugar beet", "Maize"], ("multilabel", "tags", "mean_f2")),
+    (["id", "a", "b", "c"], None, ["a", "b"], ("multiclass", "probabilities", "log_loss")),
+])
+def test_the_task_from_the_sample_and_the_labels(columns, answers, labels, expected):
+    task = _task(columns, answers, labels)
+    assert (task["task"], task["submission_form"], task["metric"]) == expected
+
+
+def test_folder_names_are_never_tags_and_a_class_name_may_hold_spaces():
+    task = _task(["file", "species"], ["Sugar beet"], ["Sugar beet", "Maize", "Fat Hen"], single=True)
+    assert (task["task"], task["class_names"]) == ("multiclass", ("Fat Hen", "Maize", "Sugar beet"))
+
+
+def test_a_given_metric_picks_between_readings():
+    assert _task(["id", "label"], ["0"], list("0123456789"), metric="quadratic_weighted_kappa")["task"] == "ordinal"
+    assert _task(["id", "grade"], ["0"], list("01234"), metric="accuracy")["task"] == "ordinal"
+    ranked = _task(["Image", "Id"], ["w_1"], ["w_1", "w_2", "w_3"], metric="map@3")
+    assert (ranked["task"], ranked["submission_form"]) == ("ranking", "ranked")
+    assert _task(["id", "label"], ["0"], list("01234"), given={"task": "multiclass"})["metric"] == "accuracy"
+
+
+def test_kannada_mnist_layout(tmp_path, caplog):
+    """A test CSV whose id column is the sample's (`id`), and a second labelled pixel CSV noted, not used."""
+    write_digit_recognizer(tmp_path)
+    for name in ("test.csv",):
+        _rewrite(tmp_path / name, lambda frame: frame.assign(id=range(len(frame)))[["id", *frame.columns]])
+    _rewrite(tmp_path / "sample_submission.csv", lambda frame: frame.rename(columns={"ImageId": "id", "Label":
+                                                                                     "label"}))
+    (tmp_path / "Dig-MNIST.csv").write_text((tmp_path / "train.csv").read_text())
+    with caplog.at_level(logging.WARNING, logger="headstart"):
+        spec = infer_spec("kannada", tmp_path)
+    assert (spec.test_id_column, spec.id_column, spec.extra_train_csvs) == ("id", None, ())
+    assert [record.getMessage() for record in caplog.records] == [
+        'Dig-MNIST.csv also holds labelled images: set extra_train_csvs = ["Dig-MNIST.csv"] in the spec to train on '
+        "them too"]
