@@ -3,7 +3,6 @@ the inferred spec and the printed choice checked, the files indexed, and a submi
 form scored."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
