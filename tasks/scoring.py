@@ -82,9 +82,9 @@ def score_submission(submission: pd.DataFrame, solution: pd.DataFrame, spec: Com
 def checked_sample(sample: pd.DataFrame, spec: CompetitionSpec, source: str) -> pd.DataFrame:
     """A competition's sample submission, checked to have the spec's header."""
     if list(sample.columns) != expected_columns(spec):
+        keys = "class_names" if spec.submission_form == "probabilities" else "submission_label_column"
         raise CompetitionDataError(f"{source}: wrong header {list(sample.columns)[:8]}; the spec expects "
-                                   f"{expected_columns(spec)[:8]} (submission_id_column and "
-                                   f"{'class_names' if spec.submission_form == 'probabilities' else 'submission_label_column'})")
+                                   f"{expected_columns(spec)[:8]} (submission_id_column and {keys})")
     if sample.empty:
         raise CompetitionDataError(f"{source}: no rows; expected one row per test id")
     return sample

@@ -36,7 +36,8 @@ def describe_spec(spec: CompetitionSpec, metric_hint: str | None = None, why: st
     source = spec.train_csv if spec.layout in ("pixels_csv", "image_csv", "image_folder") else f"{spec.train_images}/"
     what = "grades" if spec.task == "ordinal" else "tags" if spec.task == "multilabel" else "classes"
     return (f"spec of {spec.slug!r}: {spec.layout} from {source}, {spec.task}, {spec.num_classes} {what} ({classes}); "
-            f"submission {spec.sample_submission}: {spec.submission_id_column} + {answer}; metric {spec.metric}{scored}")
+            f"submission {spec.sample_submission}: {spec.submission_id_column} + {answer}; "
+            f"metric {spec.metric}{scored}")
 
 
 def spec_toml(spec: CompetitionSpec, header: str = "") -> str:

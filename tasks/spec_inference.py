@@ -16,11 +16,10 @@ import tomllib
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
-from tasks.competitions import IMAGE_EXTENSIONS, CompetitionSpec, spec_from_dict
+from tasks.competitions import CompetitionSpec, spec_from_dict
 from tasks.errors import SpecError
-from tasks.layouts import unpack_folder_archive
+from tasks.folder_inference import first_image, image_folder, test_folders
 from tasks.metric_names import metric_from_hint
 from tasks.spec_files import INFERRED_HEADER, describe_spec, spec_toml, write_spec_toml
 from tasks.task_inference import TaskUnclear, infer_task, labels_per_answer
@@ -30,11 +29,9 @@ __all__ = ["SPEC_FILE", "infer_spec", "infer_and_save_spec", "metric_from_hint",
 
 SPEC_FILE = "spec.toml"
 LABEL_NAMES = ("label", "labels", "target", "class", "category")
-ARCHIVE_SUFFIXES = (".7z", ".zip")
 PIXEL_COLUMN = re.compile(r"pixel\d+")
 FOLDER_LAYOUTS = ("class_folders", "filename_labels")  # labels from folder or file names: never several tags
 SAMPLE_ROWS = 1000  # sample submission rows read to tell its form
-PROBE = 100  # test ids looked up (first and last) to find which folders hold test images
 REQUIRED_KEYS = tuple(field.name for field in dataclasses.fields(CompetitionSpec)
                       if field.default is dataclasses.MISSING and field.name != "slug")
 logger = logging.getLogger("headstart")
@@ -206,9 +203,9 @@ def _image_keys(inference: _Inference, labelled: list[str], values: dict) -> dic
     label = inference.choose("label_column", label_candidates, f"the label column of {train_csv} "
                              f"(columns: {', '.join(columns)})")
     first_id = str(pd.read_csv(inference.raw_dir / train_csv, usecols=[id_column], dtype=str, nrows=1).iloc[0, 0])
-    train = _image_folder(inference, "train", [first_id])
-    extension, shape = _first_image(inference, train[0], first_id)
-    tests = _test_folders(inference, values)
+    train = image_folder(inference, "train", [first_id])
+    extension, shape = first_image(inference, train[0], first_id)
+    tests = test_folders(inference, values)
     layout = "image_folder" if (train[0], tests[0][0]) == ("train", "test") and len(tests) == 1 else "image_csv"
     return {"layout": layout, "train_csv": train_csv, "id_column": id_column, "label_column": label,
             "train_images": train[0], "train_archive": train[1], "image_extension": extension, "image_shape": shape,
@@ -222,7 +219,7 @@ def _test_keys(tests: list[tuple[str, str | None]]) -> dict:
 
 def _folder_keys(inference: _Inference, values: dict) -> dict:
     """No labels CSV: one folder per class (plant-seedlings) or labels in the file names (dogs-vs-cats)."""
-    train_folder, archive = _image_folder(inference, "train", [])
+    train_folder, archive = image_folder(inference, "train", [])
     folder = inference.raw_dir / train_folder
     entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
     folders, files = [entry for entry in entries if entry.is_dir()], [entry for entry in entries if entry.is_file()]
@@ -238,88 +235,14 @@ def _folder_keys(inference: _Inference, values: dict) -> dict:
         pairs = [(image.name.split(".")[0], image) for image in sorted(files)]
     if len({label for label, _ in pairs}) < 2 or not pairs:
         raise inference.fail(f"the images in {train_folder}/ show fewer than two labels", "layout", "class_names")
-    tests = _test_folders(inference, values)
+    tests = test_folders(inference, values)
     first_test = str(pd.read_csv(inference.raw_dir / values["sample_submission"], usecols=[0], dtype=str,
                                  nrows=1).iloc[0, 0])
-    extension, _ = _first_image(inference, tests[0][0], first_test, what="test")
-    _, shape = _first_image(inference, train_folder, pairs[0][1].relative_to(folder).as_posix(), "")
+    extension, _ = first_image(inference, tests[0][0], first_test, what="test")
+    _, shape = first_image(inference, train_folder, pairs[0][1].relative_to(folder).as_posix(), "")
     return {"layout": layout, "train_csv": None, "train_images": train_folder, "train_archive": archive,
             "image_extension": extension, "image_shape": shape, **_test_keys(tests),
             "labels": pd.Series([label for label, _ in pairs])}
-
-
-def _image_folder(inference: _Inference, split: str, first_ids: list[str]) -> tuple[str, str | None]:
-    """The split's image folder (`train*`), and the archive it came in, unpacked here if need be; of several,
-    the one holding the first id."""
-    key = f"{split}_images"
-    candidates = _unpacked_folders(inference, split)
-    if len(candidates) > 1 and first_ids and key not in inference.given:
-        candidates = [pair for pair in candidates if _holds(inference.raw_dir / pair[0], first_ids[0]) is not None]
-    chosen = inference.choose(key, [folder for folder, _ in candidates], f"the folder of {split} images")
-    return chosen, dict(candidates).get(chosen)
-
-
-def _unpacked_folders(inference: _Inference, split: str) -> list[tuple[str, str | None]]:
-    """(folder, archive) of every `<split>*` image folder, each archive unpacked (a nested train.zip, test.7z)."""
-    raw = inference.raw_dir
-    folders = {name: None for name in inference.files if name.lower().startswith(split) and (raw / name).is_dir()}
-    for name in inference.files:
-        if name.lower().startswith(split) and name.endswith(ARCHIVE_SUFFIXES):
-            stem = name[: -len(Path(name).suffix)]
-            if stem not in folders or folders[stem] is None and not (raw / stem).is_dir():
-                unpack_folder_archive(raw / name, raw, stem)
-            folders[stem] = name
-    return sorted(folders.items())
-
-
-def _test_folders(inference: _Inference, values: dict) -> list[tuple[str, str | None]]:
-    """The test image folders: the one holding the sample's first id, then any other `test*` folder holding some
-    of its ids (planet's test-jpg-additional)."""
-    if "test_images" in inference.given:
-        return [(inference.given["test_images"], inference.given.get("test_archive")),
-                *((folder, None) for folder in inference.given.get("extra_test_images", ()))]
-    ids = pd.read_csv(inference.raw_dir / values["sample_submission"], usecols=[0], dtype=str).iloc[:, 0]
-    probe = list(ids.iloc[:PROBE]) + list(ids.iloc[-PROBE:])
-    candidates = _unpacked_folders(inference, "test")
-    holding = [(pair, sum(_holds(inference.raw_dir / pair[0], image_id) is not None for image_id in probe))
-               for pair in candidates]
-    first = [pair for pair in candidates if _holds(inference.raw_dir / pair[0], probe[0]) is not None]
-    if len(candidates) == 1:
-        return candidates
-    if len(first) != 1:
-        found = ", ".join(folder for folder, _ in candidates) or "none"
-        raise inference.fail(f"could not tell the folder of test images (found {found}; "
-                             f"{len(first)} hold the sample's first id {probe[0]!r})", "test_images")
-    return first + [pair for pair, count in holding if count and pair != first[0]]
-
-
-def _holds(folder: Path, image_id: str) -> str | None:
-    """The extension with which `folder` holds the image of `image_id` ('' when the id is the file name)."""
-    if not folder.is_dir():
-        return None
-    if (folder / image_id).is_file():
-        return ""
-    return next((suffix for suffix in (*IMAGE_EXTENSIONS, *(s.upper() for s in IMAGE_EXTENSIONS))
-                 if (folder / f"{image_id}{suffix}").is_file()), None)
-
-
-def _first_image(inference: _Inference, folder: str, image_id: str, given: str | None = None,
-                 what: str = "training") -> tuple[str, tuple[int, int, int]]:
-    """The image files' extension (from the first id's file) and that image's shape."""
-    directory = inference.raw_dir / folder
-    given = inference.given.get("image_extension") if given is None else given
-    extension = given if given is not None and (directory / f"{image_id}{given}").is_file() else \
-        _holds(directory, image_id) if given is None else None
-    if extension is None:
-        raise inference.fail(f"no image file for the first {what} id {image_id!r} in {folder}/", "image_extension")
-    path = directory / f"{image_id}{extension}"
-    try:
-        with Image.open(path) as image:
-            channels = 1 if image.mode in ("L", "I", "I;16", "1") else 3
-            shape = (image.height, image.width, channels)
-    except Exception:  # PIL raises many types for broken files
-        raise inference.fail(f"{path.name} in {folder}/ is not a readable image", "image_extension") from None
-    return extension, shape
 
 
 def read_spec_values(raw_dir: Path) -> dict:

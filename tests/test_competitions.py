@@ -258,7 +258,7 @@ def test_a_pixel_test_csv_is_matched_by_its_id_column(digit_files):
 
     spec = dataclasses.replace(DIGIT_RECOGNIZER, test_id_column="ImageId")
     test = pd.read_csv(digit_files / "test.csv")
-    test.insert(0, "ImageId", range(1, len(test) + 1))
+    test = pd.concat([pd.DataFrame({"ImageId": range(1, len(test) + 1)}), test], axis=1)
     test.iloc[::-1].to_csv(digit_files / "test.csv", index=False)  # rows in another order than the sample's
     data = load_competition(spec, digit_files)
     assert np.array_equal(data.test_pixels[0].reshape(-1), test.iloc[0, 1:].to_numpy())

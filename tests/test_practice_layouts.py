@@ -14,8 +14,8 @@ from tasks.backends.local import LocalBackend
 from tasks.backends.practice_layouts import PRACTICE, build_practice, digit_pairs, pattern_source
 from tasks.index import ensure_index, read_index
 
-SOURCES = {"cifar": lambda: pattern_source(500, size=8), "mnist": lambda: pattern_source(200, size=28, channels=1,
-                                                                                         class_names=tuple("0123456789")),
+SOURCES = {"cifar": lambda: pattern_source(500, size=8),
+           "mnist": lambda: pattern_source(200, size=28, channels=1, class_names=tuple("0123456789")),
            "digit-pairs": lambda: digit_pairs(pattern_source(100, size=8, channels=1), 300)}
 EXPECTED = {  # competition: (layout, task, metric, other keys of the inferred spec)
     "aerial-cactus-identification": ("image_folder", "binary", "roc_auc", {

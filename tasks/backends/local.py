@@ -248,9 +248,9 @@ def spec_for_zip(name: str, public_zip: Path, spec: CompetitionSpec | dict | Non
         unpack_archive(public_zip, Path(scratch))
         inferred = infer_spec(name, Path(scratch), given=given, source=str(public_zip), notes=notes,
                               where="in a spec.toml and pass it with --spec (the keys it leaves out are inferred)")
+    form = DEFAULT_WHY[inferred.submission_form] + (" of grades" if inferred.task == "ordinal" else "")
     why = ("--metric" if metric else "the spec's" if "metric" in given else
-           f"the obvious metric for {DEFAULT_WHY[inferred.submission_form]}{' of grades' if inferred.task == 'ordinal' else ''}; "
-           "--metric NAME to choose another")
+           f"the obvious metric for {form}; --metric NAME to choose another")
     return inferred, [describe_spec(inferred, why=why), *notes]
 
 
