@@ -1,4 +1,7 @@
-"""Competition specs, and loading a competition's files into arrays with clear errors."""
+"""Competition specs: what a competition ships and wants back; reading its CSVs with clear errors.
+
+Loading a competition's files by layout is in tasks/layouts.py.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from tasks.archives import unpack_archive
+from tasks.archives import unpack_archive  # noqa: F401  (callers unpack through here)
 from tasks.errors import CompetitionDataError, SpecError
+from tasks.metrics import METRICS as ALL_METRICS
+from tasks.metrics import TASKS, get_metric, metrics_for
 
-LAYOUTS = ("pixels_csv", "image_folder", "image_csv")
-METRICS = ("accuracy", "log_loss")
-SUBMISSION_FORMS = ("label", "probabilities")
+LAYOUTS = ("pixels_csv", "image_folder", "image_csv", "class_folders", "filename_labels")
+METRICS = tuple(ALL_METRICS)
+SUBMISSION_FORMS = ("label", "probabilities", "probability", "tags", "ranked")
+FORMS = {  # the submission forms of each task type, the first its default
+    "multiclass": ("label", "probabilities"),  # one class name, or one probability column per class
+    "binary": ("probability",),  # one probability column: the positive class's (the last of class_names)
+    "multilabel": ("tags",),  # the space-separated tags that apply
+    "ordinal": ("label",),  # one integer grade
+    "ranking": ("ranked",),  # the K most likely labels, space-separated, most likely first (K of map@K)
+}
+DEFAULT_METRICS = {"multiclass": "accuracy", "binary": "roc_auc", "multilabel": "mean_f2", "ordinal":
+                   "quadratic_weighted_kappa", "ranking": "map@5"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -25,9 +38,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 class CompetitionSpec:
     """What a competition ships and what it wants back.
 
-    Layouts: `pixels_csv` (digit-recognizer: label + pixel columns), `image_folder` (cifar-10: an
-    id/label CSV plus train/ and test/ folders, possibly as .7z archives) and `image_csv` (any other
-    id/label CSV plus image folders). Test ids and their order come from the sample submission.
+    Layouts: `pixels_csv` (digit-recognizer: label + pixel columns), `image_folder` (cifar-10: an id/label CSV plus
+    train/ and test/ folders, possibly as .7z or .zip archives), `image_csv` (any other id/label CSV plus image
+    folders), `class_folders` (plant-seedlings: train/<class>/<file>, no CSV) and `filename_labels`
+    (dogs-vs-cats: train/cat.0.jpg, the label being the file name up to its first dot). Test ids and their order
+    come from the sample submission; their images may lie in `test_images` or any of `extra_test_images`.
+    The task type decides the targets and the submission's form (FORMS); the metric must fit the task.
     """
 
     slug: str
@@ -38,35 +54,56 @@ class CompetitionSpec:
     submission_label_column: str = "label"
     metric: str = "accuracy"
     submission_form: str = "label"
-    train_csv: str = "train.csv"
+    task: str = "multiclass"
+    train_csv: str | None = "train.csv"
     label_column: str = "label"
     id_column: str | None = None
     test_csv: str | None = None
+    test_id_column: str | None = None
+    extra_train_csvs: tuple[str, ...] = ()
     image_shape: tuple[int, int, int] = (28, 28, 1)
     train_images: str | None = None
     test_images: str | None = None
+    extra_test_images: tuple[str, ...] = ()
     train_archive: str | None = None
     test_archive: str | None = None
     image_extension: str = ".png"
 
     def __post_init__(self) -> None:
         _require(self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {self.layout!r}")
-        _require(self.metric in METRICS, f"metric must be one of {METRICS}, got {self.metric!r}")
+        _require(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
+        _require(self.metric in METRICS, f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        metric = get_metric(self.metric)
+        _require(self.task in metric.tasks, f"metric {self.metric} does not fit task {self.task}; a {self.task} "
+                 f"competition is scored by one of {', '.join(metrics_for(self.task))}")
         _require(self.submission_form in SUBMISSION_FORMS,
                  f"submission_form must be one of {SUBMISSION_FORMS}, got {self.submission_form!r}")
-        _require(self.metric != "log_loss" or self.submission_form == "probabilities",
-                 "metric log_loss needs submission_form 'probabilities'")
+        _require(self.submission_form in FORMS[self.task], f"a {self.task} competition's submission_form is one "
+                 f"of {FORMS[self.task]}, got {self.submission_form!r}")
+        _require(metric.scores != "probabilities" or self.submission_form in ("probabilities", "probability"),
+                 f"metric {self.metric} needs submission_form 'probabilities' (or 'probability' for binary)")
         _require(len(self.class_names) >= 2, "class_names needs at least two classes")
+        _require(self.task != "binary" or len(self.class_names) == 2,
+                 f"a binary competition has two classes (negative, positive), got {len(self.class_names)}")
         _require(len(set(self.class_names)) == len(self.class_names), "class_names has duplicates")
         if self.layout == "pixels_csv":
-            _require(self.test_csv is not None, "a pixels_csv competition needs test_csv")
+            _require(self.test_csv is not None and self.train_csv is not None,
+                     "a pixels_csv competition needs train_csv and test_csv")
+        elif self.layout in ("image_folder", "image_csv"):
+            _require(self.id_column is not None and self.train_csv and self.train_images and self.test_images,
+                     f"a {self.layout} competition needs train_csv, id_column, train_images and test_images")
         else:
-            _require(self.id_column is not None and self.train_images and self.test_images,
-                     f"a {self.layout} competition needs id_column, train_images and test_images")
+            _require(self.train_images and self.test_images,
+                     f"a {self.layout} competition needs train_images and test_images")
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def top_k(self) -> int | None:
+        """How many labels a ranking answer holds (K of map@K)."""
+        return get_metric(self.metric).k
 
     def with_slug(self, slug: str) -> CompetitionSpec:
         return dataclasses.replace(self, slug=slug)
@@ -78,6 +115,11 @@ class CompetitionSpec:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise SpecError(f"competition spec: {message}")
+
+
+def default_metric(task: str, submission_form: str) -> str:
+    """The obvious metric for a submission's form: log loss for one column per class, else by the task."""
+    return "log_loss" if submission_form == "probabilities" else DEFAULT_METRICS[task]
 
 
 DIGIT_RECOGNIZER = CompetitionSpec(
@@ -111,6 +153,9 @@ def spec_from_dict(values: dict, source: str = "spec") -> CompetitionSpec:
         if problem:
             raise SpecError(f"{source}: key {key!r} must be {problem}, got {_shown(value)}")
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    if "task" in values and values["task"] in FORMS:  # a task's own form and metric unless given
+        values.setdefault("submission_form", FORMS[values["task"]][0])
+        values.setdefault("metric", default_metric(values["task"], values["submission_form"]))
     try:
         return CompetitionSpec(**values)
     except (TypeError, ValueError) as error:
@@ -162,25 +207,6 @@ def resolve_spec(name_or_path: str) -> CompetitionSpec:
                     "or the path of a .toml spec file")
 
 
-@dataclass(frozen=True)
-class CompetitionData:
-    """A competition's training and test examples, checked against its spec."""
-
-    train_ids: np.ndarray
-    train_labels: np.ndarray
-    test_ids: np.ndarray
-    train_pixels: np.ndarray | None = None
-    test_pixels: np.ndarray | None = None
-    train_images: tuple[str, ...] | None = None
-    test_images: tuple[str, ...] | None = None
-    geometry: dict | None = None  # image files: channels, the most common height and width, same_size
-
-    @property
-    def same_size(self) -> bool:
-        """Every image has the same height and width."""
-        return self.geometry is None or self.geometry["same_size"]
-
-
 def read_csv(path: Path, required_columns: list[str], text_only: bool = True) -> pd.DataFrame:
     """Read a CSV (as strings, or with the required columns as strings and the rest parsed),
     failing clearly when it is missing or lacks a column."""
@@ -202,11 +228,17 @@ def read_csv(path: Path, required_columns: list[str], text_only: bool = True) ->
     return frame
 
 
-def _check_unique(values: pd.Series, path: Path, column: str) -> None:
+def check_unique(values: pd.Series, path: Path, column: str) -> None:
     duplicated = values.duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
         raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {plain(values.iloc[row])}")
+
+
+def shown_names(names, limit: int = 10) -> str:
+    """A list of class or tag names as a message shows it: all of a short list, the first few of a long one."""
+    names = list(names)
+    return str(names) if len(names) <= limit else f"{str(names[:limit])[:-1]}, ...] ({len(names)} in all)"
 
 
 def encode_labels(values: pd.Series, class_names: tuple[str, ...], path: Path, column: str) -> np.ndarray:
@@ -216,8 +248,28 @@ def encode_labels(values: pd.Series, class_names: tuple[str, ...], path: Path, c
     if encoded.isna().any():
         row = int(np.flatnonzero(encoded.isna().to_numpy())[0])
         raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: label {plain(values.iloc[row])} "
-                                   f"is not one of the classes {list(class_names)}")
+                                   f"is not one of the classes {shown_names(class_names)}")
     return encoded.to_numpy(dtype=np.int64)
+
+
+def encode_tags(values: pd.Series, tags: tuple[str, ...], path: Path, column: str) -> np.ndarray:
+    """Space-separated tags to a 0/1 matrix (one column per tag), naming the first row with an unknown tag."""
+    lookup = {name: index for index, name in enumerate(tags)}
+    matrix = np.zeros((len(values), len(tags)), dtype=np.int8)
+    for row, text in enumerate(values.fillna("").astype(str)):
+        for tag in text.split():
+            if tag not in lookup:
+                raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: tag {tag!r} is not one of "
+                                           f"the tags {shown_names(tags)}")
+            matrix[row, lookup[tag]] = 1
+    return matrix
+
+
+def encode_targets(values: pd.Series, spec: CompetitionSpec, path: Path, column: str) -> np.ndarray:
+    """A label column as targets: class indices (N,), or for multi-label a tag matrix (N, T)."""
+    if spec.task == "multilabel":
+        return encode_tags(values, spec.class_names, path, column)
+    return encode_labels(values, spec.class_names, path, column)
 
 
 def read_test_ids(spec: CompetitionSpec, raw_dir: Path) -> np.ndarray:
@@ -226,7 +278,7 @@ def read_test_ids(spec: CompetitionSpec, raw_dir: Path) -> np.ndarray:
     frame = read_csv(path, [spec.submission_id_column])
     if frame.empty:
         raise CompetitionDataError(f"{path}: empty test set: the sample submission has no rows")
-    _check_unique(frame[spec.submission_id_column], path, spec.submission_id_column)
+    check_unique(frame[spec.submission_id_column], path, spec.submission_id_column)
     return frame[spec.submission_id_column].to_numpy(dtype=str)
 
 
@@ -274,94 +326,3 @@ def _pixel_header_problem(found: list[str], expected: list[str], shape: tuple[in
 def plain(value) -> str:
     """A cell as a message shows it: 300 and 'abc', never np.int64(300)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def load_pixels_csv(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
-    train_path, test_path = raw_dir / spec.train_csv, raw_dir / spec.test_csv
-    train = read_csv(train_path, [spec.label_column] + ([spec.id_column] if spec.id_column else []),
-                     text_only=False)
-    test_ids = read_test_ids(spec, raw_dir)
-    test = read_csv(test_path, [], text_only=False)
-    if test.empty:
-        raise CompetitionDataError(f"{test_path}: empty test set: no rows")
-    if len(test) != len(test_ids):
-        raise CompetitionDataError(f"{test_path}: {len(test)} rows, but {spec.sample_submission} "
-                                   f"has {len(test_ids)} ids; expected one row per id")
-    if train.empty:
-        raise CompetitionDataError(f"{train_path}: no training rows")
-    train_ids = (train[spec.id_column].to_numpy(dtype=str) if spec.id_column
-                 else np.arange(1, len(train) + 1).astype(str))
-    return CompetitionData(
-        train_ids=train_ids,
-        train_labels=encode_labels(train[spec.label_column], spec.class_names, train_path, spec.label_column),
-        test_ids=test_ids,
-        train_pixels=read_pixels(train_path, train, spec),
-        test_pixels=read_pixels(test_path, test, spec))
-
-
-def _image_paths(folder: Path, ids: np.ndarray, extension: str, source: Path) -> tuple[tuple[str, ...], list]:
-    """The image file of every id, checked to stay inside `folder`, exist and decode; and every image's
-    (width, height, mode)."""
-    if not folder.is_dir():
-        raise CompetitionDataError(f"{folder}: image folder not found")
-    paths, geometries, inside = [], [], folder.resolve()
-    for row, image_id in enumerate(map(str, ids)):
-        path = folder / f"{image_id}{extension}"
-        if not path.resolve().is_relative_to(inside) or Path(image_id).is_absolute():
-            raise CompetitionDataError(f"{source}: row {row + 2}: id {image_id!r} names a file outside {folder}; "
-                                       "ids are file names inside the image folder")
-        if not path.is_file():
-            raise CompetitionDataError(f"{path}: missing image for id {image_id!r}")
-        try:
-            with Image.open(path) as image:
-                geometries.append((*image.size, image.mode))
-                image.verify()  # checks the file's structure and checksums without decoding every pixel
-        except Exception as error:  # PIL raises many types for broken files
-            raise CompetitionDataError(f"{path}: undecodable image for id {image_id!r} ({error})") from None
-        paths.append(str(path))
-    return tuple(paths), geometries
-
-
-GREY_MODES = ("L", "LA", "I", "I;16", "1")
-
-
-def image_summary(geometries: list) -> dict:
-    """Channels from every image (colour when any image is colour: a grey first image must not make a colour
-    competition grey) and the most common size, which images of other sizes are resized to."""
-    sizes = pd.Series([(width, height) for width, height, _ in geometries]).value_counts()
-    width, height = sizes.index[0]
-    return {"channels": 1 if all(mode in GREY_MODES for *_, mode in geometries) else 3,
-            "image_height": int(height), "image_width": int(width), "same_size": len(sizes) == 1}
-
-
-def load_image_folders(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
-    labels_path = raw_dir / spec.train_csv
-    labels = read_csv(labels_path, [spec.id_column, spec.label_column])
-    if labels.empty:
-        raise CompetitionDataError(f"{labels_path}: no training rows")
-    _check_unique(labels[spec.id_column], labels_path, spec.id_column)
-    train_ids = labels[spec.id_column].to_numpy(dtype=str)
-    test_ids = read_test_ids(spec, raw_dir)
-    train_images, train_geometry = _image_paths(raw_dir / spec.train_images, train_ids, spec.image_extension,
-                                                labels_path)
-    test_images, test_geometry = _image_paths(raw_dir / spec.test_images, test_ids, spec.image_extension,
-                                              raw_dir / spec.sample_submission)
-    return CompetitionData(
-        train_ids=train_ids,
-        train_labels=encode_labels(labels[spec.label_column], spec.class_names, labels_path, spec.label_column),
-        test_ids=test_ids, train_images=train_images, test_images=test_images,
-        geometry=image_summary(train_geometry + test_geometry))
-
-
-def load_competition(spec: CompetitionSpec, raw_dir: Path) -> CompetitionData:
-    """Read and check a competition's unpacked files; raises CompetitionDataError on bad input."""
-    if spec.layout == "pixels_csv":
-        return load_pixels_csv(spec, raw_dir)
-    return load_image_folders(spec, raw_dir)
-
-
-def unpack_image_archives(spec: CompetitionSpec, raw_dir: Path) -> None:
-    """Unpack train.7z/test.7z (as Kaggle ships cifar-10) where the image folder is not there yet."""
-    for folder, archive in ((spec.train_images, spec.train_archive), (spec.test_images, spec.test_archive)):
-        if folder and archive and not (raw_dir / folder).is_dir() and (raw_dir / archive).is_file():
-            unpack_archive(raw_dir / archive, raw_dir)

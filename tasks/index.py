@@ -1,4 +1,8 @@
-"""The index: ids, image references, labels and stratified folds, written under data/02_index/."""
+"""The index: ids, image references, targets and stratified folds, written under data/02_index/.
+
+Targets are class indices in the table's `label` column, or for a multi-label competition a 0/1 tag matrix
+stored beside it (`train_targets.npy`, the `label` column then -1); `LoadedIndex.targets()` gives either.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,28 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from tasks.competitions import CompetitionData, CompetitionSpec, load_competition
+from tasks.competitions import CompetitionSpec
 from tasks.errors import CompetitionDataError, ConfigError
 from tasks.files import atomic_write_bytes, atomic_write_json, atomic_write_npy
+from tasks.layouts import CompetitionData, load_competition
 
-INDEX_VERSION = 4  # 4: channels from every image, the most common size
+INDEX_VERSION = 5  # 5: task types (multi-label tags beside the table)
 TRAIN, TEST = "train", "test"
+TARGETS_FILE = "train_targets.npy"  # multi-label: the training rows' 0/1 tag matrix
 
 
-def assign_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Stratified fold number of every training example."""
+def assign_folds(labels: np.ndarray, folds: int, seed: int, merge_rare: bool = False) -> np.ndarray:
+    """Stratified fold number of every training example (multi-label: stratified by each row's rarest tag). With
+    `merge_rare` (ranking: thousands of classes, most seen once or twice), classes with fewer than `folds` examples
+    form one stratum together; otherwise such a class is an error."""
     if folds < 2:
         raise ConfigError(f"folds must be at least 2, got {folds}")
+    if len(labels) < folds:
+        raise CompetitionDataError(f"{len(labels)} training examples; {folds}-fold CV needs at least {folds}")
+    if labels.ndim == 2:
+        return assign_folds(rarest_tags(labels) + 1, folds, seed, merge_rare=True)
+    if merge_rare:
+        labels = _merged_rare(labels, folds)
     counts = np.bincount(labels)
     present = counts[counts > 0]
     if present.min() < folds:
@@ -36,15 +50,36 @@ def assign_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def build_index(data: CompetitionData, raw_dir: Path, folds: int, seed: int) -> pd.DataFrame:
+def rarest_tags(tags: np.ndarray) -> np.ndarray:
+    """Each row's rarest tag (the one fewest rows carry), or -1 for a row with none: the stratum that keeps rare
+    tags spread over the folds. (iterative-stratification would do better, but its wheel installs a top-level
+    `tests` package that shadows this project's.)"""
+    counts = tags.sum(axis=0).astype(np.float64)
+    rarity = np.where(tags > 0, counts[None, :], np.inf)
+    return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), -1)
+
+
+def _merged_rare(labels: np.ndarray, folds: int) -> np.ndarray:
+    """Strata where the classes too small to reach every fold are one stratum (joined with the commonest class
+    if even together they are too few)."""
+    values, counts = np.unique(labels, return_counts=True)
+    rare = np.isin(labels, values[counts < folds])
+    merged = np.where(rare, labels.max() + 1, labels)
+    if 0 < rare.sum() < folds:
+        merged[rare] = values[counts.argmax()]
+    return merged
+
+
+def build_index(data: CompetitionData, raw_dir: Path, folds: int, seed: int, task: str = "multiclass"
+                ) -> pd.DataFrame:
     """One row per example: id, split, position (row in its split), image (path below raw_dir), label, fold."""
     def rows(split: str, ids: np.ndarray, images, labels: np.ndarray, fold: np.ndarray) -> pd.DataFrame:
         relative = [str(Path(path).relative_to(raw_dir)) for path in images] if images else [""] * len(ids)
         return pd.DataFrame({"id": ids.astype(str), "split": split, "position": np.arange(len(ids)),
-                             "image": relative, "label": labels, "fold": fold})
+                             "image": relative, "label": labels if labels.ndim == 1 else -1, "fold": fold})
 
     train = rows(TRAIN, data.train_ids, data.train_images, data.train_labels,
-                 assign_folds(data.train_labels, folds, seed))
+                 assign_folds(data.train_labels, folds, seed, merge_rare=task == "ranking"))
     minus_ones = np.full(len(data.test_ids), -1)
     test = rows(TEST, data.test_ids, data.test_images, minus_ones, minus_ones)
     return pd.concat([train, test], ignore_index=True)
@@ -88,6 +123,8 @@ def raw_fingerprint(raw_dir: Path) -> str:
 def write_index(directory: Path, index: pd.DataFrame, data: CompetitionData, metadata: dict) -> Path:
     """Write the index (parquet), pixel arrays (for pixel layouts) and index.json last, each atomically."""
     atomic_write_bytes(directory / "index.parquet", index.to_parquet(index=False))
+    if data.train_labels.ndim == 2:
+        atomic_write_npy(directory / TARGETS_FILE, data.train_labels)
     if data.train_pixels is not None:
         for split, pixels in ((TRAIN, data.train_pixels), (TEST, data.test_pixels)):
             atomic_write_npy(directory / f"{split}_pixels.npy", pixels)
@@ -120,6 +157,16 @@ class LoadedIndex:
     def images_hash(self) -> str:
         return self.metadata["images_hash"]
 
+    @property
+    def task(self) -> str:
+        return self.metadata["spec"].get("task", "multiclass")
+
+    def targets(self) -> np.ndarray:
+        """The training rows' targets, in their order: class indices (N,), or a 0/1 tag matrix (N, T)."""
+        if self.task == "multilabel":
+            return np.load(self.directory / TARGETS_FILE)
+        return self.split(TRAIN)["label"].to_numpy()
+
     def image_paths(self, name: str) -> list[str]:
         return [str(self.raw_dir / image) for image in self.split(name)["image"]]
 
@@ -145,14 +192,20 @@ def ensure_index(spec: CompetitionSpec, raw_dir: Path, directory: Path, folds: i
         if all(existing.get(key) == value for key, value in json.loads(json.dumps(wanted)).items()):
             return directory
     data = load_competition(spec, raw_dir)
-    index = build_index(data, raw_dir, folds, seed)
+    index = build_index(data, raw_dir, folds, seed, spec.task)
     metadata = {**wanted, "layout": spec.layout, **image_geometry(spec, data), "raw_dir": str(raw_dir.resolve()),
                 "images_hash": images_digest(index, data),
                 "content_hash": hashlib.sha256(pd.util.hash_pandas_object(index, index=False).to_numpy().tobytes())
                 .hexdigest(), "num_train": len(data.train_ids),
-                "num_test": len(data.test_ids), "class_counts": np.bincount(data.train_labels).tolist()}
+                "num_test": len(data.test_ids), "class_counts": _class_counts(data.train_labels, spec.num_classes)}
     write_index(directory, index, data, metadata)
     return directory
+
+
+def _class_counts(targets: np.ndarray, num_classes: int) -> list[int]:
+    """Training rows per class (per tag, multi-label)."""
+    counts = targets.sum(axis=0) if targets.ndim == 2 else np.bincount(targets, minlength=num_classes)
+    return [int(count) for count in counts]
 
 
 def index_competition(config, spec: CompetitionSpec, raw_dir: Path) -> Path:

@@ -16,16 +16,22 @@ import tomllib
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
-from tasks.competitions import IMAGE_EXTENSIONS, CompetitionSpec, spec_from_dict, unpack_archive
+from tasks.competitions import CompetitionSpec, spec_from_dict
 from tasks.errors import SpecError
-from tasks.files import atomic_write_text
+from tasks.folder_inference import first_image, image_folder, test_folders
+from tasks.metric_names import metric_from_hint
+from tasks.spec_files import INFERRED_HEADER, describe_spec, spec_toml, write_spec_toml
+from tasks.task_inference import TaskUnclear, infer_task, labels_per_answer
+
+__all__ = ["SPEC_FILE", "infer_spec", "infer_and_save_spec", "metric_from_hint", "read_spec_values", "saved_spec",
+           "spec_toml", "write_spec_toml", "describe_spec"]
 
 SPEC_FILE = "spec.toml"
 LABEL_NAMES = ("label", "labels", "target", "class", "category")
-ARCHIVE_SUFFIXES = (".7z", ".zip")
 PIXEL_COLUMN = re.compile(r"pixel\d+")
+FOLDER_LAYOUTS = ("class_folders", "filename_labels")  # labels from folder or file names: never several tags
+SAMPLE_ROWS = 1000  # sample submission rows read to tell its form
 REQUIRED_KEYS = tuple(field.name for field in dataclasses.fields(CompetitionSpec)
                       if field.default is dataclasses.MISSING and field.name != "slug")
 logger = logging.getLogger("headstart")
@@ -34,17 +40,27 @@ logger = logging.getLogger("headstart")
 class _Inference:
     """One competition's raw folder, the keys given in its spec.toml, and the error that names a key."""
 
-    def __init__(self, slug: str, raw_dir: Path, given: dict):
-        self.slug, self.raw_dir, self.given = slug, Path(raw_dir), given
+    def __init__(self, slug: str, raw_dir: Path, given: dict, where: str | None = None, source: str | None = None,
+                 notes: list | None = None):
+        self.slug, self.raw_dir, self.given, self.notes = slug, Path(raw_dir), given, notes
+        self.source = source or str(self.raw_dir)
+        self.where = where or f"in {self.raw_dir / SPEC_FILE} (the other keys are inferred), or pass a whole spec " \
+            "with --spec FILE.toml"
         if not self.raw_dir.is_dir():
             raise SpecError(f"{self.raw_dir}: no downloaded files of {slug!r} to infer its spec from")
         self.files = sorted(entry.name for entry in self.raw_dir.iterdir()
                             if not entry.name.startswith(".") and entry.name != SPEC_FILE)
 
     def fail(self, reason: str, *keys: str) -> SpecError:
-        return SpecError(f"cannot infer the spec of {self.slug!r} from {self.raw_dir} (files: {', '.join(self.files)}): "
-                         f"{reason}; set {' and '.join(keys)} in {self.raw_dir / SPEC_FILE} (the other keys are "
-                         "inferred), or pass a whole spec with --spec FILE.toml")
+        return SpecError(f"cannot infer the spec of {self.slug!r} from {self.source} (files: {', '.join(self.files)}): "
+                         f"{reason}; set {' and '.join(keys)} {self.where}")
+
+    def note(self, text: str) -> None:
+        """Tell the user something the files suggest (logged, or kept for the caller to print)."""
+        if self.notes is None:
+            logger.warning("%s", text)
+        else:
+            self.notes.append(text)
 
     def choose(self, key: str, candidates: list, what: str):
         """The given value of `key`, else the one candidate; none or several is an error naming the key."""
@@ -66,53 +82,62 @@ class _Inference:
             raise SpecError(f"{path}: not a readable CSV ({error})") from None
 
 
-def metric_from_hint(hint: str | None) -> str | None:
-    """Kaggle's evaluation metric name ("Categorization Accuracy", "Multi Class Log Loss") as the kit's, or None."""
-    words = (hint or "").lower().replace("_", " ").replace("-", " ")
-    if "log" in words and "loss" in words or words.strip() in ("logloss", "mlogloss"):
-        return "log_loss"
-    return "accuracy" if "accuracy" in words else None
+def infer_spec(slug: str, raw_dir: Path, metric_hint: str | None = None, given: dict | None = None,
+               where: str | None = None, source: str | None = None, notes: list | None = None) -> CompetitionSpec:
+    """The spec of the competition whose files are in `raw_dir` (keys in `given` win); SpecError when unsure.
+    `where`: where a user sets the keys inference could not tell (default: spec.toml beside the files); `source`:
+    what errors call the files (default: raw_dir); `notes`: a list to keep notes in (default: logged)."""
+    inference = _Inference(slug, raw_dir, dict(given or {}), where, source, notes)
+    values = _sample_keys(inference)
+    columns, answers = values.pop("columns"), values.pop("answers")
+    csvs = [name for name in inference.files if name.lower().endswith(".csv") and name != values["sample_submission"]]
+    pixel_csvs = [name for name in csvs if any(PIXEL_COLUMN.fullmatch(column) for column in inference.header(name))]
+    labelled = [name for name in csvs if len(inference.header(name)) >= 2]
+    layout = inference.given.get("layout") or ("pixels_csv" if pixel_csvs else "image_csv" if labelled else "folders")
+    if layout == "pixels_csv":
+        keys = _pixel_keys(inference, pixel_csvs, values)
+    elif layout in ("image_csv", "image_folder"):
+        keys = _image_keys(inference, labelled, values)
+    else:
+        keys = _folder_keys(inference, values)
+    labels = keys.pop("labels")
+    if labels.empty:
+        raise SpecError(f"{raw_dir / keys.get('train_csv', '')}: no labelled rows under the header, so no classes to "
+                        f"infer; expected one row per training image with its label in column "
+                        f"{keys.get('label_column')!r}")
+    metric = inference.given.get("metric") or metric_from_hint(metric_hint, labels_per_answer(answers, labels))
+    if metric_hint and not metric:
+        inference.note(f"Kaggle's metric {metric_hint!r} is not one the kit knows; the files decide (set metric "
+                       "in spec.toml)")
+    try:
+        task = infer_task(columns, answers, labels, inference.given, metric, single=keys["layout"] in FOLDER_LAYOUTS)
+    except TaskUnclear as unclear:
+        raise inference.fail(unclear.reason, *unclear.keys) from None
+    # the solution's truth column: the sample's answer column, or (one column per class) the training labels'
+    values["submission_label_column"] = columns[1] if task["submission_form"] != "probabilities" else \
+        keys.get("label_column", "label")
+    return spec_from_dict({**values, **keys, **task, **inference.given, "slug": slug},
+                          source=f"the spec inferred for {slug!r}")
 
 
-def infer_spec(slug: str, raw_dir: Path, metric_hint: str | None = None, given: dict | None = None) -> CompetitionSpec:
-    """The spec of the competition whose files are in `raw_dir` (keys in `given` win); SpecError when unsure."""
-    inference = _Inference(slug, raw_dir, dict(given or {}))
-    values = {**_submission_keys(inference, metric_hint)}
-    pixel_csvs = [name for name in inference.files if name.endswith(".csv") and name != values["sample_submission"]
-                  and any(PIXEL_COLUMN.fullmatch(column) for column in inference.header(name))]
-    layout = inference.given.get("layout") or ("pixels_csv" if pixel_csvs else "image")
-    keys = _pixel_keys(inference, pixel_csvs) if layout == "pixels_csv" else _image_keys(inference, values)
-    values.update(keys)
-    if "class_names" not in values and "class_names" not in inference.given:
-        values["class_names"] = _train_labels(inference, values["train_csv"], values["label_column"])
-    return spec_from_dict({**values, **inference.given, "slug": slug}, source=f"the spec inferred for {slug!r}")
-
-
-def _submission_keys(inference: _Inference, metric_hint: str | None) -> dict:
-    """Sample submission, its id column, and the form: one label column, or one probability column per class."""
+def _sample_keys(inference: _Inference) -> dict:
+    """Sample submission, its id column, its columns and (one answer column) its answers."""
     samples = [name for name in inference.files if name.lower().endswith(".csv")
                and ("sample" in name.lower() or "submission" in name.lower())]
     sample = inference.choose("sample_submission", samples, "the sample submission")
     columns = inference.header(sample)
     if len(columns) < 2:
         raise inference.fail(f"{sample} has no answer column (columns: {', '.join(columns)})", "sample_submission")
-    form = inference.given.get("submission_form") or ("label" if len(columns) == 2 else "probabilities")
-    values = {"sample_submission": sample, "submission_id_column": columns[0], "submission_form": form}
-    if form == "label":
-        values["submission_label_column"] = columns[1]
-    else:
-        values["class_names"] = tuple(columns[1:])
-    metric = inference.given.get("metric") or metric_from_hint(metric_hint)
-    metric = metric or ("log_loss" if form == "probabilities" else "accuracy")
-    if metric == "log_loss" and form == "label":
-        raise inference.fail(f"Kaggle scores it by {metric_hint!r} but {sample} has one answer column "
-                             f"({', '.join(columns)}), not one probability column per class", "metric",
-                             "submission_form")
-    return {**values, "metric": metric}
+    answers = None
+    if len(columns) == 2:
+        answers = pd.read_csv(inference.raw_dir / sample, usecols=[1], dtype=str, keep_default_na=False,
+                              nrows=SAMPLE_ROWS).iloc[:, 0]
+    return {"sample_submission": sample, "submission_id_column": columns[0], "columns": columns, "answers": answers}
 
 
-def _pixel_keys(inference: _Inference, pixel_csvs: list[str]) -> dict:
-    """digit-recognizer's layout: a train CSV with a label and pixel columns, a test CSV with the pixels."""
+def _pixel_keys(inference: _Inference, pixel_csvs: list[str], values: dict) -> dict:
+    """digit-recognizer's layout: a train CSV with a label and pixel columns, a test CSV with the pixels (and maybe
+    the sample's id column, Kannada-MNIST's `id`); other labelled pixel CSVs are extra training data if asked."""
     extra = {name: [column for column in inference.header(name) if not PIXEL_COLUMN.fullmatch(column)]
              for name in pixel_csvs}
     widest = [name for name in pixel_csvs if len(extra[name]) == max(map(len, extra.values()))]
@@ -124,11 +149,26 @@ def _pixel_keys(inference: _Inference, pixel_csvs: list[str]) -> dict:
     label = inference.choose("label_column", own if len(own) == 1 else _label_named(own), f"the label column of "
                              f"{train_csv} (columns: {', '.join(extra.get(train_csv, [])) or 'pixels only'})")
     count = sum(1 for column in inference.header(train_csv) if PIXEL_COLUMN.fullmatch(column))
-    values = {"layout": "pixels_csv", "train_csv": train_csv, "test_csv": test_csv, "label_column": label,
-              "image_shape": inference.given.get("image_shape") or _square_shape(inference, train_csv, count)}
+    keys = {"layout": "pixels_csv", "train_csv": train_csv, "test_csv": test_csv, "label_column": label,
+            "image_shape": inference.given.get("image_shape") or _square_shape(inference, train_csv, count),
+            "labels": _column(inference, train_csv, label)}
     if len(shared) == 1:
-        values["id_column"] = shared[0]
-    return values
+        keys["id_column"] = shared[0]
+    elif values["submission_id_column"] in extra.get(test_csv, []):
+        keys["test_id_column"] = values["submission_id_column"]
+    also = [name for name in rest if name != test_csv and label in extra[name]]
+    if also:
+        inference.note(f"{', '.join(also)} also hold{'s' if len(also) == 1 else ''} labelled images: set "
+                       f"extra_train_csvs = {_toml_list(also)} in the spec to train on them too")
+    return keys
+
+
+def _toml_list(names: list[str]) -> str:
+    return "[" + ", ".join(f'"{name}"' for name in names) + "]"
+
+
+def _column(inference: _Inference, name: str, column: str) -> pd.Series:
+    return pd.read_csv(inference.raw_dir / name, usecols=[column], dtype=str)[column].dropna()
 
 
 def _named(names: list[str], word: str) -> list[str]:
@@ -150,83 +190,71 @@ def _square_shape(inference: _Inference, train_csv: str, count: int) -> tuple[in
     raise inference.fail(f"{count} pixel columns in {train_csv} make no square image", "image_shape")
 
 
-def _image_keys(inference: _Inference, values: dict) -> dict:
+def _image_keys(inference: _Inference, labelled: list[str], values: dict) -> dict:
     """An id/label CSV plus train*/test* image folders (or archives of them, unpacked here)."""
-    csvs = [name for name in inference.files if name.lower().endswith(".csv") and name != values["sample_submission"]]
-    labelled = [name for name in csvs if len(inference.header(name)) >= 2]
     labelled = _named(labelled, "train") or _named(labelled, "label") or labelled
     train_csv = inference.choose("train_csv", labelled, "the CSV of training ids and labels")
     columns = inference.header(train_csv)
     id_column = inference.given.get("id_column") or columns[0]
     others = [column for column in columns if column != id_column]
+    sample_answer = values.get("columns", [None, None])[1] if len(values.get("columns", [])) == 2 else None
     label_candidates = others if len(others) == 1 else [
-        column for column in others if column.lower() in LABEL_NAMES or column == values.get("submission_label_column")]
+        column for column in others if column.lower() in LABEL_NAMES or column == sample_answer]
     label = inference.choose("label_column", label_candidates, f"the label column of {train_csv} "
                              f"(columns: {', '.join(columns)})")
-    folders = {split: _image_folder(inference, split) for split in ("train", "test")}
-    layout = "image_folder" if (folders["train"][0], folders["test"][0]) == ("train", "test") else "image_csv"
     first_id = str(pd.read_csv(inference.raw_dir / train_csv, usecols=[id_column], dtype=str, nrows=1).iloc[0, 0])
-    extension, shape = _first_image(inference, folders["train"][0], first_id)
+    train = image_folder(inference, "train", [first_id])
+    extension, shape = first_image(inference, train[0], first_id)
+    tests = test_folders(inference, values)
+    layout = "image_folder" if (train[0], tests[0][0]) == ("train", "test") and len(tests) == 1 else "image_csv"
     return {"layout": layout, "train_csv": train_csv, "id_column": id_column, "label_column": label,
-            "train_images": folders["train"][0], "train_archive": folders["train"][1],
-            "test_images": folders["test"][0], "test_archive": folders["test"][1],
-            "image_extension": extension, "image_shape": shape}
+            "train_images": train[0], "train_archive": train[1], "image_extension": extension, "image_shape": shape,
+            **_test_keys(tests), "labels": _column(inference, train_csv, label)}
 
 
-def _image_folder(inference: _Inference, split: str) -> tuple[str, str | None]:
-    """The split's image folder (`train*` / `test*`), and the archive it came in, unpacked here if need be."""
-    key = f"{split}_images"
-    folders = [name for name in inference.files if name.lower().startswith(split) and (inference.raw_dir / name).is_dir()]
-    archives = [name for name in inference.files if name.lower().startswith(split) and name.endswith(ARCHIVE_SUFFIXES)]
-    by_stem = {Path(name).stem: name for name in archives}
-    folder = inference.choose(key, folders or list(by_stem), f"the folder of {split} images")
-    archive = inference.given.get(f"{split}_archive") or by_stem.get(folder)
-    if not (inference.raw_dir / folder).is_dir() and archive:
-        unpack_archive(inference.raw_dir / archive, inference.raw_dir)
-    if not (inference.raw_dir / folder).is_dir():
-        raise inference.fail(f"no folder {folder}/ of {split} images (from {archive or 'no archive'})", key)
-    return folder, archive
+def _test_keys(tests: list[tuple[str, str | None]]) -> dict:
+    return {"test_images": tests[0][0], "test_archive": tests[0][1],
+            "extra_test_images": tuple(folder for folder, _ in tests[1:])}
 
 
-def _first_image(inference: _Inference, folder: str, image_id: str) -> tuple[str, tuple[int, int, int]]:
-    """The image files' extension (from the first training id's file) and that image's shape."""
-    directory = inference.raw_dir / folder
-    given = inference.given.get("image_extension")
-    matches = [directory / f"{image_id}{given}"] if given is not None else (
-        [directory / image_id] if (directory / image_id).is_file() else
-        [directory / f"{image_id}{suffix}" for suffix in (*IMAGE_EXTENSIONS, *(s.upper() for s in IMAGE_EXTENSIONS))])
-    found = [path for path in matches if path.is_file()]
-    if not found:
-        raise inference.fail(f"no image file for the first training id {image_id!r} in {folder}/", "image_extension")
-    try:
-        with Image.open(found[0]) as image:
-            channels = 1 if image.mode in ("L", "I", "I;16", "1") else 3
-            shape = (image.height, image.width, channels)
-    except Exception:  # PIL raises many types for broken files
-        raise inference.fail(f"{found[0].name} in {folder}/ is not a readable image", "image_extension") from None
-    return found[0].name[len(image_id):], shape
-
-
-def _train_labels(inference: _Inference, train_csv: str, label_column: str) -> tuple[str, ...]:
-    """The training labels, sorted (as numbers where they all are)."""
-    path = inference.raw_dir / train_csv
-    labels = pd.read_csv(path, usecols=[label_column], dtype=str)[label_column].dropna()
-    unique = set(labels)
-    if not unique:
-        raise SpecError(f"{path}: no labelled rows under the header, so no classes to infer; expected one row per "
-                        f"training image with its label in column {label_column!r}")
-    if len(unique) == 1:
-        raise inference.fail(f"column {label_column!r} of {train_csv} holds one label ({labels.iloc[0]!r}); a "
-                             "classification needs two or more", "class_names")
-    numeric = all(label.lstrip("-").isdigit() for label in unique)
-    return tuple(sorted(unique, key=(lambda label: (int(label), label)) if numeric else None))
+def _folder_keys(inference: _Inference, values: dict) -> dict:
+    """No labels CSV: one folder per class (plant-seedlings) or labels in the file names (dogs-vs-cats)."""
+    train_folder, archive = image_folder(inference, "train", [])
+    folder = inference.raw_dir / train_folder
+    entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
+    folders, files = [entry for entry in entries if entry.is_dir()], [entry for entry in entries if entry.is_file()]
+    layout = inference.given.get("layout") or ("class_folders" if folders and not files else
+                                               "filename_labels" if files and not folders else None)
+    if layout is None:
+        raise inference.fail(f"{train_folder}/ holds {len(folders)} folders and {len(files)} files, and no CSV names "
+                             "the training labels", "layout")
+    if layout == "class_folders":
+        pairs = [(entry.name, image) for entry in sorted(folders) for image in sorted(entry.iterdir())
+                 if image.is_file() and not image.name.startswith(".")]
+    else:
+        pairs = [(image.name.split(".")[0], image) for image in sorted(files)]
+    if len({label for label, _ in pairs}) < 2 or not pairs:
+        raise inference.fail(f"the images in {train_folder}/ show fewer than two labels", "layout", "class_names")
+    tests = test_folders(inference, values)
+    first_test = str(pd.read_csv(inference.raw_dir / values["sample_submission"], usecols=[0], dtype=str,
+                                 nrows=1).iloc[0, 0])
+    extension, _ = first_image(inference, tests[0][0], first_test, what="test")
+    _, shape = first_image(inference, train_folder, pairs[0][1].relative_to(folder).as_posix(), "")
+    return {"layout": layout, "train_csv": None, "train_images": train_folder, "train_archive": archive,
+            "image_extension": extension, "image_shape": shape, **_test_keys(tests),
+            "labels": pd.Series([label for label, _ in pairs])}
 
 
 def read_spec_values(raw_dir: Path) -> dict:
     """The keys set in spec.toml beside the raw files (all of a spec, or only those inference could not tell)."""
     path = Path(raw_dir) / SPEC_FILE
+    return read_spec_file_values(path) if path.is_file() else {}
+
+
+def read_spec_file_values(path: Path) -> dict:
+    """The keys a spec TOML file sets."""
     if not path.is_file():
-        return {}
+        raise SpecError(f"{path}: spec file not found")
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -247,58 +275,3 @@ def infer_and_save_spec(slug: str, raw_dir: Path, metric_hint: str | None = None
     path = write_spec_toml(spec, Path(raw_dir) / SPEC_FILE, header=INFERRED_HEADER.format(slug=slug))
     logger.warning("%s; written to %s: edit it to change anything", describe_spec(spec, metric_hint), path)
     return spec
-
-
-INFERRED_HEADER = ("Inferred by headstart from the files in this folder. Edit any key and run again;\n"
-                   "`headstart spec {slug}` shows the spec in use.")
-COMMENTS = {
-    "layout": "pixels_csv (label + pixel columns), image_folder or image_csv (id/label CSV + image folders)",
-    "class_names": "in the order of the submission's probability columns, or of the labels",
-    "submission_form": "label (one answer column) or probabilities (one column per class)",
-    "metric": "accuracy or log_loss (log_loss needs submission_form probabilities)",
-    "image_shape": "height, width, channels (for pixel CSVs; informative for image folders)",
-}
-
-
-def describe_spec(spec: CompetitionSpec, metric_hint: str | None = None) -> str:
-    """One line: layout, classes, submission form and metric."""
-    classes = ", ".join(spec.class_names[:5]) + (", ..." if spec.num_classes > 5 else "")
-    answer = spec.submission_label_column if spec.submission_form == "label" else "one column per class"
-    scored = f" (Kaggle: {metric_hint})" if metric_hint else ""
-    return (f"spec of {spec.slug!r}: {spec.layout} from {spec.train_csv}, {spec.num_classes} classes ({classes}); "
-            f"submission {spec.sample_submission}: {spec.submission_id_column} + {answer}; metric {spec.metric}{scored}")
-
-
-def spec_toml(spec: CompetitionSpec, header: str = "") -> str:
-    """The spec as a commented TOML file that tomllib reads back to the same spec; unset keys are commented out."""
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    for field in dataclasses.fields(CompetitionSpec):
-        value, comment = getattr(spec, field.name), COMMENTS.get(field.name)
-        if value is None:
-            lines.append(f"# {field.name} = (not used)")
-            continue
-        lines += [f"# {comment}"] if comment else []
-        lines.append(f"{field.name} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def write_spec_toml(spec: CompetitionSpec, path: Path, header: str = "") -> Path:
-    """Write the spec's TOML atomically; returns the path."""
-    return atomic_write_text(Path(path), spec_toml(spec, header))
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, tuple):
-        items = [_toml_value(item) for item in value]
-        inline = f"[{', '.join(items)}]"
-        return inline if len(inline) <= 80 else "[\n" + "".join(f"    {item},\n" for item in items) + "]"
-    if isinstance(value, int):
-        return str(value)
-    return _toml_string(str(value))
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    escaped = "".join(f"\\u{ord(character):04x}" if ord(character) < 0x20 or ord(character) == 0x7F
-                      else "\\" + character if character in '"\\' else character for character in text)
-    return f'"{escaped}"'

@@ -1,37 +1,59 @@
-"""Probabilities to a competition's submission form, checked against its sample before any write."""
+"""Probabilities (and a decision) to a competition's submission form, checked against its sample before any write.
+
+Forms: `label` (one class name or grade), `probabilities` (one column per class), `probability` (binary: the
+positive class's), `tags` (the space-separated tags that apply; none is an empty answer) and `ranked` (up to K
+space-separated labels, most likely first).
+"""
 
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tasks.competitions import CompetitionSpec, read_csv
+from tasks.competitions import CompetitionSpec, read_csv, shown_names
 from tasks.errors import SubmissionError
 from tasks.files import atomic_write_text, sha256_text
 from tasks.index import TEST, read_index
+from tasks.metrics import apply_decision, default_decision
+
+DECISION_FILE = "decision.json"
 
 
 def expected_columns(spec: CompetitionSpec) -> list[str]:
-    if spec.submission_form == "label":
-        return [spec.submission_id_column, spec.submission_label_column]
-    return [spec.submission_id_column, *spec.class_names]
+    if spec.submission_form == "probabilities":
+        return [spec.submission_id_column, *spec.class_names]
+    return [spec.submission_id_column, spec.submission_label_column]
 
 
-def to_submission_frame(spec: CompetitionSpec, test_ids: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per test id: the most probable class name, or one probability column per class."""
+def to_submission_frame(spec: CompetitionSpec, test_ids: np.ndarray, probabilities: np.ndarray,
+                        decision: dict | None = None) -> pd.DataFrame:
+    """One row per test id in the spec's form, the answers made by `decision` (tasks/decisions.py; None: the
+    metric's unfitted default: argmax, 0.5 per tag, the top K, the rounded expected grade)."""
     if probabilities.shape != (len(test_ids), spec.num_classes):
         raise SubmissionError(f"probabilities have shape {probabilities.shape}, expected "
                               f"({len(test_ids)}, {spec.num_classes}): one row per test id, one column per class")
+    if spec.submission_form == "probabilities":
+        frame = pd.DataFrame(probabilities, columns=list(spec.class_names))
+        frame.insert(0, spec.submission_id_column, test_ids)
+        return frame
+    if spec.submission_form == "probability":
+        return _frame(spec, test_ids, probabilities[:, 1])
+    names = np.asarray(spec.class_names)
+    answers = apply_decision(probabilities, decision or default_decision(spec.metric, spec.num_classes, spec.task))
     if spec.submission_form == "label":
-        labels = np.asarray(spec.class_names)[probabilities.argmax(axis=1)]
-        return pd.DataFrame({spec.submission_id_column: test_ids, spec.submission_label_column: labels})
-    frame = pd.DataFrame(probabilities, columns=list(spec.class_names))
-    frame.insert(0, spec.submission_id_column, test_ids)
-    return frame
+        return _frame(spec, test_ids, names[answers])
+    if spec.submission_form == "tags":
+        return _frame(spec, test_ids, [" ".join(names[row.astype(bool)]) for row in answers])
+    return _frame(spec, test_ids, [" ".join(names[row]) for row in answers])
+
+
+def _frame(spec: CompetitionSpec, test_ids: np.ndarray, answers) -> pd.DataFrame:
+    return pd.DataFrame({spec.submission_id_column: test_ids, spec.submission_label_column: answers})
 
 
 def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, spec: CompetitionSpec, source: str) -> None:
@@ -53,21 +75,39 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, spec: Competi
         raise SubmissionError(f"{source}: row {row + 2}: id {ids[row]!r} out of order; "
                               f"the sample submission has {expected_ids[row]!r} there")
     empty = frame.isin(["", "nan", "NaN", "None"])
+    if spec.submission_form == "tags":  # no tag is an answer
+        empty[spec.submission_label_column] = False
     if empty.any().any():
         row, column = (int(index) for index in np.argwhere(empty.to_numpy())[0])
         raise SubmissionError(f"{source}: row {row + 2}, column {header[column]!r}: empty or NaN value")
-    if spec.submission_form == "label":
-        _check_labels(frame[spec.submission_label_column], spec, source)
-    else:
+    if spec.submission_form == "probabilities":
         _check_probabilities(frame[list(spec.class_names)], source)
+    elif spec.submission_form == "probability":
+        _check_probabilities(frame[[spec.submission_label_column]], source)
+    else:
+        check_answers(frame[spec.submission_label_column], spec, source)
 
 
-def _check_labels(labels: pd.Series, spec: CompetitionSpec, source: str) -> None:
-    unknown = ~labels.isin(spec.class_names)
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise SubmissionError(f"{source}: row {row + 2}, column {spec.submission_label_column!r}: label "
-                              f"{labels.iloc[row]!r} is not one of {list(spec.class_names)}")
+def check_answers(answers: pd.Series, spec: CompetitionSpec, source: str, most: int | None = None,
+                  form: str | None = None) -> None:
+    """Every answer in the form (default: the spec's): one known label or grade; known tags; at most K known labels
+    (ranked). `most`: how many labels an answer may hold (default: 1 for a label, K for ranked, any for tags)."""
+    form, column = form or spec.submission_form, spec.submission_label_column
+    most = most or {"label": 1, "ranked": spec.top_k}.get(form)
+    known, word = set(spec.class_names), {"tags": "tag", "label": "grade" if spec.task == "ordinal" else "label"}
+    for row, text in enumerate(answers.astype(str)):
+        if form == "label" and text in known:  # a class name may hold spaces ("Sugar beet")
+            continue
+        items = text.split()
+        if most is not None and len(items) > most:
+            wanted = "one" if most == 1 else f"at most {most} ({spec.metric}), space-separated, most likely first"
+            raise SubmissionError(f"{source}: row {row + 2}, column {column!r}: {text!r} holds {len(items)} labels; "
+                                  f"expected {wanted}")
+        unknown = [item for item in items if item not in known]
+        if unknown:
+            what = word.get(form, "label")
+            raise SubmissionError(f"{source}: row {row + 2}, column {column!r}: {what} {unknown[0]!r} is not one of "
+                                  f"the {what}s {shown_names(spec.class_names)}")
 
 
 def _check_probabilities(columns: pd.DataFrame, source: str) -> None:
@@ -100,8 +140,11 @@ def write_submission(frame: pd.DataFrame, sample_path: Path, spec: CompetitionSp
 
 
 def write_submission_file(plan, blend_dir: Path) -> Path:
-    """Turn the blend's test probabilities into a validated file in data/06_submissions/<backend>/<competition>/."""
+    """Turn the blend's test probabilities into a validated file in data/06_submissions/<backend>/<competition>/,
+    answered by the blend's decision (fitted on its out-of-fold rows) where it has one."""
     test_ids = read_index(plan.index_dir).split(TEST)["id"].to_numpy(dtype=str)
-    frame = to_submission_frame(plan.spec, test_ids, np.load(Path(blend_dir) / "test.npy"))
+    decision_path = Path(blend_dir) / DECISION_FILE
+    decision = json.loads(decision_path.read_text()) if decision_path.is_file() else None
+    frame = to_submission_frame(plan.spec, test_ids, np.load(Path(blend_dir) / "test.npy"), decision)
     return write_submission(frame, Path(plan.raw_dir) / plan.spec.sample_submission, plan.spec,
                             plan.paths.submissions(plan.competition))

@@ -2,6 +2,7 @@
 wrong type or out of range, a missing value), the whole output one `error:` line naming the file and the row or
 field, no traceback, nothing written."""
 
+import io
 import shutil
 import stat
 import zipfile
@@ -53,8 +54,11 @@ SPECS = {  # name: (spec text, what the one error line must say)
     "test-csv-a-bool": (_spec('test_csv = "test.csv"', "test_csv = true"), ["key 'test_csv' must be a string"]),
     "layout-a-list": (_spec('layout = "pixels_csv"', 'layout = ["pixels_csv"]'), ["key 'layout' must be a string"]),
     "layout-unknown": (_spec('layout = "pixels_csv"', 'layout = "pixels"'), ["layout must be one of", "'pixels'"]),
-    "missing-key": (_spec('sample_submission = "sample_submission.csv"\n', ""),
-                    ["missing keys ['sample_submission']"]),
+    "metric-not-of-the-task": (_spec('submission_label_column = "Label"', 'submission_label_column = "Label"\n'
+                                     'metric = "mean_f2"'), ["metric mean_f2 does not fit task multiclass",
+                                                             "scored by one of accuracy, log_loss, roc_auc"]),
+    "task-unknown": (_spec('layout = "pixels_csv"', 'layout = "pixels_csv"\ntask = "regression"'),
+                     ["task must be one of ('multiclass', 'binary', 'multilabel', 'ordinal', 'ranking')"]),
     "unknown-key": (GOOD_SPEC + 'colour = "red"\n', ["unknown keys ['colour']"]),
     "not-toml": (GOOD_SPEC + "image_shape = [\n", ["not valid TOML"]),
     "one-class": (_spec('class_names = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]', 'class_names = ["0"]'),
@@ -68,7 +72,7 @@ SPECS = {  # name: (spec text, what the one error line must say)
 def files(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bad-input-cli")
     kaggle_zip(root, "digit-recognizer")
-    for name, (text, _) in SPECS.items():
+    for name, (text, _) in {**SPECS, **PARTIAL_SPECS}.items():
         (root / f"{name}.toml").write_text(text)
     good = (root / "digit-recognizer.zip").read_bytes()
     with zipfile.ZipFile(root / "digit-recognizer.zip") as zipped:
@@ -79,6 +83,11 @@ def files(tmp_path_factory) -> Path:
     (root / "crc-damaged.zip").write_bytes(bytes(damaged))
     for name, member in HOSTILE_ENTRIES.items():
         _with_member(root / "digit-recognizer.zip", root / f"{name}.zip", member)
+    sample = pd.read_csv(root / "digit-recognizer-files" / "sample_submission.csv", dtype=str)
+    _replaced(root / "digit-recognizer.zip", root / "sample-wrong-header.zip", "sample_submission.csv",
+              sample.rename(columns={"ImageId": "Id"}).to_csv(index=False))
+    _replaced(root / "digit-recognizer.zip", root / "sample-one-row-short.zip", "sample_submission.csv",
+              sample.iloc[:-1].to_csv(index=False))
     solution = pd.read_csv(root / "digit-recognizer-solution.csv", dtype=str)
     for name, (edit, _) in SOLUTIONS.items():
         edit(solution).to_csv(root / f"{name}.csv", index=False)
@@ -113,17 +122,39 @@ def _with_member(good: Path, archive: Path, member) -> Path:
     return archive
 
 
+def _replaced(good: Path, archive: Path, name: str, text: str) -> Path:
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for info in source.infolist():
+            zipped.writestr(info, text if info.filename == name else source.read(info))
+    return archive
+
+
 def _create(files: Path, data_dir: Path, spec: str, archive: str = "digit-recognizer.zip") -> list[str]:
     return ["local", "create", "x", "--from", str(files / archive), "--solution",
             str(files / "digit-recognizer-solution.csv"), "--spec", spec, "--data-dir", str(data_dir)]
 
 
+PARTIAL_SPECS = {  # a spec.toml of only some keys: the rest inferred from the zip
+    "partial-spec-wrong-metric": ('metric = "roc_auc"\n', [
+        "digit-recognizer.zip (files: sample_submission.csv, test.csv, train.csv): metric roc_auc scores "
+        "probabilities, but the sample submission has one answer column (ImageId, Label)",
+        "set metric and submission_form in a spec.toml and pass it with --spec"]),
+}
 CASES = [pytest.param(f"{{files}}/{name}.toml", "digit-recognizer.zip", [f"{name}.toml", *expected], id=name)
          for name, (_, expected) in SPECS.items()]
+CASES += [pytest.param(f"{{files}}/{name}.toml", "digit-recognizer.zip", expected, id=name)
+          for name, (_, expected) in PARTIAL_SPECS.items()]
 CASES += [pytest.param("digit-recognizer", "crc-damaged.zip", ["crc-damaged.zip", "member 'train.csv' is damaged"],
                        id="crc-damaged-zip")]
 CASES += [pytest.param("digit-recognizer", f"{name}.zip", [f"{name}.zip", *expected], id=name)
           for name, expected in HOSTILE_MESSAGES.items()]
+CASES += [pytest.param("digit-recognizer", "sample-wrong-header.zip", [
+    "sample-wrong-header.zip: sample_submission.csv: wrong header ['Id', 'Label']; the spec expects ['ImageId', "
+    "'Label'] (submission_id_column and submission_label_column)"], id="sample-wrong-header"),
+          pytest.param("digit-recognizer", "sample-one-row-short.zip", [
+              "sample-one-row-short.zip: sample_submission.csv: 19 rows, but the test set has 20 images (as "
+              "digit-recognizer-solution.csv has); id '20' is missing from it; expected one row per test id"],
+              id="sample-one-row-short")]
 
 
 SOLUTIONS = {  # solution file: (edit of the good solution, what the one error line must say)
@@ -163,11 +194,12 @@ def assert_one_error_line(result, exit_code: int, expected: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def data_template(digits_store, files, tmp_path_factory) -> Path:
+def data_template(digits_store, files, practice, tmp_path_factory) -> Path:
     """A data folder where commands have something to work on: the digits competition, downloaded (its sample
     submission at hand for `submit`), and the raw files of two Kaggle competitions whose train.csv is empty or
     only a header (for `spec --backend kaggle`, which infers a spec from the files already there)."""
     from tasks.backends import open_local_backend
+    from tasks.backends.local import create_local_competition, spec_for_zip
     from tasks.paths import DataPaths
 
     root = tmp_path_factory.mktemp("bad-input-data") / "data"
@@ -181,6 +213,16 @@ def data_template(digits_store, files, tmp_path_factory) -> Path:
         train.write_text(text if text is not None else train.read_text().splitlines()[0] + "\n")
     sample = pd.read_csv(paths.raw("digits") / "sample_submission.csv", dtype=str)
     sample.rename(columns={"ImageId": "Id"}).to_csv(files / "wrong-header.csv", index=False)
+    for name, local in (("aerial-cactus-identification", "cactus"), ("planet-understanding-the-amazon-from-space",
+                                                                     "planet")):
+        archive, solution = practice[name]
+        backend = create_local_competition(paths.local(local), local, spec_for_zip(local, archive)[0], archive,
+                                           solution)
+        sample = pd.read_csv(backend.download(paths.raw(local)) / backend.spec.sample_submission, dtype=str)
+        column = backend.spec.submission_label_column
+        sample[column] = ["0.2", "1.5", *sample[column].iloc[2:]] if local == "cactus" else \
+            ["animal", "animal fins", *sample[column].iloc[2:]]
+        sample.to_csv(files / f"{local}-bad-answer.csv", index=False)
     return root
 
 
@@ -193,7 +235,7 @@ COMMANDS = [  # arguments ({files}: the module's files), exit code, what the one
                  ["backbone 'file:model.h5': expected file:PATH.keras"], id="backbone-file-not-keras"),
     pytest.param(["run", "digits", "--member", "softmax", "--view", "sideways"], 1,
                  ["unknown view 'sideways' (--view)", "['identity', 'flip']"], id="unknown-view"),
-    pytest.param(["run", "nope"], 1, ["no local competition 'nope'", "known: ['digits']",
+    pytest.param(["run", "nope"], 1, ["no local competition 'nope'", "known: ['cactus', 'digits', 'planet']",
                                       "headstart local create nope"], id="run-unknown-local-competition"),
     pytest.param(["run", "digits", "--folds", "0"], 2, ["'--folds'", "greater than or equal to 2", "--help"],
                  id="folds-zero"),
@@ -208,6 +250,12 @@ COMMANDS = [  # arguments ({files}: the module's files), exit code, what the one
     pytest.param(["submit", "digits", "{files}/wrong-header.csv"], 1,
                  ["wrong-header.csv: wrong header ['Id', 'Label']; expected ['ImageId', 'Label']"],
                  id="submission-wrong-header"),
+    pytest.param(["submit", "cactus", "{files}/cactus-bad-answer.csv"], 1,
+                 ["cactus-bad-answer.csv: row 3, column 'has_cactus': '1.5' is not a probability in [0, 1]"],
+                 id="submission-probability-over-one"),
+    pytest.param(["submit", "planet", "{files}/planet-bad-answer.csv"], 1,
+                 ["planet-bad-answer.csv: row 3, column 'tags': tag 'fins' is not one of the tags ['animal', "
+                  "'four_legs',"], id="submission-tag-not-in-training"),
     pytest.param(["spec", "empty-train", "--backend", "kaggle", "--write"], 1,
                  ["01_raw/kaggle/empty-train/train.csv: empty file; expected a CSV with a header row"], id="train-csv-empty"),
     pytest.param(["spec", "header-only-train", "--backend", "kaggle", "--write"], 1,
@@ -295,7 +343,8 @@ DATA = {  # name: (layout, file, its edit, what the error must say)
 @pytest.mark.parametrize("name", sorted(DATA))
 def test_bad_competition_files_are_one_clear_error(tmp_path, name):
     """What indexing (the first step of `headstart run`) says about a competition's files."""
-    from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER, load_competition
+    from tasks.competitions import CIFAR_10, DIGIT_RECOGNIZER
+    from tasks.layouts import load_competition
     from tests.factories import write_cifar, write_digit_recognizer
 
     layout, file_name, edit, expected = DATA[name]
@@ -308,3 +357,86 @@ def test_bad_competition_files_are_one_clear_error(tmp_path, name):
         load_competition(DIGIT_RECOGNIZER if layout == "digits" else CIFAR_10, raw)
     assert all(part in str(caught.value) for part in expected), caught.value
     assert "np." not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory) -> dict:
+    """Small practice competitions of four task types (tasks/backends/practice_layouts.py), zipped, and two layouts
+    that can be read two ways."""
+    from tasks.backends.practice_layouts import build_practice, digit_pairs, pattern_source
+
+    root = tmp_path_factory.mktemp("bad-input-practice")
+    sources = {"cifar": pattern_source(300, size=8), "mnist": pattern_source(200, size=8, channels=1,
+                                                                             class_names=tuple("0123456789"))}
+    sources["digit-pairs"] = digit_pairs(sources["mnist"], 200)
+    built = {name: build_practice(name, sources[kind], root) for name, kind in (
+        ("aerial-cactus-identification", "cifar"), ("planet-understanding-the-amazon-from-space", "cifar"),
+        ("aptos2019-blindness-detection", "mnist"), ("humpback-whale-identification", "digit-pairs"),
+        ("dogs-vs-cats-redux-kernels-edition", "cifar"))}
+    for name, (_, solution) in built.items():
+        for case, (practice_name, edit, _, _) in TASK_CASES.items():
+            if practice_name == name and edit:
+                edit(pd.read_csv(solution, dtype=str, keep_default_na=False)).to_csv(root / f"{case}.csv", index=False)
+    cats, _ = built["dogs-vs-cats-redux-kernels-edition"]
+    with zipfile.ZipFile(cats) as zipped, zipfile.ZipFile(io.BytesIO(zipped.read("train.zip"))) as train:
+        image = train.read("train/cat.0.jpg")
+        entries = {info.filename: train.read(info) for info in train.infolist()}
+    nested = io.BytesIO()
+    with zipfile.ZipFile(nested, "w") as train:
+        for name, data in {**entries, "train/extra/cat.jpg": image}.items():
+            train.writestr(name, data)
+    _replaced(cats, root / "layout-two-ways.zip", "train.zip", nested.getvalue())
+    planet, _ = built["planet-understanding-the-amazon-from-space"]
+    with zipfile.ZipFile(planet) as zipped:
+        first = zipped.read("test-jpg/test_0.jpg")
+    _with_member(planet, root / "test-folders-two-ways.zip", ("test-jpg-additional/test_0.jpg", first))
+    return {**built, "root": root}
+
+
+def _row(column: str, value: str):
+    return lambda frame: frame.assign(**{column: [frame[column].iloc[0], value, *frame[column].iloc[2:]]})
+
+
+TASK_CASES = {  # case: (practice competition, edit of its solution, options, what the one error line must say)
+    "solution-tag-not-in-training": ("planet-understanding-the-amazon-from-space", _row("tags", "animal fins"), [],
+                                     ["solution-tag-not-in-training.csv: row 3, column 'tags': tag 'fins' is not one "
+                                      "of the tags ['animal', 'four_legs', 'has_wings',"]),
+    "solution-five-grades": ("aptos2019-blindness-detection", _row("diagnosis", "1 2 3 4 0"), [],
+                             ["solution-five-grades.csv: row 3, column 'diagnosis': '1 2 3 4 0' holds 5 labels; "
+                              "expected one"]),
+    "solution-grade-out-of-range": ("aptos2019-blindness-detection", _row("diagnosis", "7"), [],
+                                    ["solution-grade-out-of-range.csv: row 3, column 'diagnosis': grade '7' is not one "
+                                     "of the grades ['0', '1', '2', '3', '4']"]),
+    "solution-five-whales": ("humpback-whale-identification", _row("Id", "new_whale new_whale new_whale new_whale "
+                                                                   "new_whale"), [],
+                             ["solution-five-whales.csv: row 3, column 'Id': ", "holds 5 labels; expected one"]),
+    "metric-unknown": ("aerial-cactus-identification", None, ["--metric", "auc"],
+                       ["--metric 'auc': known metrics are accuracy, log_loss, roc_auc, f1_micro, f1_macro, mean_f1, "
+                        "mean_f2, map@1,", "quadratic_weighted_kappa"]),
+    "metric-not-for-the-files": ("aerial-cactus-identification", None, ["--metric", "quadratic_weighted_kappa"],
+                                 ["aerial-cactus-identification.zip", "metric quadratic_weighted_kappa scores ordinal "
+                                  "competitions, but the files read as a binary one (submission form probability)",
+                                  "set metric and task in a spec.toml and pass it with --spec"]),
+    "layout-two-ways": ("layout-two-ways", None, [],
+                        ["layout-two-ways.zip", "train/ holds 1 folders and", "files, and no CSV names the training "
+                         "labels; set layout in a spec.toml"]),
+    "test-folders-two-ways": ("test-folders-two-ways", None, [],
+                              ["test-folders-two-ways.zip", "could not tell the folder of test images (found test-jpg, "
+                               "test-jpg-additional; 2 hold the sample's first id 'test_0'); set test_images"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TASK_CASES))
+def test_bad_task_input_is_one_clear_error(practice, tmp_path, case):
+    """`local create` with no --spec: a solution in the wrong form for its task, a metric not in the list or not
+    for the files, a layout that can be read two ways."""
+    name, edit, options, expected = TASK_CASES[case]
+    archive = practice[name][0] if name in practice else practice["root"] / f"{name}.zip"
+    solution = practice["root"] / f"{case}.csv" if edit else practice.get(name, (None, practice[
+        "dogs-vs-cats-redux-kernels-edition"][1] if name == "layout-two-ways" else practice[
+        "planet-understanding-the-amazon-from-space"][1]))[1]
+    data_dir = tmp_path / "data"
+    result = CliRunner().invoke(app, ["local", "create", "x", "--from", str(archive), "--solution", str(solution),
+                                      *options, "--data-dir", str(data_dir)])
+    assert_one_error_line(result, 1, expected)
+    assert not data_dir.exists() or not list(data_dir.rglob("*.*")), list(data_dir.rglob("*"))

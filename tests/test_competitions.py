@@ -8,13 +8,12 @@ from tasks.competitions import (
     BUILTIN_SPECS,
     CIFAR_10,
     DIGIT_RECOGNIZER,
-    load_competition,
     load_spec_file,
     resolve_spec,
     unpack_archive,
-    unpack_image_archives,
 )
 from tasks.errors import CompetitionDataError, SpecError
+from tasks.layouts import load_competition, unpack_image_archives
 from tests.factories import write_cifar, write_digit_recognizer
 
 
@@ -196,3 +195,89 @@ def test_a_large_archive_unpacks_under_a_progress_bar(tmp_path, monkeypatch):
     assert len(list((tmp_path / "out" / "train").iterdir())) == MANY_FILES
     assert heard[0] == ("unpacking many.zip", 0, MANY_FILES) and heard[-1] == ("unpacking many.zip", MANY_FILES, MANY_FILES)
     assert len(heard) <= 22  # every 5 %, not every file
+
+
+def _folder_spec(layout, **changes):
+    from tasks.competitions import spec_from_dict
+
+    values = {"slug": "x", "layout": layout, "class_names": ["cat", "dog"], "sample_submission": "sample.csv",
+              "submission_id_column": "id", "train_images": "train", "test_images": "test", "train_csv": None,
+              "image_extension": ".png", **changes}
+    return spec_from_dict(values)
+
+
+def _image(path, value=100):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (6, 6), (value, value, value)).save(path)
+
+
+def test_class_folders_and_labels_in_file_names(tmp_path):
+    for name in ("cat/a.png", "cat/b.png", "dog/c.png"):
+        _image(tmp_path / "folders" / "train" / name)
+    for name in ("cat.0.png", "cat.1.png", "dog.0.png"):
+        _image(tmp_path / "names" / "train" / name)
+    for root in ("folders", "names"):
+        _image(tmp_path / root / "test" / "1.png")
+        pd.DataFrame({"id": ["1"], "label": ["cat"]}).to_csv(tmp_path / root / "sample.csv", index=False)
+    folders = load_competition(_folder_spec("class_folders"), tmp_path / "folders")
+    assert folders.train_ids.tolist() == ["a", "b", "c"] and folders.train_labels.tolist() == [0, 0, 1]
+    names = load_competition(_folder_spec("filename_labels"), tmp_path / "names")
+    assert names.train_ids.tolist() == ["cat.0", "cat.1", "dog.0"] and names.train_labels.tolist() == [0, 0, 1]
+    assert names.test_images[0].endswith("test/1.png")
+    _image(tmp_path / "folders" / "train" / "bird" / "d.png")
+    with pytest.raises(CompetitionDataError, match=r"train/bird/d.png: label 'bird' \(from its folder's name\) is not one "
+                                                   r"of the classes \['cat', 'dog'\]"):
+        load_competition(_folder_spec("class_folders"), tmp_path / "folders")
+    _image(tmp_path / "names" / "train" / "stray.png")
+    (tmp_path / "names" / "train" / "stray.png").rename(tmp_path / "folders" / "train" / "stray.png")
+    with pytest.raises(CompetitionDataError, match=r"train/stray.png: a file beside the class folders"):
+        load_competition(_folder_spec("class_folders"), tmp_path / "folders")
+
+
+def test_test_images_in_several_folders(tmp_path):
+    for name in ("cat.0.png", "dog.0.png"):
+        _image(tmp_path / "train" / name)
+    _image(tmp_path / "test" / "1.png")
+    _image(tmp_path / "more" / "2.png")
+    pd.DataFrame({"id": ["1", "2"], "label": ["cat", "cat"]}).to_csv(tmp_path / "sample.csv", index=False)
+    spec = _folder_spec("filename_labels", extra_test_images=["more"])
+    assert [path.split("/")[-2] for path in load_competition(spec, tmp_path).test_images] == ["test", "more"]
+    _image(tmp_path / "more" / "1.png")
+    with pytest.raises(CompetitionDataError, match=r"sample.csv: row 2: id '1' has an image in both test/ and more/"):
+        load_competition(spec, tmp_path)
+    (tmp_path / "more" / "2.png").unlink()
+    (tmp_path / "more" / "1.png").unlink()
+    with pytest.raises(CompetitionDataError, match=r"2.png: missing image for id '2' \(looked in test/, more/\)"):
+        load_competition(spec, tmp_path)
+
+
+def test_a_pixel_test_csv_is_matched_by_its_id_column(digit_files):
+    import dataclasses
+
+    spec = dataclasses.replace(DIGIT_RECOGNIZER, test_id_column="ImageId")
+    test = pd.read_csv(digit_files / "test.csv")
+    test = pd.concat([pd.DataFrame({"ImageId": range(1, len(test) + 1)}), test], axis=1)
+    test.iloc[::-1].to_csv(digit_files / "test.csv", index=False)  # rows in another order than the sample's
+    data = load_competition(spec, digit_files)
+    assert np.array_equal(data.test_pixels[0].reshape(-1), test.iloc[0, 1:].to_numpy())
+    test.assign(ImageId=test["ImageId"].replace(3, 300)).to_csv(digit_files / "test.csv", index=False)
+    with pytest.raises(CompetitionDataError, match=r"test.csv: row 4, column 'ImageId': id '300' is not in "
+                                                   r"sample_submission.csv"):
+        load_competition(spec, digit_files)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"task": "binary", "metric": "accuracy"}, "metric accuracy does not fit task binary"),
+    ({"task": "binary", "submission_form": "probability", "metric": "roc_auc"},
+     "a binary competition has two classes (negative, positive), got 10"),
+    ({"task": "multilabel", "submission_form": "label", "metric": "mean_f2"},
+     "a multilabel competition's submission_form is one of ('tags',)"),
+    ({"metric": "map@11"}, "metric must be one of accuracy, log_loss"),
+])
+def test_a_spec_checks_its_task(changes, message):
+    from tasks.competitions import spec_from_dict
+
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        spec_from_dict({**DIGIT_RECOGNIZER.to_dict(), **changes})

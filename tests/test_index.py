@@ -79,3 +79,40 @@ def test_a_grey_first_image_and_mixed_sizes_still_make_one_colour_batch_shape(tm
                                  same_size=index.same_size).as_numpy_iterator())
     assert [batch.shape for batch in batches] == [(16, 8, 8, 3), (14, 8, 8, 3)]
     assert np.allclose(batches[0][0], 90)  # the grey image, repeated into three channels
+
+
+def test_multilabel_folds_spread_every_tag():
+    """Tags stratified by each row's rarest tag: a tag on 9 of 300 rows lands 3 to a fold, not by chance."""
+    rng = np.random.default_rng(0)
+    tags = (rng.uniform(size=(300, 4)) < [0.6, 0.3, 0.1, 0.0]).astype(np.int8)
+    tags[rng.choice(300, 9, replace=False), 3] = 1
+    folds = assign_folds(tags, folds=3, seed=0)
+    assert max(np.bincount(folds)) - min(np.bincount(folds)) <= 2
+    assert [int(tags[folds == fold, 3].sum()) for fold in range(3)] == [3, 3, 3]
+
+
+def test_ranking_folds_take_classes_seen_once():
+    """Whale-like labels (most classes seen once) fold without error; the common classes stay stratified."""
+    labels = np.concatenate([np.zeros(30, int), np.ones(30, int), np.arange(2, 42)])
+    folds = assign_folds(labels, folds=3, seed=0, merge_rare=True)
+    assert [int((labels[folds == fold] == 0).sum()) for fold in range(3)] == [10, 10, 10]
+    with pytest.raises(CompetitionDataError, match="class index 2 has 1 training examples"):
+        assign_folds(labels, folds=3, seed=0)
+
+
+def test_multilabel_targets_are_stored_beside_the_index(tmp_path):
+    import dataclasses
+
+    import pandas as pd
+
+    write_cifar(tmp_path / "raw")
+    tags = ["animal", "vehicle", "wings"]
+    frame = pd.read_csv(tmp_path / "raw" / "trainLabels.csv")
+    frame["label"] = ["animal wings" if i % 3 == 0 else "vehicle" if i % 3 == 1 else "animal" for i in range(30)]
+    frame.to_csv(tmp_path / "raw" / "trainLabels.csv", index=False)
+    spec = dataclasses.replace(CIFAR_10, task="multilabel", class_names=tuple(tags), submission_form="tags",
+                               metric="mean_f2")
+    index = read_index(ensure_index(spec, tmp_path / "raw", tmp_path / "index", folds=3, seed=0))
+    assert index.task == "multilabel" and index.targets().shape == (30, 3)
+    assert index.targets()[:3].tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
+    assert (index.split("train")["label"] == -1).all() and index.metadata["class_counts"] == [20, 10, 10]

@@ -8,9 +8,9 @@ from tasks.competitions import (
     CIFAR_10,
     DIGIT_RECOGNIZER,
     CompetitionDataError,
-    load_competition,
 )
 from tasks.errors import ConfigError, NotFoundError, QuotaError
+from tasks.layouts import load_competition
 from tests.factories import kaggle_zip
 
 
@@ -128,3 +128,32 @@ def test_probability_submissions_are_scored_by_log_loss():
     uniform = pd.DataFrame({"ImageId": ["1", "2"], **{str(d): [0.1, 0.1] for d in range(10)}})
     assert score_submission(certain, solution, spec) == pytest.approx({"public": 0.0, "private": 0.0}, abs=1e-9)
     assert score_submission(uniform, solution, spec)["public"] == pytest.approx(np.log(10))
+
+
+_BASE = {key: value for key, value in DIGIT_RECOGNIZER.to_dict().items() if key not in ("metric", "submission_form")}
+
+
+def _spec(**changes):
+    from tasks.competitions import spec_from_dict
+
+    return spec_from_dict({**_BASE, "submission_id_column": "id",
+                           "submission_label_column": "answer", **changes})
+
+
+@pytest.mark.parametrize("changes, truth, answers, expected", [
+    ({"task": "binary", "class_names": ["cat", "dog"]}, ["0", "1", "dog", "cat"], ["0.2", "0.5", "0.9", "0.6"],
+     0.75),  # AUC: 3 of the 4 (positive, negative) pairs ordered right
+    ({"task": "multilabel", "class_names": ["a", "b", "c"]}, ["a b", "c", "a", "b c"], ["a", "c", "a b", ""],
+     (5 / 9 + 1 + 5 / 6 + 0) / 4),  # F2 per row: tp 1 fn 1; exact; tp 1 fp 1; nothing found
+    ({"task": "ranking", "class_names": list("abcdef"), "metric": "map@5"}, ["a", "b", "c", "d"],
+     ["a b", "c b", "d e f", "a b c d e"], (1 + 1 / 2 + 0 + 1 / 4) / 4),
+    ({"task": "ordinal", "class_names": ["0", "1", "2"]}, ["0", "1", "2", "2"], ["0", "1", "2", "2"], 1.0),
+])
+def test_every_task_is_scored_from_its_forms(changes, truth, answers, expected):
+    from tasks.backends.local import score_submission
+
+    spec = _spec(**changes)
+    ids = ["1", "2", "3", "4"]
+    solution = pd.DataFrame({"id": ids, "answer": truth, "Usage": "Public"})
+    scores = score_submission(pd.DataFrame({"id": ids[::-1], "answer": answers[::-1]}), solution, spec)
+    assert scores == {"public": pytest.approx(expected), "private": None}

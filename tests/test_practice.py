@@ -8,8 +8,8 @@ from tasks.backends.practice import (
     ensure_digits,
     upsample_digits,
 )
-from tasks.competitions import load_competition
 from tasks.errors import ConfigError
+from tasks.layouts import load_competition
 
 
 def test_upsampled_digits_look_like_mnist():

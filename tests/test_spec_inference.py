@@ -72,16 +72,27 @@ def test_one_column_per_class_means_probabilities_and_log_loss(tmp_path):
 
 
 @pytest.mark.parametrize("hint, metric", [
-    ("Categorization Accuracy", "accuracy"), ("accuracy", "accuracy"), ("Multi Class Log Loss", "log_loss"),
-    ("Log Loss", "log_loss"), ("logloss", "log_loss"), ("MeanFScore", None), (None, None),
+    ("Categorization Accuracy", "accuracy"), ("accuracy", "accuracy"), ("CategorizationAccuracy", "accuracy"),
+    ("Multi Class Log Loss", "log_loss"), ("Log Loss", "log_loss"), ("logloss", "log_loss"),
+    ("MulticlassLoss", "log_loss"), ("Area Under Receiver Operating Characteristic Curve", "roc_auc"),
+    ("AUC", "roc_auc"), ("roc_auc", "roc_auc"), ("Micro-averaged F1-Score", "f1_micro"), ("MacroFScore", "f1_macro"),
+    ("MeanFScoreBeta", "mean_f2"), ("MeanFScore", "mean_f1"), ("Mean F1 Score", "mean_f1"), ("mean_f2", "mean_f2"),
+    ("MAP@{K}", "map@5"), ("MAP@3", "map@3"), ("map@10", "map@10"), ("Mean Average Precision @ 5", "map@5"),
+    ("Quadratic Weighted Kappa", "quadratic_weighted_kappa"), ("QuadraticWeightedKappa", "quadratic_weighted_kappa"),
+    ("RMSE", None), ("MAP@12", None), ("Dice", None), (None, None), ("", None),
 ])
 def test_kaggle_metric_names(hint, metric):
     assert metric_from_hint(hint) == metric
 
 
+def test_map_at_k_takes_its_k_from_the_sample_when_kaggle_does_not_say():
+    assert metric_from_hint("MAP@{K}", k=3) == "map@3" and metric_from_hint("MAP@7", k=3) == "map@7"
+
+
 def test_log_loss_with_one_answer_column_names_the_keys(tmp_path):
     write_digit_recognizer(tmp_path)
-    with pytest.raises(SpecError, match=r"Kaggle scores it by 'Log Loss'.*set metric and submission_form in"):
+    with pytest.raises(SpecError, match=r"metric log_loss scores probabilities, but the sample submission has one "
+                                        r"answer column \(ImageId, Label\).*set metric and submission_form in"):
         infer_spec("x", tmp_path, metric_hint="Log Loss")
 
 
@@ -136,7 +147,7 @@ def test_keys_set_in_spec_toml_are_taken_and_the_rest_inferred(tmp_path, caplog)
     assert spec.label_column == "kind" and spec.class_names == CIFAR_10.class_names
     assert saved_spec("x", tmp_path) == spec == load_spec_file(tmp_path / SPEC_FILE)
     assert [record.getMessage() for record in caplog.records] == [
-        f"spec of 'x': image_folder from trainLabels.csv, 10 classes (airplane, automobile, bird, cat, deer, ...); "
+        f"spec of 'x': image_folder from trainLabels.csv, multiclass, 10 classes (airplane, automobile, bird, cat, deer, ...); "
         f"submission sampleSubmission.csv: id + label; metric accuracy (Kaggle: Categorization Accuracy); "
         f"written to {tmp_path / SPEC_FILE}: edit it to change anything"]
 
@@ -205,7 +216,7 @@ def test_a_kaggle_run_without_a_spec_infers_and_saves_one(hosted, tmp_path, capl
     assert load_spec_file(saved) == DIGIT_RECOGNIZER.with_slug("digits")
     assert "GetCompetition" in [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
     assert [record.getMessage() for record in caplog.records if "spec of 'digits'" in record.getMessage()] == [
-        f"spec of 'digits': pixels_csv from train.csv, 10 classes (0, 1, 2, 3, 4, ...); submission "
+        f"spec of 'digits': pixels_csv from train.csv, multiclass, 10 classes (0, 1, 2, 3, 4, ...); submission "
         f"sample_submission.csv: ImageId + Label; metric accuracy (Kaggle: accuracy); written to {saved}: "
         "edit it to change anything"]
     submission = json.loads(run_json.read_text())["submission"]
@@ -223,3 +234,55 @@ def test_a_notebook_mount_without_a_spec_infers_one(tmp_path):
     backend.download(tmp_path / "raw")
     assert backend.spec == DIGIT_RECOGNIZER.with_slug("mounted") == load_spec_file(tmp_path / "raw" / SPEC_FILE)
     assert not (tmp_path / "input" / SPEC_FILE).exists()  # the mount stays as it was
+
+
+def _task(columns, answers, labels, given=None, metric=None, single=False):
+    from tasks.task_inference import infer_task
+
+    return infer_task(columns, None if answers is None else pd.Series(answers), pd.Series(labels), given or {},
+                      metric, single)
+
+
+@pytest.mark.parametrize("columns, answers, labels, expected", [
+    (["id", "label"], ["0"], ["0", "1", "2", "9"], ("multiclass", "label", "accuracy")),  # digits: 10 classes
+    (["id", "diagnosis"], ["0"], ["0", "1", "2", "3", "4"], ("ordinal", "label", "quadratic_weighted_kappa")),
+    (["id", "has_cactus"], ["0.5"], ["0", "1"], ("binary", "probability", "roc_auc")),
+    (["id", "label"], ["0"], ["0", "1"], ("multiclass", "label", "accuracy")),  # 0 could be a label: not a probability
+    (["image_name", "tags"], ["primary clear"], ["haze primary", "clear"], ("multilabel", "tags", "mean_f2")),
+    (["Image", "Id"], ["new_whale w_1 w_2"], ["w_1", "w_2", "new_whale"], ("ranking", "ranked", "map@3")),
+    # in a CSV, labels with spaces read as tags (set task = "multiclass" if they are names): folder names never do
+    (["file", "species"], ["Sugar beet"], ["Sugar beet", "Maize"], ("multilabel", "tags", "mean_f2")),
+    (["id", "a", "b", "c"], None, ["a", "b"], ("multiclass", "probabilities", "log_loss")),
+])
+def test_the_task_from_the_sample_and_the_labels(columns, answers, labels, expected):
+    task = _task(columns, answers, labels)
+    assert (task["task"], task["submission_form"], task["metric"]) == expected
+
+
+def test_folder_names_are_never_tags_and_a_class_name_may_hold_spaces():
+    task = _task(["file", "species"], ["Sugar beet"], ["Sugar beet", "Maize", "Fat Hen"], single=True)
+    assert (task["task"], task["class_names"]) == ("multiclass", ("Fat Hen", "Maize", "Sugar beet"))
+
+
+def test_a_given_metric_picks_between_readings():
+    assert _task(["id", "label"], ["0"], list("0123456789"), metric="quadratic_weighted_kappa")["task"] == "ordinal"
+    assert _task(["id", "grade"], ["0"], list("01234"), metric="accuracy")["task"] == "ordinal"
+    ranked = _task(["Image", "Id"], ["w_1"], ["w_1", "w_2", "w_3"], metric="map@3")
+    assert (ranked["task"], ranked["submission_form"]) == ("ranking", "ranked")
+    assert _task(["id", "label"], ["0"], list("01234"), given={"task": "multiclass"})["metric"] == "accuracy"
+
+
+def test_kannada_mnist_layout(tmp_path, caplog):
+    """A test CSV whose id column is the sample's (`id`), and a second labelled pixel CSV noted, not used."""
+    write_digit_recognizer(tmp_path)
+    for name in ("test.csv",):
+        _rewrite(tmp_path / name, lambda frame: frame.assign(id=range(len(frame)))[["id", *frame.columns]])
+    _rewrite(tmp_path / "sample_submission.csv", lambda frame: frame.rename(columns={"ImageId": "id", "Label":
+                                                                                     "label"}))
+    (tmp_path / "Dig-MNIST.csv").write_text((tmp_path / "train.csv").read_text())
+    with caplog.at_level(logging.WARNING, logger="headstart"):
+        spec = infer_spec("kannada", tmp_path)
+    assert (spec.test_id_column, spec.id_column, spec.extra_train_csvs) == ("id", None, ())
+    assert [record.getMessage() for record in caplog.records] == [
+        'Dig-MNIST.csv also holds labelled images: set extra_train_csvs = ["Dig-MNIST.csv"] in the spec to train on '
+        "them too"]

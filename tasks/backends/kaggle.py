@@ -23,7 +23,6 @@ from tasks.competitions import (
     resolve_spec,
     spec_from_dict,
     unpack_archive,
-    unpack_image_archives,
 )
 from tasks.errors import (
     AccessDeniedError,
@@ -35,6 +34,7 @@ from tasks.errors import (
     UploadError,
 )
 from tasks.files import atomic_write_json, poll, sha256_file
+from tasks.layouts import unpack_image_archives
 from tasks.spec_inference import infer_and_save_spec, saved_spec
 
 # Kaggle's "Generate New Token" (Settings > API) makes an access token; kaggle.json needs a legacy API key

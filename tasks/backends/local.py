@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -15,36 +16,24 @@ import pandas as pd
 from tasks.archives import check_zip
 from tasks.backends.base import Capabilities
 from tasks.competitions import (
+    BUILTIN_SPECS,
     CompetitionSpec,
+    load_spec_file,
     read_csv,
+    resolve_spec,
     spec_from_dict,
     unpack_archive,
-    unpack_image_archives,
 )
-from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError
+from tasks.errors import CompetitionDataError, ConfigError, NotFoundError, QuotaError, SpecError
 from tasks.files import JsonLines, atomic_write_json, sha256_file
-from tasks.metrics import higher_is_better, score_probabilities
+from tasks.layouts import unpack_image_archives
+from tasks.metrics import get_metric, higher_is_better
+from tasks.scoring import USAGE_COLUMN, checked_sample, checked_solution, score_submission, solution_targets
+from tasks.spec_inference import REQUIRED_KEYS, describe_spec, infer_spec, read_spec_file_values
 from tasks.submission import read_submission, validate_submission
 
-USAGE_COLUMN = "Usage"
+__all__ = ["LocalBackend", "create_local_competition", "score_submission", "spec_for_zip", "split_public_private"]
 DEFAULT_DAILY_LIMIT = 5
-
-
-def score_submission(submission: pd.DataFrame, solution: pd.DataFrame, spec: CompetitionSpec) -> dict:
-    """Public and private scores of a validated submission (rows aligned by id) by the spec's metric."""
-    aligned = solution.set_index(spec.submission_id_column).loc[submission[spec.submission_id_column]]
-    class_index = {name: index for index, name in enumerate(spec.class_names)}
-    truth = aligned[spec.submission_label_column].map(class_index).to_numpy()
-    if spec.submission_form == "label":  # a label is a certain prediction: one-hot probabilities
-        probabilities = np.eye(spec.num_classes)[submission[spec.submission_label_column].map(class_index)]
-    else:
-        probabilities = submission[list(spec.class_names)].to_numpy(dtype=np.float64)
-    scores = {}
-    for usage in ("Public", "Private"):
-        rows = (aligned[USAGE_COLUMN] == usage).to_numpy()
-        scores[usage.lower()] = score_probabilities(truth[rows], probabilities[rows], spec.metric) if rows.any() \
-            else None
-    return scores
 
 
 class LocalBackend:
@@ -160,11 +149,19 @@ class LocalBackend:
                 for rank, r in enumerate(ranked, start=1)]
 
 
-def split_public_private(ids: np.ndarray, public_fraction: float, seed: int) -> np.ndarray:
-    """The Usage column: a random `public_fraction` of the test ids are Public, the rest Private."""
+def split_public_private(ids: np.ndarray, public_fraction: float, seed: int,
+                         strata: np.ndarray | None = None) -> np.ndarray:
+    """The Usage column: a random `public_fraction` of the test ids are Public, the rest Private; with `strata`
+    (a binary competition's truth: ROC AUC needs both classes on each board), that fraction of each stratum."""
     usage = np.full(len(ids), "Private", dtype=object)
     rng = np.random.default_rng(seed)
-    usage[rng.permutation(len(ids))[: max(1, round(public_fraction * len(ids)))]] = "Public"
+    if strata is None:
+        usage[rng.permutation(len(ids))[: max(1, round(public_fraction * len(ids)))]] = "Public"
+        return usage
+    for stratum in np.unique(strata):
+        rows = rng.permutation(np.flatnonzero(strata == stratum))
+        usage[rows[: min(max(1, round(public_fraction * len(rows))), len(rows) - 1) if len(rows) > 1 else 0]] = \
+            "Public"
     return usage
 
 
@@ -185,7 +182,11 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
             raise CompetitionDataError(f"{public_zip}: has no {spec.sample_submission} (the spec's sample submission)")
         with zipped.open(spec.sample_submission) as stream:
             sample = pd.read_csv(stream, dtype=str, keep_default_na=False)
-    solution = _checked_solution(solution_csv, sample, spec, public_fraction, seed)
+        source = f"{public_zip}: {spec.sample_submission}"
+        sample = checked_sample(sample, spec, source)
+        test_count = _test_count(zipped, spec)
+    solution = checked_solution(solution_csv, sample, spec, source, test_count)
+    solution = _with_usage(solution_csv, solution, spec, public_fraction, seed)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.creating-"))  # one per process
     (staging / "public").mkdir()
@@ -202,37 +203,72 @@ def create_local_competition(root: Path, name: str, spec: CompetitionSpec, publi
     return LocalBackend(root)
 
 
-def _checked_solution(path: Path, sample: pd.DataFrame, spec: CompetitionSpec,
-                      public_fraction: float, seed: int) -> pd.DataFrame:
+def _with_usage(path: Path, solution: pd.DataFrame, spec: CompetitionSpec, public_fraction: float, seed: int
+                ) -> pd.DataFrame:
     id_column, label_column = spec.submission_id_column, spec.submission_label_column
-    solution = read_csv(path, [id_column, label_column])
-    unknown = ~solution[label_column].isin(spec.class_names)
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {label_column!r}: label "
-                                   f"{solution[label_column].iloc[row]!r} is not one of {list(spec.class_names)}")
-    _check_solution_ids(path, solution[id_column], sample[id_column], id_column)
     if USAGE_COLUMN not in solution.columns:
-        solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed)
+        strata = solution_targets(solution[label_column], spec, str(path)) if spec.task == "binary" else None
+        solution[USAGE_COLUMN] = split_public_private(solution[id_column].to_numpy(), public_fraction, seed, strata)
     elif not solution[USAGE_COLUMN].isin(["Public", "Private"]).all():
         raise CompetitionDataError(f"{path}: column {USAGE_COLUMN!r} must hold 'Public' or 'Private'")
     return solution[[id_column, label_column, USAGE_COLUMN]]
 
 
-def _check_solution_ids(path: Path, ids: pd.Series, sample_ids: pd.Series, column: str) -> None:
-    """The solution's ids are exactly the sample submission's: name the first duplicated, unknown or missing id."""
-    duplicated = ids.duplicated()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: duplicate id {ids.iloc[row]!r} "
-                                   f"(also at row {first + 2}); each of the sample submission's ids appears once")
-    unknown = ~ids.isin(set(sample_ids))
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise CompetitionDataError(f"{path}: row {row + 2}, column {column!r}: id {ids.iloc[row]!r} is not in the "
-                                   "sample submission")
-    missing = sample_ids[~sample_ids.isin(set(ids))]
-    if len(missing):
-        raise CompetitionDataError(f"{path}: column {column!r}: {len(missing)} of the sample submission's ids are "
-                                   f"missing, the first {missing.iloc[0]!r}")
+def _test_count(zipped: zipfile.ZipFile, spec: CompetitionSpec) -> int | None:
+    """How many test examples the public zip holds (rows of the test CSV, or files in the test folders, also
+    inside a nested <folder>.zip); None where it cannot tell cheaply."""
+    names = set(zipped.namelist())
+    if spec.layout == "pixels_csv":
+        if spec.test_csv not in names:
+            return None
+        with zipped.open(spec.test_csv) as stream:
+            return sum(1 for line in stream if line.strip()) - 1
+    count = 0
+    for folder in (spec.test_images, *spec.extra_test_images):
+        inside = [name for name in names if name.startswith(f"{folder}/") and not name.endswith("/")]
+        if not inside and f"{folder}.zip" in names:
+            with zipped.open(f"{folder}.zip") as stream, zipfile.ZipFile(stream) as nested:
+                inside = [name for name in nested.namelist() if not name.endswith("/")]
+        if not inside:
+            return None
+        count += len(inside)
+    return count
+
+
+DEFAULT_WHY = {"label": "labels", "probabilities": "one column per class", "probability": "one probability column",
+               "tags": "space-separated tags", "ranked": "several space-separated labels"}
+
+
+def spec_for_zip(name: str, public_zip: Path, spec: CompetitionSpec | dict | None = None,
+                 metric: str | None = None) -> tuple[CompetitionSpec, list[str]]:
+    """The spec of a Kaggle-layout zip: `spec` as given (with `metric` if given), or inferred from the zip's files
+    (the keys in a partial `spec` dict taken as given); and the lines that say what was chosen and why."""
+    if metric is not None:
+        try:
+            get_metric(metric)
+        except SpecError as error:
+            raise ConfigError(f"--metric {metric!r}: {str(error).split('; ', 1)[1]}") from None
+    if isinstance(spec, CompetitionSpec):
+        return (spec if metric is None else dataclasses.replace(spec, metric=metric)), []
+    given = {**(spec or {}), **({"metric": metric} if metric else {})}
+    public_zip = Path(public_zip)
+    if not public_zip.is_file() or not zipfile.is_zipfile(public_zip):
+        raise CompetitionDataError(f"{public_zip}: not found or not a zip file")
+    check_zip(public_zip)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="headstart-infer-") as scratch:
+        unpack_archive(public_zip, Path(scratch))
+        inferred = infer_spec(name, Path(scratch), given=given, source=str(public_zip), notes=notes,
+                              where="in a spec.toml and pass it with --spec (the keys it leaves out are inferred)")
+    form = DEFAULT_WHY[inferred.submission_form] + (" of grades" if inferred.task == "ordinal" else "")
+    why = ("--metric" if metric else "the spec's" if "metric" in given else
+           f"the obvious metric for {form}; --metric NAME to choose another")
+    return inferred, [describe_spec(inferred, why=why), *notes]
+
+
+def spec_option(value: str | None) -> CompetitionSpec | dict | None:
+    """--spec: a built-in spec, a whole spec file, or a .toml of only some keys (the rest inferred)."""
+    if value is None or value in BUILTIN_SPECS or not value.endswith(".toml"):
+        return None if value is None else resolve_spec(value)
+    values = read_spec_file_values(Path(value))
+    return values if any(key not in values for key in REQUIRED_KEYS) else load_spec_file(Path(value))
