@@ -42,18 +42,17 @@ def _block(features, filters: int, seeds: Iterator[int]):
     return layers.Dropout(0.25, seed=next(seeds))(layers.MaxPooling2D()(features))
 
 
-def cnn_model(input_shape: tuple[int, int, int], num_classes: int, filters: int = 32, seed: int = 0) -> keras.Model:
+def cnn_model(input_shape: tuple[int, int, int], outputs: int, filters: int = 32, seed: int = 0) -> keras.Model:
     """Two conv blocks (`filters`, then twice as many), then a dense layer; mirror-flips only colour images."""
     seeds = seed_stream(seed)
     inputs = keras.Input(shape=input_shape, name="pixels")
     features = augmentation(input_shape[-1] == 3, seeds)(layers.Rescaling(1.0 / 255)(inputs))
     features = _block(_block(features, filters, seeds), 2 * filters, seeds)
     features = layers.Dense(4 * filters, activation="relu", kernel_initializer=glorot(seeds))(layers.Flatten()(features))
-    return keras.Model(inputs, logits_layer(num_classes, seeds)(layers.Dropout(0.5, seed=next(seeds))(features)),
+    return keras.Model(inputs, logits_layer(outputs, seeds)(layers.Dropout(0.5, seed=next(seeds))(features)),
                        name="small_cnn")
 
 
 def fit_cnn(context: MemberContext) -> FoldFitter:
-    build = lambda input_shape, num_classes: cnn_model(input_shape, num_classes, context.train.cnn_filters,
-                                                       context.seed)
+    build = lambda input_shape, outputs: cnn_model(input_shape, outputs, context.train.cnn_filters, context.seed)
     return pixel_member(context, build, f"cnn (seed {context.seed})", max_size=context.train.cnn_size or MAX_CNN_SIZE)

@@ -23,6 +23,9 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 5
+    # Rows of a fold's training part that Keras members hold back for early stopping (an inner split): the fold's
+    # own held-out rows never choose epochs or weights, so out-of-fold predictions stay honest (issue 21).
+    stop_fraction: float = 0.1
     schedule: str = "constant"  # or "cosine": decay to 1 % over `epochs`
     image_size: int | None = None  # None: the competition's native size (pixel members)
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
+from sklearn.linear_model import LogisticRegression
 
 from tasks.backbones import backbone_spec, build_extractor, weighted_layers
 from tasks.devices import extraction_jit
@@ -39,6 +40,7 @@ from tasks.members import (
     seed_stream,
     train_keras_model,
 )
+from tasks.outputs import Outputs
 
 
 def unfreeze_top(extractor: keras.Model, fraction: float) -> int:
@@ -62,12 +64,12 @@ def augmentation(flip: bool, seed: int = 0) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
-def head_model(features: np.ndarray, num_classes: int, seed: int = 0) -> keras.Sequential:
+def head_model(features: np.ndarray, units: int, seed: int = 0) -> keras.Sequential:
     """Standardise the features (by the training features' mean and variance, fixed), dropout, logits."""
     mean, variance, seeds = features.mean(axis=0), features.var(axis=0), seed_stream(seed)
     return keras.Sequential([keras.Input(shape=(features.shape[1],)),
                              layers.Normalization(mean=mean, variance=variance), layers.Dropout(0.2, seed=next(seeds)),
-                             logits_layer(num_classes, seeds)], name="head")
+                             logits_layer(units, seeds)], name="head")
 
 
 def finetune_model(extractor: keras.Model, head: keras.Model, input_shape: tuple[int, int, int], size: int,
@@ -79,30 +81,43 @@ def finetune_model(extractor: keras.Model, head: keras.Model, input_shape: tuple
     return keras.Model(inputs, head(features), name="finetune")
 
 
-def warm_head(features: np.ndarray, labels: np.ndarray, num_classes: int, inverse_l2: float,
+def warm_head(features: np.ndarray, targets: np.ndarray, outputs: Outputs, inverse_l2: float,
               seed: int = 0) -> keras.Sequential:
     """The head fitted on frozen features first (fine-tuning from a random head would first undo the backbone):
-    a logistic regression on the standardised features, solved to convergence whatever the data's size, then
-    copied into the logits layer. Classes absent from these rows get a bias far below the others."""
-    from sklearn.linear_model import LogisticRegression
-
-    head = head_model(features, num_classes, seed)
+    a logistic regression on the standardised features (multinomial; one for a binary task's single output; one per
+    tag), solved to convergence whatever the data's size, then copied into the logits layer. Classes absent from
+    these rows get a bias far below the others."""
+    head = head_model(features, outputs.units, seed)
     scaled = np.asarray(head.layers[0](features))
-    solved = LogisticRegression(C=inverse_l2, max_iter=2000).fit(scaled, labels)
-    kernel = np.zeros((features.shape[1], num_classes), np.float32)
-    bias = np.full(num_classes, solved.intercept_.min() - 10.0, np.float32)
-    if len(solved.classes_) == 2:  # sklearn keeps one row of coefficients for two classes
-        kernel[:, solved.classes_[1]], bias[solved.classes_] = solved.coef_[0], (0.0, solved.intercept_[0])
+    kernel, bias = np.zeros((features.shape[1], outputs.units), np.float32), np.zeros(outputs.units, np.float32)
+    if outputs.sigmoid:  # one binary regression per output: the positive class, or each tag
+        columns = np.asarray(targets).reshape(len(targets), -1)
+        for output in range(outputs.units):
+            kernel[:, output], bias[output] = _binary_logits(scaled, columns[:, output], inverse_l2)
     else:
-        kernel[:, solved.classes_], bias[solved.classes_] = solved.coef_.T, solved.intercept_
+        solved = LogisticRegression(C=inverse_l2, max_iter=2000).fit(scaled, targets)
+        bias[:] = solved.intercept_.min() - 10.0
+        if len(solved.classes_) == 2:  # sklearn keeps one row of coefficients for two classes
+            kernel[:, solved.classes_[1]], bias[solved.classes_] = solved.coef_[0], (0.0, solved.intercept_[0])
+        else:
+            kernel[:, solved.classes_], bias[solved.classes_] = solved.coef_.T, solved.intercept_
     head.get_layer("logits").set_weights([kernel, bias])
     return head
 
 
-def predict_views(model: keras.Model, images: np.ndarray, flip: bool) -> np.ndarray:
+def _binary_logits(scaled: np.ndarray, positive: np.ndarray, inverse_l2: float) -> tuple[np.ndarray, float]:
+    """A binary logistic regression's weights and bias; a column with one value only: its log-odds, clipped."""
+    if len(np.unique(positive)) < 2:
+        rate = np.clip(positive.mean(), 1e-3, 1 - 1e-3)
+        return np.zeros(scaled.shape[1], np.float32), float(np.log(rate / (1 - rate)))
+    solved = LogisticRegression(C=inverse_l2, max_iter=2000).fit(scaled, positive)
+    return solved.coef_[0], float(solved.intercept_[0])
+
+
+def predict_views(model: keras.Model, images: np.ndarray, flip: bool, outputs: Outputs = Outputs()) -> np.ndarray:
     """Probabilities averaged over the identity and (for photos) the mirrored images."""
     views = [images, images[:, :, ::-1]] if flip else [images]
-    return np.mean([predict_probabilities(model, view, batch_size=128) for view in views], axis=0)
+    return np.mean([predict_probabilities(model, view, batch_size=128, outputs=outputs) for view in views], axis=0)
 
 
 def fit_finetune(context: MemberContext) -> FoldFitter:
@@ -111,7 +126,7 @@ def fit_finetune(context: MemberContext) -> FoldFitter:
 
     if context.backbone is None or context.features_root is None:
         raise ConfigError("a finetune member needs a backbone: name it as finetune@BACKBONE")
-    index, config, labels = context.index, context.train, context.labels
+    index, config, targets, outputs = context.index, context.train, context.targets, context.outputs
     spec, size = backbone_spec(context.backbone), config.finetune_size
     weights = Path(context.weights) if context.weights else None
     feature_config = dataclasses.replace(context.features, image_size=size)  # the run's shards: its cache
@@ -130,14 +145,18 @@ def fit_finetune(context: MemberContext) -> FoldFitter:
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         keras.utils.set_random_seed(context.seed)
-        valid = (images[valid_positions], labels[valid_positions])
-        head = warm_head(features[train_positions], labels[train_positions], context.num_classes,
-                         config.finetune_head_c, context.seed)
+        valid = (images[valid_positions], targets[valid_positions])
+        head = warm_head(features[train_positions], targets[train_positions], outputs, config.finetune_head_c,
+                         context.seed)
         extractor = build_extractor(spec, weights, size)
         unfreeze_top(extractor, config.finetune_fraction)
         model = finetune_model(extractor, head, images.shape[1:], size, flip, context.seed)
-        history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid, tuning,
-                                    context.seed, clock, jit_compile=context.jit_compile)
-        return predict_views(model, valid[0], flip), predict_views(model, test_images, flip), history
+        # No early stopping and no weights chosen (a cosine schedule, patience = epochs, the last weights kept:
+        # keeps_best_weights): the held-out rows are only watched for the training curves, so its out-of-fold
+        # predictions stay honest without giving up training rows to an inner split.
+        history = train_keras_model(model, (images[train_positions], targets[train_positions]), valid, tuning,
+                                    context.seed, clock, jit_compile=context.jit_compile, outputs=outputs)
+        return (predict_views(model, valid[0], flip, outputs), predict_views(model, test_images, flip, outputs),
+                history)
 
     return FoldFitter(fit_fold, f"finetune {spec.label} at {size} px", config.finetune_folds)

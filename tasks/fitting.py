@@ -21,16 +21,18 @@ import numpy as np
 
 from tasks.budget import Clock, member_deadline, reserve_seconds
 from tasks.config import TrainConfig
+from tasks.decisions import nested_score
 from tasks.files import atomic_write_json, atomic_write_npy, sha256_text
 from tasks.folds import FoldStore
 from tasks.index import read_index
 from tasks.members import FoldFitter, MemberContext, MemberResult
-from tasks.metrics import score_probabilities
 from tasks.plots import plot_confusion_matrix, plot_training_curves
 from tasks.progress import progress_bar
-from tasks.recipes import MemberName, member_kind
+from tasks.recipes import EPOCHLESS, MemberName, member_kind
 
-MEMBER_VERSION = 2  # bump when training changes what a member's predictions are (2: explicit seeds, issue 11)
+# Bump when training changes what a member's predictions are (2: explicit seeds, issue 11; 3: task types, and early
+# stopping on an inner split, on the competition's metric: issues 20, 21).
+MEMBER_VERSION = 3
 
 
 def member_key(member: MemberName, train: TrainConfig, seed: int, index_hash: str,
@@ -150,9 +152,11 @@ def fit_member_unit(plan, unit: MemberFold) -> Path | None:
         return None
     if clock.steps > 0 and not clock.room_for_another():
         return None
-    epochs = job.context.train.finetune_epochs if job.name.kind == "finetune" else job.context.train.epochs
+    train, kind = job.context.train, job.name.kind
+    epochs = 1 if kind in EPOCHLESS else train.finetune_epochs if kind == "finetune" else train.epochs
     description = f"{job.name} fold {unit.fold + 1}/{len(job.folds())}"
-    with device_scope(plan.device), progress_bar(description, total=epochs, unit="epochs") as advance:
+    with device_scope(plan.device), progress_bar(description, total=epochs,
+                                                 unit="folds" if kind in EPOCHLESS else "epochs") as advance:
         fitter = prepared_member(job)
         folds, started = job.context.folds, time.perf_counter()
         fold_clock = Clock(clock.deadline, on_tick=advance)
@@ -214,13 +218,27 @@ def save_member_with_pictures(plan, job: MemberJob, directory: Path, result: Mem
     """Score the member's out-of-fold rows, draw its training curves and confusion matrix, and save it."""
     context, metric = job.context, plan.spec.metric
     predicted = predicted_rows(result.oof)
-    score = score_probabilities(context.labels[predicted], result.oof[predicted], metric)
+    targets, oof = context.targets[predicted], result.oof[predicted]
+    score = honest_score(targets, oof, context.folds[predicted], metric, context.outputs.task)
     pictures = member_pictures(plan, directory)
     if any(result.histories):
         plot_training_curves(result.histories, str(job.name), pictures / "training_curves.png")
-    plot_confusion_matrix(context.labels[predicted], result.oof[predicted], plan.spec.class_names,
-                          f"{job.name} (CV {metric} {score:.4f})", pictures / "confusion_matrix.png")
+    if shows_confusion(context.outputs):
+        plot_confusion_matrix(targets, oof, plan.spec.class_names, f"{job.name} (CV {metric} {score:.4f})",
+                              pictures / "confusion_matrix.png")
     return save_member(directory, str(job.name), result, score, seconds)
+
+
+def honest_score(targets, probabilities, folds, metric: str, task: str) -> float:
+    """The metric on out-of-fold rows, its decision (a threshold, cut points) fitted on the other folds' rows only:
+    a member's CV as on rows nothing was fitted on (rows of one fold only are split in two)."""
+    folds = folds if len(np.unique(folds)) > 1 else np.arange(len(folds)) % 2
+    return nested_score(targets, probabilities, folds, metric, task)
+
+
+def shows_confusion(outputs) -> bool:
+    """A confusion matrix says something for one label per row among a few dozen classes."""
+    return outputs.task != "multilabel" and outputs.columns <= 40
 
 
 def fit_member(plan, name: str) -> Path | None:

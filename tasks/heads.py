@@ -18,6 +18,7 @@ from tasks.members import (
     FoldFitter,
     MemberContext,
     class_probabilities,
+    for_task,
     glorot,
     logits_layer,
     predict_probabilities,
@@ -38,15 +39,15 @@ def _mean_over_views(predict, views: list[np.ndarray]) -> np.ndarray:
 
 
 def fit_logistic(context: MemberContext) -> FoldFitter:
-    """Multinomial logistic regression (scikit-learn, L2) on standardised features."""
+    """Logistic regression (scikit-learn, L2) on standardised features: multinomial, or one per tag."""
     train_views, test_views = _views(context)
-    labels = context.labels
+    targets, outputs = context.targets, context.outputs
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         features = np.concatenate([view[train_positions] for view in train_views])
         scaler = StandardScaler().fit(features)
-        model = LogisticRegression(C=context.train.logistic_c, max_iter=2000)
-        model.fit(scaler.transform(features), np.tile(labels[train_positions], len(train_views)))
+        model = for_task(LogisticRegression(C=context.train.logistic_c, max_iter=2000), outputs)
+        model.fit(scaler.transform(features), np.concatenate([targets[train_positions]] * len(train_views)))
         predict = lambda x: class_probabilities(model, scaler.transform(x), context.num_classes)
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), {})
@@ -54,31 +55,33 @@ def fit_logistic(context: MemberContext) -> FoldFitter:
     return FoldFitter(fit_fold, "logistic head")
 
 
-def mlp_model(feature_width: int, num_classes: int, units: int, seed: int = 0) -> keras.Model:
+def mlp_model(feature_width: int, outputs: int, units: int, seed: int = 0) -> keras.Model:
     seeds = seed_stream(seed)
     inputs = keras.Input(shape=(feature_width,), name="features")
     hidden = layers.Dense(units, activation="relu", kernel_initializer=glorot(seeds))(
         layers.Dropout(0.2, seed=next(seeds))(inputs))
-    return keras.Model(inputs, logits_layer(num_classes, seeds)(layers.Dropout(0.5, seed=next(seeds))(hidden)),
+    return keras.Model(inputs, logits_layer(outputs, seeds)(layers.Dropout(0.5, seed=next(seeds))(hidden)),
                        name="mlp_head")
 
 
 def fit_mlp(context: MemberContext) -> FoldFitter:
-    """A one-hidden-layer MLP on standardised features, early-stopped on the fold's held-out part."""
+    """A one-hidden-layer MLP on standardised features, early-stopped on an inner split of the fold's training part
+    (never on the rows it then predicts out of fold)."""
     train_views, test_views = _views(context)
-    labels, config = context.labels, context.train
+    targets, config, outputs = context.targets, context.train, context.outputs
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         keras.utils.set_random_seed(context.seed)
-        features = np.concatenate([view[train_positions] for view in train_views])
+        fit_rows, stop_rows = context.stopping_split(train_positions)
+        features = np.concatenate([view[fit_rows] for view in train_views])
         scaler = StandardScaler().fit(features)
         scale = lambda x: scaler.transform(x).astype(np.float32)
-        train = (scale(features), np.tile(labels[train_positions], len(train_views)))
-        valid = (scale(train_views[0][valid_positions]), labels[valid_positions])
-        model = mlp_model(features.shape[1], context.num_classes, config.mlp_units, context.seed)
-        history = train_keras_model(model, train, valid, config, context.seed, clock, loop="fit",
-                                    jit_compile=context.jit_compile)
-        predict = lambda x: predict_probabilities(model, scale(x))
+        train = (scale(features), np.concatenate([targets[fit_rows]] * len(train_views)))
+        stop = (scale(train_views[0][stop_rows]), targets[stop_rows])
+        model = mlp_model(features.shape[1], outputs.units, config.mlp_units, context.seed)
+        history = train_keras_model(model, train, stop, config, context.seed, clock, loop="fit",
+                                    jit_compile=context.jit_compile, outputs=outputs, monitor=context.monitor)
+        predict = lambda x: predict_probabilities(model, scale(x), outputs=outputs)
         return (_mean_over_views(predict, [view[valid_positions] for view in train_views]),
                 _mean_over_views(predict, test_views), history)
 

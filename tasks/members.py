@@ -20,6 +20,7 @@ from keras import layers
 from tasks.budget import Clock
 from tasks.config import FeatureConfig, TrainConfig
 from tasks.index import TEST, TRAIN, LoadedIndex
+from tasks.outputs import Outputs, outputs_of
 from tasks.pipelines import image_batches, split_source
 
 
@@ -38,8 +39,13 @@ class MemberContext:
     jit_compile: bool | str = "auto"  # XLA for training steps ("auto": Keras decides, on a GPU only)
 
     @property
-    def labels(self) -> np.ndarray:
-        return self.index.split(TRAIN)["label"].to_numpy()
+    def targets(self) -> np.ndarray:
+        """The training rows' targets: class indices (N,), or a 0/1 tag matrix (N, T) for a multi-label task."""
+        return self.index.targets()
+
+    @property
+    def outputs(self) -> Outputs:
+        return outputs_of(self.index)
 
     @property
     def folds(self) -> np.ndarray:
@@ -47,7 +53,17 @@ class MemberContext:
 
     @property
     def num_classes(self) -> int:
-        return len(self.index.metadata["spec"]["class_names"])
+        """Probability columns: classes, or tags."""
+        return self.outputs.columns
+
+    @property
+    def monitor(self) -> Monitor:
+        """What Keras members early-stop on: the competition's metric."""
+        return metric_monitor(self.index.metadata["spec"]["metric"], self.outputs)
+
+    def stopping_split(self, train_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fold's training rows the model fits, and those its early stopping watches (`inner_split`)."""
+        return inner_split(train_positions, self.targets, self.train.stop_fraction, self.seed)
 
     @property
     def num_test(self) -> int:
@@ -77,12 +93,31 @@ class MemberResult:
 
 
 def class_probabilities(model, rows: np.ndarray, num_classes: int) -> np.ndarray:
-    """A scikit-learn model's predict_proba with a column for every class, even one absent from the fold's
+    """A scikit-learn model's predict_proba with a column for every class (or tag), even one absent from the fold's
     training part."""
     probabilities = np.zeros((len(rows), num_classes), dtype=np.float32)
     if len(rows):
         probabilities[:, model.classes_] = model.predict_proba(rows)
     return probabilities
+
+
+def for_task(classifier, outputs: Outputs):
+    """A scikit-learn classifier for the task: as it is for one label per row, one per tag (one against the rest)
+    for a multi-label task."""
+    if outputs.task != "multilabel":
+        return classifier
+    from sklearn.multiclass import OneVsRestClassifier
+
+    return OneVsRestClassifier(classifier)
+
+
+def strata(targets: np.ndarray) -> np.ndarray:
+    """One class per row for stratified sampling: the label, or a multi-label row's rarest tag."""
+    if np.ndim(targets) == 1:
+        return np.asarray(targets)
+    from tasks.index import rarest_tags
+
+    return rarest_tags(np.asarray(targets))
 
 
 def seed_stream(seed: int) -> Iterator[int]:
@@ -96,10 +131,11 @@ def glorot(seeds: Iterator[int]) -> keras.initializers.Initializer:
     return keras.initializers.GlorotUniform(seed=next(seeds))
 
 
-def logits_layer(num_classes: int, seeds: Iterator[int]) -> layers.Dense:
-    """Every Keras member's last layer: logits, in float32 whatever the compute policy (mixed precision keeps
-    the loss and the softmax stable); probabilities are taken at prediction time (`predict_probabilities`)."""
-    return layers.Dense(num_classes, dtype="float32", name="logits", kernel_initializer=glorot(seeds))
+def logits_layer(units: int, seeds: Iterator[int]) -> layers.Dense:
+    """Every Keras member's last layer: logits (`Outputs.units` of them), in float32 whatever the compute policy
+    (mixed precision keeps the loss and the softmax or sigmoid stable); probabilities are taken at prediction time
+    (`predict_probabilities`)."""
+    return layers.Dense(units, dtype="float32", name="logits", kernel_initializer=glorot(seeds))
 
 
 def predict_logits(model: keras.Model, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -112,14 +148,13 @@ def predict_logits(model: keras.Model, inputs: np.ndarray, batch_size: int = 512
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Class probabilities from logits (a stable softmax, in float64)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
+    return Outputs().probabilities(logits)
 
 
-def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The model's logits turned into class probabilities."""
-    return softmax(predict_logits(model, inputs, batch_size))
+def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 512,
+                          outputs: Outputs = Outputs()) -> np.ndarray:
+    """The model's logits turned into the task's probabilities (softmax, or sigmoid)."""
+    return outputs.probabilities(predict_logits(model, inputs, batch_size))
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -131,11 +166,57 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     return config.learning_rate
 
 
-def evaluate_arrays(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple:
-    """Mean loss and accuracy on arrays in memory (the compiled loss on logits)."""
-    probabilities = predict_probabilities(model, inputs, batch_size)
-    loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)))
-    return float(loss), float(np.mean(probabilities.argmax(axis=1) == labels))
+def evaluate_arrays(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 512,
+                    outputs: Outputs = Outputs()) -> tuple:
+    """Mean loss and accuracy on arrays in memory, as the compiled loss and metric count them."""
+    probabilities = predict_probabilities(model, inputs, batch_size, outputs)
+    return outputs.loss(targets, probabilities), outputs.accuracy(targets, probabilities)
+
+
+Monitor = Callable[[np.ndarray, np.ndarray], float]  # (targets, probabilities) -> a score, higher is better
+
+
+def metric_monitor(metric: str, outputs: Outputs) -> Monitor:
+    """Early stopping on the competition's own metric (answers by its plain decision: argmax, 0.5 per tag, the top
+    K, rounded grades; log loss negated), as the blend and local scoring score it. Where the metric is undefined on
+    the rows (ROC AUC on one class), the loss decides."""
+    from tasks.errors import CompetitionDataError
+    from tasks.metrics import higher_is_better, score_probabilities
+
+    sign = 1.0 if higher_is_better(metric) else -1.0
+
+    def monitor(targets: np.ndarray, probabilities: np.ndarray) -> float:
+        try:
+            return sign * score_probabilities(targets, probabilities, metric)
+        except (CompetitionDataError, ValueError):
+            return -outputs.loss(targets, probabilities)
+
+    return monitor
+
+
+def inner_split(positions: np.ndarray, targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fold's training rows split in two: those the model fits, and the `fraction` its early stopping watches.
+    The fold's held-out rows are then predicted by a model that chose nothing on them: its out-of-fold predictions
+    are honest. Stratified by class (a multi-label row's rarest tag) where every class has two rows."""
+    from sklearn.model_selection import train_test_split
+
+    strata_of = strata(targets[positions])
+    counts = np.unique(strata_of, return_counts=True)[1]
+    stratify = strata_of if counts.min() >= 2 and round(fraction * len(positions)) >= len(counts) else None
+    fit, stop = train_test_split(positions, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(fit), np.sort(stop)
+
+
+class _ValidationScore(keras.callbacks.Callback):
+    """`val_score` in the logs after every epoch: the monitor's score of the validation rows (for EarlyStopping)."""
+
+    def __init__(self, valid: tuple, monitor: Monitor, outputs: Outputs):
+        super().__init__()
+        self.valid, self.monitor, self.outputs = valid, monitor, outputs
+
+    def on_epoch_end(self, epoch, logs=None):
+        probabilities = predict_probabilities(self.model, self.valid[0], outputs=self.outputs)
+        logs["val_score"] = self.monitor(self.valid[1], probabilities)
 
 
 class _ClockStop(keras.callbacks.Callback):
@@ -158,42 +239,49 @@ def keeps_best_weights(config: TrainConfig) -> bool:
 
 
 def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
-                      clock: Clock | None) -> dict:
-    """Keras' `fit` over a tf.data pipeline of the arrays, early-stopped on `valid` (weights by keeps_best_weights)."""
+                      clock: Clock | None, outputs: Outputs, monitor: Monitor | None) -> dict:
+    """Keras' `fit` over a tf.data pipeline of the arrays, early-stopped on `valid` by the monitor's score (else the
+    validation loss), weights by keeps_best_weights."""
     import tensorflow as tf
 
+    scoring = [_ValidationScore(valid, monitor, outputs)] if monitor is not None else []
+    train, valid = (train[0], outputs.fit_targets(train[1])), (valid[0], outputs.fit_targets(valid[1]))
     batches = (tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[0]), seed=seed)
                .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
-    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=keeps_best_weights(config)),
-                 *([_ClockStop(clock)] if clock is not None else [])]
+    stopping = keras.callbacks.EarlyStopping(monitor="val_score" if monitor else "val_loss", mode="max" if monitor
+                                             else "min", patience=config.patience,
+                                             restore_best_weights=keeps_best_weights(config))
+    callbacks = [*scoring, stopping, *([_ClockStop(clock)] if clock is not None else [])]  # the score first
     history = model.fit(batches, validation_data=valid, epochs=config.epochs, callbacks=callbacks, verbose=0,
                         shuffle=False)  # the dataset shuffles itself (Keras warns that it ignores shuffle=True)
     return {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
-def compile_once(model: keras.Model, config: TrainConfig, steps_per_epoch: int, jit_compile: bool | str = "auto") -> None:
+def compile_once(model: keras.Model, config: TrainConfig, steps_per_epoch: int, jit_compile: bool | str = "auto",
+                 outputs: Outputs = Outputs()) -> None:
     """Compile for these settings, or, when the model is compiled for them already (the next fold of a member
     that reuses its model), only reset the optimizer: every new compile traces the training step again,
     seconds each time on a CPU (a third of a small CNN's time over 5 folds)."""
-    settings = (config.learning_rate, config.schedule, config.epochs, steps_per_epoch, jit_compile)
+    settings = (config.learning_rate, config.schedule, config.epochs, steps_per_epoch, jit_compile, outputs.task)
     if getattr(model, "_headstart_compiled_for", None) == settings:
         for variable in model.optimizer.variables:  # moments and the step count (the schedule restarts)
             if not variable.path.endswith("learning_rate"):  # a constant rate is a variable too: keep it
                 variable.assign(np.zeros(variable.shape, variable.dtype))
         return
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                  jit_compile=jit_compile)
+                  loss=outputs.keras_loss(), metrics=outputs.keras_metrics(), jit_compile=jit_compile)
     model._headstart_compiled_for = settings
 
 
 def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
                       config: TrainConfig, seed: int = 0, clock: Clock | None = None, loop: str = "arrays",
-                      jit_compile: bool | str = "auto") -> dict:
-    """Train, early-stopped on `valid` (`config.patience` epochs without a lower validation loss), ending with the
-    weights `keeps_best_weights` says, whichever loop runs; return the history. On logits (`from_logits=True`:
-    stabler than probabilities into the loss). With a `clock`, no epoch starts that would end after its deadline
-    (at least one runs).
+                      jit_compile: bool | str = "auto", outputs: Outputs = Outputs(),
+                      monitor: Monitor | None = None) -> dict:
+    """Train, early-stopped on `valid` (`config.patience` epochs without a better `monitor` score of its rows, or
+    without a lower validation loss when there is no monitor), ending with the weights `keeps_best_weights` says,
+    whichever loop runs; return the history. `valid` must not be rows the model is then judged on (members pass an
+    inner split: `inner_split`). On logits (`from_logits=True`: stabler than probabilities into the loss). With a
+    `clock`, no epoch starts that would end after its deadline (at least one runs).
 
     `loop="arrays"`: one `train_on_batch` per shuffled batch of the arrays, no tf.data threads beside the model
     (faster for the CNN on 2 cores: bench/RESULTS.md, "The training loop"); `loop="fit"`: Keras' `fit` over
@@ -204,31 +292,37 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
 
     if loop == "fit" or replicas() > 1:
         steps = max(1, -(-len(train[0]) // config.batch_size))
-        compile_once(model, config, steps, jit_compile)
-        return _fit_over_tf_data(model, train, valid, config, seed, clock)
-    return _fit_over_arrays(model, train, valid, config, seed, clock, jit_compile)
+        compile_once(model, config, steps, jit_compile, outputs)
+        return _fit_over_tf_data(model, train, valid, config, seed, clock, outputs, monitor)
+    return _fit_over_arrays(model, train, valid, config, seed, clock, jit_compile, outputs, monitor)
 
 
 def _fit_over_arrays(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
-                     clock: Clock | None, jit_compile: bool | str) -> dict:
+                     clock: Clock | None, jit_compile: bool | str, outputs: Outputs, monitor: Monitor | None) -> dict:
     """`train_on_batch` over shuffled whole batches of the arrays (one batch shape, one trace: a fresh shuffle each
     epoch reaches the rest), early-stopped on `valid` as `fit` is."""
     (train_x, train_y), (valid_x, valid_y) = train, valid
+    train_y = outputs.fit_targets(train_y)
     batch_size = min(config.batch_size, len(train_x))
     steps = len(train_x) // batch_size
-    compile_once(model, config, steps, jit_compile)
+    compile_once(model, config, steps, jit_compile, outputs)
     rng = np.random.default_rng(seed)
-    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best_loss, best_weights, waited = np.inf, None, 0
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [],
+                                       **({"val_score": []} if monitor else {})}
+    best_score, best_weights, waited = -np.inf, None, 0
     for epoch in range(config.epochs):
         results = [model.train_on_batch(train_x[batch], train_y[batch])
                    for batch in rng.permutation(len(train_x))[:steps * batch_size].reshape(steps, batch_size)]
         for name, value in zip(("loss", "accuracy"), np.mean(results, axis=0)):
             history[name].append(float(value))
-        for name, value in zip(("val_loss", "val_accuracy"), evaluate_arrays(model, valid_x, valid_y)):
-            history[name].append(value)
-        if history["val_loss"][-1] < best_loss:
-            best_loss, waited = history["val_loss"][-1], 0
+        probabilities = predict_probabilities(model, valid_x, outputs=outputs)
+        history["val_loss"].append(outputs.loss(valid_y, probabilities))
+        history["val_accuracy"].append(outputs.accuracy(valid_y, probabilities))
+        score = monitor(valid_y, probabilities) if monitor else -history["val_loss"][-1]
+        if monitor:
+            history["val_score"].append(score)
+        if score > best_score:
+            best_score, waited = score, 0
             best_weights = model.get_weights() if keeps_best_weights(config) else None
         else:
             waited += 1
@@ -258,11 +352,12 @@ def load_images(index: LoadedIndex, split: str, channels: int, image_size: int |
     return np.concatenate([np.round(np.clip(batch.numpy(), 0, 255)).astype(np.uint8) for batch in batches])
 
 
-def softmax_model(input_shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> keras.Model:
-    """Multinomial logistic regression on raw pixels: the baseline that closes the loop."""
+def softmax_model(input_shape: tuple[int, int, int], units: int, seed: int = 0) -> keras.Model:
+    """Logistic regression on raw pixels (multinomial, or one sigmoid per output): the baseline that closes the
+    loop."""
     inputs = keras.Input(shape=input_shape, name="pixels")
     features = layers.Flatten()(layers.Rescaling(1.0 / 255)(inputs))
-    return keras.Model(inputs, logits_layer(num_classes, seed_stream(seed))(features), name="softmax")
+    return keras.Model(inputs, logits_layer(units, seed_stream(seed))(features), name="softmax")
 
 
 def capped_size(index: LoadedIndex, max_size: int | None) -> int | None:
@@ -274,12 +369,12 @@ def capped_size(index: LoadedIndex, max_size: int | None) -> int | None:
 def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> FoldFitter:
     """Folds of a Keras model built by `build_model(input_shape, num_classes)` on the images, decoded once into
     memory, and one model for all folds (traced once)."""
-    index, config, labels = context.index, context.train, context.labels
+    index, config, targets, outputs = context.index, context.train, context.targets, context.outputs
     channels = index.metadata["channels"]
     size = config.image_size or capped_size(index, max_size)
     images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
     keras.utils.set_random_seed(context.seed)
-    model = build_model(images.shape[1:], context.num_classes)
+    model = build_model(images.shape[1:], outputs.units)
     # Every fold starts from the same state, random layers' seeds included (`variables`, not only `weights`): a
     # fold's result must not depend on the folds fitted before it in the same process (mapped folds are not).
     initial = [(variable, variable.numpy()) for variable in model.variables]
@@ -288,12 +383,14 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
         keras.utils.set_random_seed(context.seed)
         for variable, value in initial:
             variable.assign(value)
-        valid = (images[valid_positions], labels[valid_positions])
-        epochs = epochs_for(config, len(train_positions))
-        history = train_keras_model(model, (images[train_positions], labels[train_positions]), valid,
+        fit_rows, stop_rows = context.stopping_split(train_positions)
+        epochs = epochs_for(config, len(fit_rows))
+        history = train_keras_model(model, (images[fit_rows], targets[fit_rows]), (images[stop_rows], targets[stop_rows]),
                                     dataclasses.replace(config, epochs=epochs, patience=min(config.patience, epochs)),
-                                    context.seed, clock, jit_compile=context.jit_compile)
-        return predict_probabilities(model, valid[0]), predict_probabilities(model, test_images), history
+                                    context.seed, clock, jit_compile=context.jit_compile, outputs=outputs,
+                                    monitor=context.monitor)
+        return (predict_probabilities(model, images[valid_positions], outputs=outputs),
+                predict_probabilities(model, test_images, outputs=outputs), history)
 
     return FoldFitter(fit_fold, description)
 

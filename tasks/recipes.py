@@ -18,6 +18,7 @@ PIXEL_MEMBERS = {"softmax": "tasks.members:fit_softmax", "cnn": "tasks.cnn:fit_c
 HEAD_MEMBERS = {"logistic": "tasks.heads:fit_logistic", "mlp": "tasks.heads:fit_mlp",
                 "finetune": "tasks.finetune:fit_finetune"}
 KINDS = {**PIXEL_MEMBERS, **HEAD_MEMBERS}
+EPOCHLESS = ("logistic", "svm")  # scikit-learn members: a fold is one fit, no epochs
 
 # Chosen by measurement (bench/RESULTS.md, "Default recipes" and "Issue 10"): on grey digit images from-scratch
 # CNNs beat heads on ImageNet features, and an SVM on the pixels blends well with one CNN at half resolution

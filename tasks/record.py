@@ -53,6 +53,7 @@ class RunRecord:
     submission: str
     backend_result: dict | None
     time_limit: dict | None = None  # what the time limit cut: {"minutes", "skipped", "ended"}
+    decision: dict | None = None  # how the blend's probabilities became answers (tasks/decisions.py)
     plan: dict = field(default_factory=dict)  # RunPlan.summary(): what the config resolved to
     runner: dict = field(default_factory=dict)  # where the tasks ran (task_runner, dask_address)
     versions: dict = field(default_factory=dict)

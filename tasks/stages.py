@@ -50,7 +50,8 @@ def record_run(plan: RunPlan, members: FittedMembers, blend_dir: Path, submissio
         blend_nested_cv_score_by_method=ensemble.get("nested_cv_score_by_method"),
         blend_rows_scored=ensemble.get("rows_scored"), blend_rows=ensemble.get("rows"),
         submission=str(submission), backend_result=result,
-        time_limit=time_limit_report(plan.config, fitted, members.skipped), plan=plan.summary(),
+        time_limit=time_limit_report(plan.config, fitted, members.skipped), decision=ensemble.get("decision"),
+        plan=plan.summary(),
         runner=dict(runner or {}), versions=versions())
     return record.write(run_json_path(plan.config, plan.run_id))
 

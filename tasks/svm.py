@@ -17,7 +17,9 @@ from tasks.members import (
     MemberContext,
     capped_size,
     class_probabilities,
+    for_task,
     load_images,
+    strata,
 )
 
 MAX_SVM_SIZE = 32  # larger images are resized down: an SVM on raw pixels gains nothing from detail
@@ -46,14 +48,14 @@ def svm_classifier(c: float, seed: int) -> CalibratedClassifierCV:
 
 
 def fit_svm(context: MemberContext) -> FoldFitter:
-    index, config, labels = context.index, context.train, context.labels
+    index, config, targets, outputs = context.index, context.train, context.targets, context.outputs
     channels = index.metadata["channels"]
     images, test_images = (pixel_vectors(load_images(index, split, channels, capped_size(index, MAX_SVM_SIZE)))
                            for split in (TRAIN, TEST))
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
-        rows = train_positions[capped_rows(labels[train_positions], config.svm_max_rows, context.seed)]
-        model = svm_classifier(config.svm_c, context.seed).fit(images[rows], labels[rows])
+        rows = train_positions[capped_rows(strata(targets[train_positions]), config.svm_max_rows, context.seed)]
+        model = for_task(svm_classifier(config.svm_c, context.seed), outputs).fit(images[rows], targets[rows])
         return class_probabilities(model, images[valid_positions], context.num_classes), \
             class_probabilities(model, test_images, context.num_classes), {}
 

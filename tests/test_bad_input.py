@@ -218,7 +218,8 @@ def data_template(digits_store, files, practice, tmp_path_factory) -> Path:
         archive, solution = practice[name]
         backend = create_local_competition(paths.local(local), local, spec_for_zip(local, archive)[0], archive,
                                            solution)
-        sample = pd.read_csv(backend.download(paths.raw(local)) / backend.spec.sample_submission, dtype=str)
+        backend.download(paths.raw(local))
+        sample = pd.read_csv(paths.raw(local) / backend.spec.sample_submission, dtype=str)
         column = backend.spec.submission_label_column
         sample[column] = ["0.2", "1.5", *sample[column].iloc[2:]] if local == "cactus" else \
             ["animal", "animal fins", *sample[column].iloc[2:]]

@@ -68,24 +68,43 @@ def test_softmax_member_learns(tmp_path):
     members = run_mapped(fitting_stages(), MEMBERS, plan)
     meta, oof, test = fitting.load_member(members.directories[0])
     assert oof.shape == (120, 10) and test.shape == (10, 10)
-    labels = fitting.member_job(plan, "softmax").context.labels
+    labels = fitting.member_job(plan, "softmax").context.targets
     assert score_probabilities(labels, oof, "accuracy") > 0.9 and meta["cv_score"] > 0.9
     assert meta["folds_trained"] == 2 and len(meta["epochs_per_fold"]) == 2
 
 
+class FakeTime:
+    """time.time() as the tests say: it moves only when a fold 'trains' (no sleeping, no load on the machine)."""
+
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_time(monkeypatch) -> FakeTime:
+    clock = FakeTime()
+    for module in ("tasks.fitting", "tasks.budget"):
+        monkeypatch.setattr(f"{module}.time.time", clock)
+    return clock
+
+
 def test_a_deadline_ends_folds_that_would_overrun_and_keeps_the_finished_ones(tmp_path, monkeypatch):
-    plan = separable_digits_plan(tmp_path, folds=5, deadline=time.time() + 12.0, time_limit=1.0)
+    now = fake_time(monkeypatch)
+    plan = separable_digits_plan(tmp_path, folds=5, deadline=now() + 12.0, time_limit=1.0)
 
     def fit_fold(train, valid, clock):
-        time.sleep(0.5)
+        now.now += 0.5  # each fold takes half a second
         return np.full((len(valid), 10), 0.1), np.full((10, 10), 0.1), {}
 
     fake_kind(monkeypatch, fit_fold)
-    # The reserve is 10 s of the run's 1 minute: the member has 2 s, so the fifth fold (ending at 2.5 s) never starts.
+    # The reserve is 10 s of the run's 1 minute: the member has 2 s, so four folds fit and the fifth (ending at
+    # 2.5 s) never starts.
     members = run_mapped(fitting_stages(), MEMBERS, plan)
     meta, oof, test = fitting.load_member(members.directories[0])
     assert members.directories[0].name.endswith("-partial") and meta["ended_by_time_limit"]
-    assert 1 < meta["folds_trained"] < 5 and np.isnan(oof).any() and np.allclose(test, 0.1)
+    assert meta["folds_trained"] == 4 and np.isnan(oof).any() and np.allclose(test, 0.1)
     untimed = separable_digits_plan(tmp_path / "untimed", folds=5)
     meta = fitting.load_member(run_mapped(fitting_stages(), MEMBERS, untimed).directories[0])[0]
     assert meta["folds_trained"] == 5 and not meta["ended_by_time_limit"]
@@ -151,3 +170,40 @@ def test_a_clock_due_after_the_last_epoch_does_not_mark_the_training_cut_short()
     history = train_keras_model(softmax_model((8, 8, 1), 2), (images, labels), (images, labels),
                                 TrainConfig(epochs=1, batch_size=16, patience=5), clock=clock)
     assert len(history["loss"]) == 1 and not clock.ended_early  # all the epochs asked for ran
+
+
+@pytest.mark.parametrize("kind", ["softmax", "mlp"])
+def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(tmp_path, kind):
+    """Honest out-of-fold rows: scrambling the held-out fold's labels leaves its predictions unchanged, bit for bit
+    (early stopping watches an inner split of the training part, never the rows the fold then predicts)."""
+    import dataclasses
+
+    from tasks.backbones import backbone_spec
+    from tasks.config import FeatureConfig
+    from tasks.features import Extractor, cache_feature_set
+    from tasks.heads import fit_mlp
+    from tasks.members import MemberContext, fit_softmax
+    from tests.factories import tiny_backbone_file
+
+    plan = separable_digits_plan(tmp_path, folds=3)
+    index = fitting.member_job(plan, "softmax").context.index
+    # Slow learning, every epoch watched: the best epoch by the true labels is a late one.
+    train = TrainConfig(epochs=10, batch_size=16, learning_rate=0.0005, patience=10)
+    feature_dirs = ()
+    if kind == "mlp":
+        model = tiny_backbone_file(tmp_path / "tiny.keras")
+        cache_feature_set(index, Extractor(backbone_spec(f"file:{model}"), model, 28), "identity", tmp_path / "f",
+                          FeatureConfig(image_size=28))
+        feature_dirs = (tmp_path / "f",)
+    folds = index.split("train")["fold"].to_numpy()
+    held_out = np.flatnonzero(folds == 0)
+
+    def predictions(table) -> np.ndarray:
+        context = MemberContext(dataclasses.replace(index, table=table), train, feature_dirs=feature_dirs)
+        fitter = (fit_mlp if kind == "mlp" else fit_softmax)(context)
+        return fitter.fit_fold(np.flatnonzero(folds != 0), held_out, Clock(None))[0]
+
+    scrambled = index.table.copy()
+    rows = scrambled.index[(scrambled["split"] == "train") & (scrambled["fold"] == 0)]
+    scrambled.loc[rows, "label"] = np.random.default_rng(1).permutation(scrambled.loc[rows, "label"].to_numpy())
+    np.testing.assert_array_equal(predictions(index.table), predictions(scrambled))

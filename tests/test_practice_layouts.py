@@ -92,7 +92,8 @@ def test_a_practice_competition_is_created_from_its_files_alone(built, tmp_path,
         assert lines[1] == ('Dig-MNIST.csv also holds labelled images: set extra_train_csvs = ["Dig-MNIST.csv"] '
                             "in the spec to train on them too")
 
-    raw = backend.download(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    backend.download(raw)
     index = read_index(ensure_index(spec, raw, tmp_path / "index", folds=2, seed=0))
     assert index.metadata["num_test"] == len(pd.read_csv(solution)) and index.targets().shape[0] > 30
     path = tmp_path / "perfect.csv"
@@ -121,7 +122,8 @@ def test_extra_labelled_csvs_train_when_asked(built, tmp_path):
                                       str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     backend = LocalBackend(tmp_path / "data" / "local" / "kannada")
-    raw = backend.download(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    backend.download(raw)
     index = read_index(ensure_index(backend.spec, raw, tmp_path / "index", folds=2, seed=0))
     dig = len(pd.read_csv(raw / "Dig-MNIST.csv", usecols=["label"]))
     assert len(index.split("train")) == len(pd.read_csv(raw / "train.csv", usecols=["label"])) + dig

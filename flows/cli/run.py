@@ -57,6 +57,8 @@ def show_run(record: RunRecord) -> None:
     partly = (f"; on the {scored} of {rows} training rows that every member predicted (some trained only some "
               "folds: finetune does, and --time-limit may)" if scored is not None and scored < rows else "")
     console.print(f"CV {record.metric}: {record.blend_cv_score:.4f}{honest}{partly}", soft_wrap=True)
+    if record.decision and record.decision["kind"] in ("thresholds", "cut_points"):
+        console.print(decision_line(record.decision), soft_wrap=True, highlight=False)
     if record.time_limit:
         console.print(time_limit_line(record.time_limit), soft_wrap=True)
     result = record.backend_result
@@ -66,6 +68,14 @@ def show_run(record: RunRecord) -> None:
         if result.get("error"):
             console.print(f"[red]submission error:[/] {escape(str(result['error']))}", soft_wrap=True)
     console.print(f"submission: {record.submission}", soft_wrap=True, highlight=False)
+
+
+def decision_line(decision: dict) -> str:
+    """The decision fitted on the out-of-fold rows, in one line."""
+    values = decision.get("thresholds") or decision.get("cut_points")
+    what = "thresholds per tag" if decision["kind"] == "thresholds" else "cut points between grades"
+    shown = ", ".join(f"{value:.2f}" for value in values[:8]) + (", ..." if len(values) > 8 else "")
+    return f"decision fitted on the out-of-fold rows: {what} {shown}"
 
 
 def time_limit_line(report: dict) -> str:
