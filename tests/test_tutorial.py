@@ -196,3 +196,33 @@ def test_push_the_tutorial_to_headstart_host(prefect_server, hosted):
     source = "".join(tagged(notebook, "injected-parameters")["source"])
     assert "COMPETITION = 'digits'" in source and "EPOCHS = 1" in source and "SPEC = 'specs/competition.json'" in source
     assert pd.Series([cell["cell_type"] for cell in notebook["cells"]]).eq("markdown").sum() >= 10
+
+
+@pytest.mark.slow  # the tutorial executed through the command line: a minute or two
+def test_headstart_tutorial_executes_it_with_run_options_as_parameters(tmp_path, digits_store):
+    """`headstart tutorial` injects the run options it has parameters for and saves the executed notebook; no
+    TensorFlow start-up note reaches its cells."""
+    import subprocess
+
+    from tests.factories import HEADSTART
+
+    data_dir, output = tmp_path / "data", tmp_path / "executed.ipynb"
+    shutil.copytree(digits_store, data_dir)
+    backbone = tiny_backbone_file(tmp_path / "tiny.keras")
+    done = subprocess.run([HEADSTART, "tutorial", "--backbone", f"file:{backbone}", "--image-size", "32", "--folds",
+                           "2", "--epochs", "2", "--finetune-epochs", "1", "--data-dir", str(data_dir), "--output",
+                           str(output)], env=offline_environment(tmp_path), capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"tutorial executed: {output}"
+    notebook = json.loads(output.read_text())
+    injected = "".join(tagged(notebook, "injected-parameters")["source"])
+    assert f"BACKBONE = 'file:{backbone}'" in injected and "FOLDS = 2" in injected and "IMAGE_SIZE = 32" in injected
+    streams = "".join("".join(out.get("text", "")) for cell in notebook["cells"] for out in cell.get("outputs", [])
+                      if out.get("output_type") == "stream")
+    assert "absl::InitializeLog" not in streams and "cudart_stub" not in streams
+    refused = subprocess.run([HEADSTART, "tutorial", "--member", "cnn", "--data-dir", str(data_dir)],
+                             env=offline_environment(tmp_path), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        "error: the tutorial takes no option 'member'; it takes backbone, cnn_filters, competition_zip, epochs, "
+        "finetune_epochs, folds, image_size, seed, solution_csv, tsne_sample, weights_dir"]

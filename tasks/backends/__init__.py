@@ -116,7 +116,19 @@ def submit_file(config, backend: Backend, submission: Path, force: bool = False,
 
     A file sent before is not sent again: its earlier record comes back (`duplicate: True`), or with
     `if_duplicate="raise"` a DuplicateSubmissionError; `force` sends it anyway."""
-    sample = config.paths.raw(config.competition) / backend.spec.sample_submission
     log_path = config.paths.submissions(config.competition) / LOG_NAME
-    return guarded_submit(backend, submission, sample, log_path, config.message, force,
+    return guarded_submit(backend, submission, sample_submission(config, backend), log_path, config.message, force,
                           if_duplicate=if_duplicate)
+
+
+def sample_submission(config, backend: Backend) -> Path:
+    """The competition's sample submission, which every file sent is checked against: from its downloaded files,
+    else fetched now (a local competition unpacks its files; Kaggle sends the one file)."""
+    raw_dir = config.paths.raw(config.competition)
+    sample = raw_dir / backend.spec.sample_submission
+    if not sample.is_file():
+        if isinstance(backend, KaggleBackend):
+            backend.download_file(backend.spec.sample_submission, raw_dir)
+        else:
+            backend.download(raw_dir)
+    return sample

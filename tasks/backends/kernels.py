@@ -288,13 +288,11 @@ def _code_sender(backend, ref: str, version: int):
 
 def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, version: int, force: bool = False) -> dict:
     """Submit the kernel's submission.csv through the guard: by CreateCodeSubmission in a code competition."""
-    from tasks.backends import backend_for
+    from tasks.backends import backend_for, sample_submission
     from tasks.backends.guard import LOG_NAME, guarded_submit
 
     backend = backend_for(config)
-    sample = config.paths.raw(config.competition) / backend.spec.sample_submission
-    if not sample.is_file():  # the data was never downloaded here: fetch just the sample to check against
-        sample = backend.download_file(backend.spec.sample_submission, Path(kernel_dir) / "sample")
+    sample = sample_submission(config, backend)  # the data may never have been downloaded here: just the sample
     send = _code_sender(backend, ref, version) if backend.is_code_competition() else None  # a KaggleBackend
     return guarded_submit(backend, Path(output) / "submission.csv", sample,
                           config.paths.submissions(config.competition) / LOG_NAME,
