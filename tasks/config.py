@@ -57,7 +57,6 @@ class TrainConfig:
 class FeatureConfig:
     """Which feature sets to extract and how."""
 
-    backbones: tuple[str, ...] = ()
     views: tuple[str, ...] = ()  # empty: the recipe's (identity only for digits, identity + flip for photos)
     image_size: int | None = None  # None: each backbone's native size
     batch_size: int = 64

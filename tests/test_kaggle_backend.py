@@ -151,13 +151,17 @@ def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
     assert len(sent(hosted, "DownloadDataFiles")) == 4  # a 403 is not retried
 
 
-def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, capfd):
-    """`headstart run digits --backend kaggle`: download, train, submit through the guard, scored."""
+def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, capfd, monkeypatch):
+    """`headstart run digits --backend kaggle`: download, train, submit through the guard, scored; the backend
+    opened once, so the client authenticates once for the whole run."""
     import dataclasses
 
     from flows.compete import compete
+    from tasks.backends import kaggle
     from tasks.config import Config
 
+    authenticated, real = [], kaggle.authenticated_api
+    monkeypatch.setattr(kaggle, "authenticated_api", lambda: authenticated.append(1) or real())
     caplog.set_level(logging.INFO, logger="prefect")
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file,
                     members=("softmax",), folds=2)
@@ -168,6 +172,7 @@ def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, ca
     log = [json.loads(line) for line in (hosted.data_dir / "06_submissions" / "kaggle" / "digits" / "log.jsonl").open()]
     assert [entry["status"] for entry in log] == ["sending", "pending", "complete"] and log[-1]["sha256"]
     assert hosted.backend.leaderboard()[0]["team"] == USER
+    assert len(authenticated) == 1
     captured = capfd.readouterr()
     assert_no_secret(captured.out, captured.err, caplog.text,
                      paths=(hosted.data_dir, Path(os.environ["PREFECT_HOME"]), hosted.home))

@@ -168,12 +168,14 @@ def test_each_template_writes_a_valid_submission_offline(tmp_path, kernel_type, 
 
 
 def test_publish_kit_creates_then_versions_the_dataset(hosted, tmp_path):
+    from tasks.backends import backend_for
     from tasks.backends.kernels import publish_kit
     from tasks.config import Config
 
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
-    assert publish_kit(config, tmp_path) == "alice/headstart-kit/1"
-    assert publish_kit(config, tmp_path) == "alice/headstart-kit/2"  # pinned: the kernel gets this version
+    backend = backend_for(config)
+    assert publish_kit(config, backend, tmp_path) == "alice/headstart-kit/1"
+    assert publish_kit(config, backend, tmp_path) == "alice/headstart-kit/2"  # pinned: the kernel gets this version
     files = hosted.host.datasets.files_dir(USER, "headstart-kit")
     assert files.parent.name == "2" and (files / BUNDLE_NAME).is_file()
     rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
@@ -210,10 +212,13 @@ def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_pa
     from tasks.config import Config
 
     hosted = hosted_factory(run_kernels=False, dataset_processing_seconds=1.5)
+    from tasks.backends import backend_for
+
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
-    publish_kit(config, tmp_path, poll_interval=0.1)
+    backend = backend_for(config)
+    publish_kit(config, backend, tmp_path, poll_interval=0.1)
     assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
-    publish_kit(config, tmp_path, poll_interval=0.1)  # at once: the new version must wait, not be refused
+    publish_kit(config, backend, tmp_path, poll_interval=0.1)  # at once: the new version must wait, not be refused
     assert hosted.host.datasets.files_dir(USER, "headstart-kit").parent.name == "2"
     assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
 

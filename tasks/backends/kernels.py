@@ -8,7 +8,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.backends.kaggle import authenticated_api, call_kaggle
+from tasks.backends.kaggle import call_kaggle
 from tasks.backends.notebooks import inject_parameters, options_as_parameters
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
 from tasks.files import atomic_write_json, poll, sha256_text
@@ -246,9 +246,9 @@ def kernel_owner(api) -> str:
     return owner
 
 
-def publish_kit(config, kernel_dir: Path, poll_interval: float = 5.0) -> str:
+def publish_kit(config, backend, kernel_dir: Path, poll_interval: float = 5.0) -> str:
     """Bundle the kit (and the spec file) into <kernel_dir>/bundle, publish it as a dataset, wait until ready."""
-    api = authenticated_api()
+    api = backend.api
     owner = kernel_owner(api)
     spec_file = Path(config.spec) if config.spec and config.spec.endswith(SPEC_FILES) else None
     secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
@@ -261,19 +261,20 @@ def _kernel_spec(spec: str | None) -> str | None:
     return f"specs/{Path(spec).name}" if spec and spec.endswith(SPEC_FILES) else spec
 
 
-def push_kernel_version(config, kernel: KernelConfig, kernel_dir: Path, kit: str | None = None) -> tuple[str, int]:
+def push_kernel_version(config, backend, kernel: KernelConfig, kernel_dir: Path, kit: str | None = None
+                        ) -> tuple[str, int]:
     """Render the kernel into <kernel_dir>/kernel, attached to `kit` (the published kit's pinned ref), and push it;
     returns (owner/slug, version)."""
-    api = authenticated_api()
+    api = backend.api
     owner = kernel_owner(api)
     folder = render_kernel(Path(kernel_dir) / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec),
                            kit)
     return f"{owner}/{kernel_slug(config.competition, kernel.slug_prefix)}", push_kernel(api, folder)
 
 
-def collect_kernel_output(kernel: KernelConfig, kernel_dir: Path, ref: str, version: int) -> Path:
+def collect_kernel_output(backend, kernel: KernelConfig, kernel_dir: Path, ref: str, version: int) -> Path:
     """Wait for the kernel version to finish; download its output to <kernel_dir>/output/<version>/."""
-    api = authenticated_api()
+    api = backend.api
     wait_for_kernel(api, f"{ref}/{version}", kernel.poll_interval, kernel.timeout)
     output = Path(kernel_dir) / "output" / str(version)
     call_kaggle(api, ref, "download the kernel output", api.kernels_output, f"{ref}/{version}", str(output),
@@ -286,12 +287,11 @@ def _code_sender(backend, ref: str, version: int):
     return lambda path, description: backend.send_code(ref, version, Path(path).name, description)
 
 
-def submit_kernel_output(config, kernel_dir: Path, output: Path, ref: str, version: int, force: bool = False) -> dict:
+def submit_kernel_output(config, backend, output: Path, ref: str, version: int, force: bool = False) -> dict:
     """Submit the kernel's submission.csv through the guard: by CreateCodeSubmission in a code competition."""
-    from tasks.backends import backend_for, sample_submission
+    from tasks.backends import sample_submission
     from tasks.backends.guard import LOG_NAME, guarded_submit
 
-    backend = backend_for(config)
     sample = sample_submission(config, backend)  # the data may never have been downloaded here: just the sample
     send = _code_sender(backend, ref, version) if backend.is_code_competition() else None  # a KaggleBackend
     return guarded_submit(backend, Path(output) / "submission.csv", sample,
