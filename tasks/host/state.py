@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -12,8 +13,11 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from tasks.backends.local import LocalBackend
+from tasks.files import atomic_write_json
 from tasks.host.common import HostError, HostSettings
 from tasks.host.kernels import DatasetStore, KernelStore
+
+TOKEN = re.compile(r"[0-9a-f]{32}")  # what new_upload hands out: nothing else names an upload
 
 
 class CompetitionHost:
@@ -95,34 +99,41 @@ class CompetitionHost:
             raise HostError(403, "This signed URL has expired: ask for a new one")
         return user
 
-    # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes.
+    # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes. The host's record of an upload
+    # (who, under which name) lives apart from the uploaded bytes, where no upload's name can reach it.
     def new_upload(self, user: str, file_name: str) -> tuple[str, str]:
         """A blob token and the signed URL to PUT the file's bytes to."""
         token = secrets.token_hex(16)
-        directory = self.store / "uploads" / token
-        directory.mkdir(parents=True)
-        (directory / "upload.json").write_text(json.dumps({"user": user, "file_name": upload_name(file_name)}))
+        (self.store / "uploads" / "files" / token).mkdir(parents=True)
+        record = self.store / "uploads" / "records" / f"{token}.json"
+        record.parent.mkdir(exist_ok=True)
+        atomic_write_json(record, {"user": user, "file_name": upload_name(file_name)})
         return token, self.file_url(user, f"upload/{token}", purpose="upload")
+
+    def _upload_path(self, token: str, user: str | None) -> Path | None:
+        """Where a token's bytes are (or will be) stored; None for a token never handed out (to `user`)."""
+        if not TOKEN.fullmatch(token or ""):
+            return None
+        record_path = self.store / "uploads" / "records" / f"{token}.json"
+        if not record_path.is_file():
+            return None
+        record = json.loads(record_path.read_text())
+        directory = (self.store / "uploads" / "files" / token).resolve()
+        path = (directory / upload_name(record["file_name"])).resolve()
+        if path.parent != directory or (user is not None and record["user"] != user):
+            return None
+        return path
 
     def upload(self, token: str, user: str | None = None) -> Path:
         """The uploaded file of a token (and, when `user` is given, checked to be theirs)."""
-        directory = self.store / "uploads" / Path(token).name
-        meta_path = directory / "upload.json"
-        if not token or not meta_path.is_file():
-            raise HostError(400, f"Unknown blob token {token!r}")
-        meta = json.loads(meta_path.read_text())
-        path = directory / meta["file_name"]
-        if (user is not None and meta["user"] != user) or not path.is_file():
-            raise HostError(400, f"Blob token {token!r} has no completed upload")
+        path = self._upload_path(token, user)
+        if path is None or not path.is_file():
+            raise HostError(400, f"Blob token {str(token)[:40]!r} has no completed upload")
         return path
 
     def upload_target(self, token: str, user: str) -> Path | None:
         """Where this user's PUT to this token's URL lands; None for a token never handed out to them."""
-        directory = self.store / "uploads" / Path(token).name
-        if not token or not (directory / "upload.json").is_file():
-            return None
-        meta = json.loads((directory / "upload.json").read_text())
-        return directory / meta["file_name"] if meta["user"] == user else None
+        return self._upload_path(token, user)
 
 
 def sign_url(secret: bytes, purpose: str, user: str, path: str, expires: int) -> str:
