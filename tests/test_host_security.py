@@ -5,6 +5,7 @@ Name and signature checks (issue 12) are in tests/test_host_requests.py."""
 
 import json
 import secrets
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -97,6 +98,123 @@ def test_an_upload_named_like_the_hosts_record_cannot_rewrite_it(hosted_factory,
     assert solution_path.read_bytes() == solution
     stored = [path for path in (hosted.host.store / "datasets").rglob("*") if path.is_file()]
     assert stored and all(solution[:200] not in path.read_bytes() for path in stored)
+
+
+# 2. A kernel cannot leave its sandbox.
+ESCAPE_KERNEL = r'''import json, os, subprocess, sys, sysconfig
+status = dict(line.rstrip("\n").split(":\t", 1) for line in open("/proc/self/status"))
+report = {"uid": os.getuid(), "gid": os.getgid(), **{name: status[name] for name in ("CapEff", "CapPrm", "NoNewPrivs")}}
+def attempt(*command):
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode
+    except OSError as error:
+        return type(error).__name__
+report["remounts"] = [attempt("mount", "-o", "remount,rw,bind", path)
+                      for path in (sys.prefix, sys.base_prefix, "/usr", "/kaggle/input", "/")]
+report["nested"] = attempt("unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                           "mount -o remount,rw,bind $0 && touch $0/headstart-escape", sys.prefix)
+written = []
+for folder in {sysconfig.get_paths()["purelib"], sys.prefix, sys.base_prefix, os.path.dirname(os.__file__),
+               "/kaggle/input", "/kaggle", "/", "/usr", "/etc", "/dev"}:
+    try:
+        with open(os.path.join(folder, "headstart-escape.pth"), "w") as stream:
+            stream.write(PTH)
+        written.append(folder)
+    except OSError:
+        pass
+report["written"] = sorted(written)
+report["writable mounts"] = sorted(line.split()[4] for line in open("/proc/self/mountinfo")
+                                   if "rw" in line.split()[5].split(","))
+report["host paths"] = [path for path in HOST_PATHS if os.path.exists(path)]
+commands = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        commands.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace"))
+    except OSError:
+        pass
+report["commands"] = commands
+print("REPORT " + json.dumps(report))
+'''
+# Writable inside, and nowhere else: the kernel's output, its /tmp and /dev/shm (both size-limited tmpfs), /proc
+# (its own processes), and the device nodes every sandbox has.
+WRITABLE = {"/kaggle/working", "/tmp", "/dev/shm", "/proc", "/dev/pts", "/dev/null", "/dev/zero", "/dev/full",
+            "/dev/random", "/dev/urandom", "/dev/tty"}
+
+
+def test_a_kernel_cannot_leave_its_sandbox(hosted_factory, tmp_path, sandbox):
+    """As root with every capability, a kernel remounted the Python read-write and left a .pth in site-packages
+    that the next kernel's launch ran outside the sandbox. Now: uid 65534, no capabilities, no new privileges,
+    every mount but its own folders read-only and locked, no user namespace to remount from, no host path or
+    process in sight, and the next launch runs nothing it left."""
+    hosted = hosted_factory(run_kernels=True)
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    pth = f"import os; os.path.isdir({str(marker)!r}) and open({str(marker / 'ran-outside')!r}, 'w').close()\n"
+    host_paths = [str(hosted.data_dir), str(hosted.host.store), str(hosted.home), str(tmp_path),
+                  str(Path(__file__).parents[1] / "tasks")]
+    source = ESCAPE_KERNEL.replace("PTH", repr(pth)).replace("HOST_PATHS", repr(host_paths))
+    report = {}
+    try:
+        assert _push(hosted, "escaping", source)[0] == 200
+        assert _finished(hosted, "escaping")["status"] == "COMPLETE"
+        report = _report(_log(hosted, "escaping"))
+        assert _push(hosted, "next-kernel", "print('next')")[0] == 200
+        assert _finished(hosted, "next-kernel")["status"] == "COMPLETE"
+        nested_escape = Path(sysconfig.get_paths()["data"], "headstart-escape").exists()
+    finally:  # what an old host let through must not stay in this Python
+        for folder in {*report.get("written", ()), sysconfig.get_paths()["purelib"]}:
+            Path(folder, "headstart-escape.pth").unlink(missing_ok=True)
+        Path(sysconfig.get_paths()["data"], "headstart-escape").unlink(missing_ok=True)
+    assert not (marker / "ran-outside").exists()
+    assert report["uid"] == 65534 and report["gid"] == 65534
+    assert report["CapEff"] == report["CapPrm"] == "0000000000000000" and report["NoNewPrivs"] == "1"
+    assert all(code not in (0, "") for code in report["remounts"]), report["remounts"]
+    assert report["nested"] != 0 and not nested_escape
+    assert report["written"] == []
+    assert set(report["writable mounts"]) <= WRITABLE, report["writable mounts"]
+    assert report["host paths"] == []
+    # Only the sandbox's own processes: bwrap (its pid 1) and the kernel; not the host with its keys.
+    assert all(command.startswith("bwrap ") or "/kaggle/src/script.py" in command for command in report["commands"])
+    assert not [command for command in report["commands"] if KEY in command]
+
+
+UNPRIVILEGED_PROBE = """id -u; grep CapEff /proc/self/status; mount -o remount,rw,bind /usr || echo no-remount
+unshare --user --map-root-user true || echo no-user-namespace; touch /usr/x /x /kaggle/input/x || echo read-only
+echo out > /kaggle/working/out && echo writable"""
+
+
+def test_a_host_not_run_as_root_gives_its_kernels_a_user_namespace(monkeypatch, sandbox):
+    """The same sandbox as a host run by an ordinary user builds it (here: uid 65534 runs it, with the system's
+    shell for the kernel, as this machine's Python need not be readable by that uid): inside a user namespace of
+    its own, as 65534, with no capabilities, no further user namespace, and only its working folder writable."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tasks.host import sandbox as sandbox_module
+
+    folder = Path(tempfile.mkdtemp(prefix="headstart-test-"))  # where uid 65534 can reach (pytest's is 0700)
+    try:
+        for name in ("input", "working"):
+            (folder / name).mkdir()
+        (folder / "probe.sh").write_text(UNPRIVILEGED_PROBE)
+        sandbox_module.prepare_run(folder / "input", folder / "working", folder / "probe.sh")
+        folder.chmod(0o755)
+        monkeypatch.setattr(sandbox_module, "python_roots", lambda: [])
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the command as a host of an ordinary user builds it
+        command = sandbox_module.bwrap_command(["/bin/sh", "/kaggle/src/probe.sh"], folder / "input",
+                                               folder / "working", folder / "probe.sh", 2**20)
+        monkeypatch.undo()
+        if os.geteuid() == 0:
+            command = [shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/")
+    finally:
+        shutil.rmtree(folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["65534", "CapEff:", "0000000000000000", "no-remount", "no-user-namespace",
+                                     "read-only", "writable"], result.stdout + result.stderr
+    assert "--unshare-user" in command and "--disable-userns" in command
 
 
 SEARCHING_KERNEL = '''import os

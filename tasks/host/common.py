@@ -44,6 +44,7 @@ class HostSettings:
     kernel_timeout: float = 3600.0
     kernel_memory_bytes: int = 32 * 2**30  # a kernel's address space (Kaggle's CPU sessions have 30 GB of RAM)
     kernel_output_bytes: int = 20 * 2**30  # any one file it writes, and all its output together (Kaggle: 20 GB)
+    kernel_tmp_bytes: int = 2**30  # its /tmp and its /dev/shm (each a tmpfs, held in memory)
     unsafe_kernels: bool = False  # run pushed kernels even without a sandbox (they can then read the solution)
     dataset_processing_seconds: float = 0.0  # as on Kaggle, a new dataset version is not ready at once
     code_scoring_seconds: float = 0.0  # a code submission stays PENDING this long (Kaggle re-runs the notebook)
