@@ -291,3 +291,19 @@ def test_kernels_are_held_to_their_time_and_output_limits(hosted_factory):
     assert not list(hosted.host.kernels.output_dir(USER, "writer").iterdir())
     assert "File too large" in _finished(hosted, "too-big")["failureMessage"]  # stopped as it writes
     assert hosted.host.kernels.output_dir(USER, "too-big").joinpath("big.bin").stat().st_size <= 1000
+
+
+# 7. The sandbox works as README sets it up.
+def test_kernels_run_on_a_host_started_as_readme_shows(real_host, sandbox):
+    """`headstart host digits --data-dir data` (a relative folder): every push failed with `bwrap: Can't find
+    source path data/local/digits/host/kernels/...`, as bwrap ran in another working directory."""
+    pushed = real_host.push(USER, real_host.cwd / "readme-kernel", "readme-kernel",
+                            "import os\nprint(sorted(os.listdir('/kaggle/input/competitions/digits')))\n"
+                            "open('/kaggle/working/out.txt', 'w').write('made')\n",
+                            competition_sources=["digits"])
+    assert "Kernel version 1 successfully pushed" in pushed
+    assert real_host.wait(USER, "readme-kernel")["status"] == "COMPLETE"
+    real_host.kaggle(USER, "kernels", "output", f"{USER}/readme-kernel", "-p", real_host.cwd / "readme-output")
+    assert (real_host.cwd / "readme-output" / "out.txt").read_text() == "made"
+    log = (real_host.cwd / "readme-output" / "readme-kernel.log").read_text()
+    assert "sample_submission.csv" in log and "test.csv" in log

@@ -93,7 +93,7 @@ def _binds(mounts: list[tuple[Path, str, bool]]) -> list[str]:
             if str(parent) not in made:
                 made.add(str(parent))
                 arguments += ["--perms", "0755", "--dir", str(parent)]
-        arguments += ["--bind" if writable else "--ro-bind", str(source), target]
+        arguments += ["--bind" if writable else "--ro-bind", str(Path(source).absolute()), target]
     return arguments
 
 

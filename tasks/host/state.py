@@ -25,7 +25,8 @@ class CompetitionHost:
 
     def __init__(self, backend: LocalBackend, settings: HostSettings = HostSettings(), store: Path | None = None):
         self.backend, self.settings = backend, settings
-        self.store = Path(store) if store else backend.root / "host"
+        # Absolute: bwrap and the kernel's subprocess run in other working directories than the host's.
+        self.store = (Path(store) if store else backend.root / "host").absolute()
         self.lock = threading.RLock()
         self.base_url = ""
         self.secret = secrets.token_bytes(32)  # signs file URLs (per user, file and purpose), as Kaggle's are
