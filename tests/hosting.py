@@ -48,6 +48,11 @@ def sandbox() -> None:
         pytest.skip(f"no kernel sandbox here: {problem}")
 
 
+# Straight to the host, whatever proxy the environment names (urlopen's default opener keeps the proxies of its
+# first call, and a test that pointed HTTP_PROXY at a host that has since stopped would send later calls there).
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def call(url: str, payload: dict | None = None, user: str = USER, key: str | None = KEY,
          method: str = "POST") -> tuple[int, dict]:
     """One request straight to a host, as the client sends an RPC (`key=None`: without credentials);
@@ -58,7 +63,7 @@ def call(url: str, payload: dict | None = None, user: str = USER, key: str | Non
     body = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with DIRECT.open(request, timeout=60) as response:
             text = response.read()
             return response.status, json.loads(text) if text[:1] == b"{" else {}
     except urllib.error.HTTPError as error:

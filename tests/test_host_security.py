@@ -16,6 +16,7 @@ import pytest
 from tests.hosting import (  # noqa: F401
     COMPETITIONS,
     DATASETS,
+    DIRECT,
     KERNELS,
     KEY,
     USER,
@@ -38,7 +39,7 @@ def post(hosted, rpc: str, payload: dict, user: str = USER, key: str = KEY) -> t
 
 def _put(url: str, data: bytes) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT")) as response:
+        with DIRECT.open(urllib.request.Request(url, data=data, method="PUT")) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -291,6 +292,45 @@ def test_kernels_are_held_to_their_time_and_output_limits(hosted_factory):
     assert not list(hosted.host.kernels.output_dir(USER, "writer").iterdir())
     assert "File too large" in _finished(hosted, "too-big")["failureMessage"]  # stopped as it writes
     assert hosted.host.kernels.output_dir(USER, "too-big").joinpath("big.bin").stat().st_size <= 1000
+
+
+# 3. Outputs are files, never links.
+LINKING_KERNEL = r'''import os
+os.chdir("/kaggle/working")
+os.symlink("/proc/self/cmdline", "cmdline.csv")  # read outside, the host's own command line
+os.symlink("/proc/self/environ", "environ.csv")
+os.symlink(SOLUTION, "submission.csv")  # the hidden solution, where the host keeps it
+os.mkdir("folder")
+os.symlink("/", "folder/everything")
+for name in (b"new\nline.csv", b"undecodable-\xff.csv", "fine.csv"):
+    with open(name, "w") as stream:
+        stream.write("ImageId,Label\n1,1\n")
+'''
+
+
+def test_outputs_are_files_never_links(real_host, sandbox):
+    """A kernel's outputs linked to /proc/self/cmdline, /proc/self/environ and the solution: submitted with
+    CreateCodeSubmission, the host read the link's target (its command line holds every user's key), and the
+    scoring error showed it. A name with a newline or undecodable bytes broke `kaggle kernels output`."""
+    solution = real_host.cwd / "data" / "local" / "digits" / "solution.csv"
+    real_host.push(USER, real_host.cwd / "linking", "linking", LINKING_KERNEL.replace("SOLUTION", repr(str(solution))))
+    assert real_host.wait(USER, "linking")["status"] == "COMPLETE"
+    output = real_host.kaggle(USER, "kernels", "output", f"{USER}/linking", "-p", real_host.cwd / "linked")
+    assert sorted(path.name for path in (real_host.cwd / "linked").rglob("*")) == ["fine.csv", "linking.log"]
+    log = "".join(line["data"] for line in json.loads((real_host.cwd / "linked" / "linking.log").read_text()))
+    for name in ("cmdline.csv", "environ.csv", "submission.csv", "folder/everything", "new\\nline.csv"):
+        assert f"not kept: {name}" in log, name
+    submitted = real_host.kaggle(USER, "competitions", "submit", "digits", "-k", f"{USER}/linking", "-v", "1",
+                                 "-f", "cmdline.csv", "-m", "links", check=False)
+    answers = [real_host.rpc(USER, COMPETITIONS + "CreateCodeSubmission", {
+        "competitionName": "digits", "kernelOwner": USER, "kernelSlug": "linking", "kernelVersion": 1,
+        "fileName": name}) for name in ("environ.csv", "submission.csv", "folder/everything")]
+    assert [status for status, _ in answers] == [404, 404, 404] and submitted.returncode == 1
+    listing = real_host.rpc(USER, COMPETITIONS + "ListSubmissions", {"competitionName": "digits"})[1]
+    texts = [output.stdout, output.stderr, log, submitted.stdout, submitted.stderr, json.dumps(answers),
+             json.dumps(listing)]
+    assert not [text for text in texts if any(key in text for key in real_host.keys.values())]
+    assert not [row for row in listing.get("submissions", []) if row.get("publicScore") == "1.0"]
 
 
 # 7. The sandbox works as README sets it up.

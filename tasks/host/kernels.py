@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
@@ -45,6 +46,7 @@ from tasks.host.common import (
     HostError,
     require_name,
 )
+from tasks.host.outputs import unservable
 from tasks.host.rpc import make
 from tasks.host.sandbox import kernel_refusal, run_kernel
 
@@ -96,7 +98,7 @@ class KernelStore:
 
     def output_file(self, owner: str, slug: str, version, file_name: str) -> Path:
         path = self.output_dir(owner, slug, _version_number(version)) / Path(file_name).name
-        if not path.is_file():
+        if path.is_symlink() or not path.is_file():  # outputs are copied out as files; never read through a link
             raise HostError(404, f"Kernel {owner}/{slug} has no output file {file_name!r}")
         return path
 
@@ -150,9 +152,9 @@ class KernelStore:
     def record(self, owner: str, slug: str, version=None) -> dict:
         return json.loads((self.directory(owner, slug, _version_number(version)) / "kernel.json").read_text())
 
-    def _mount_inputs(self, directory: Path, record: dict) -> Path:
+    def _mount_inputs(self, inputs: Path, record: dict) -> Path:
         """Kaggle's 2026 layout: input/competitions/<slug>/ and input/datasets/<owner>/<slug>/, zips unpacked."""
-        inputs = directory / "input"
+        inputs.mkdir()
         for name in record.get("competitionDataSources", []):
             if name == self.host.backend.name:
                 self.host.backend.download(inputs / "competitions" / name)
@@ -167,17 +169,27 @@ class KernelStore:
         record = json.loads((directory / "kernel.json").read_text())
         self._update(directory, status="RUNNING")
         try:
-            inputs = self._mount_inputs(directory, record)
-            script = directory / record["source"]
-            if record["source"].endswith(".ipynb"):
-                script = directory / "__notebook__.py"
-                script.write_text(notebook_to_script((directory / record["source"]).read_text()))
-            inputs.mkdir(exist_ok=True)
-            failure, stdout, stderr = run_kernel(script, inputs, directory / "working", directory, self.host.settings)
+            failure, stdout, stderr = self._run_in_scratch(directory, record)
             self._write_log(directory, stdout, stderr)
             self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
         except (OSError, HostError, ValueError) as error:
             self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
+
+    def _run_in_scratch(self, directory: Path, record: dict) -> tuple[str, str, str]:
+        """Run the kernel in a scratch folder of its own (its inputs, its source, its working folder), removed
+        afterwards; only its outputs are kept, copied to `working/` of its version."""
+        scratch_root = self.host.store / "scratch"
+        scratch_root.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
+            inputs = self._mount_inputs(Path(scratch) / "input", record)
+            script = Path(scratch) / "src" / "script.py"
+            script.parent.mkdir()
+            source = (directory / record["source"]).read_text()
+            if record["source"].endswith(".ipynb"):
+                script, source = script.with_name("__notebook__.py"), notebook_to_script(source)
+            script.write_text(source)
+            (Path(scratch) / "working").mkdir()
+            return run_kernel(script, inputs, Path(scratch) / "working", directory, self.host.settings)
 
     def _write_log(self, directory: Path, stdout: str, stderr: str) -> None:
         now = time.time()
@@ -198,10 +210,11 @@ class KernelStore:
         owner, slug = request.user_name, request.kernel_slug
         directory = self.directory(owner, slug, _version_number(request.version_label))
         version, working = int(directory.name), directory / "working"
-        files = [make(ApiKernelSessionOutputFile, file_name=path.relative_to(working).as_posix(),
-                      url=self.host.file_url(user, f"kernel-output/{owner}/{slug}/{version}/"
-                                             f"{path.relative_to(working).as_posix()}"))
-                 for path in sorted(working.rglob("*")) if path.is_file()]
+        names = [path.relative_to(working).as_posix() for path in sorted(working.rglob("*"))
+                 if path.is_file() and not path.is_symlink()]
+        files = [make(ApiKernelSessionOutputFile, file_name=name,
+                      url=self.host.file_url(user, f"kernel-output/{owner}/{slug}/{version}/{name}"))
+                 for name in names if unservable(name) is None]
         log = (directory / "log.json").read_text() if (directory / "log.json").is_file() else ""
         return make(ApiListKernelSessionOutputResponse, files=files, log=log)
 

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from tasks.host.common import HostError, HostSettings
+from tasks.host.outputs import OutputLimit, copy_outputs
 
 KAGGLE_INPUT, KAGGLE_WORKING, KAGGLE_SOURCE = "/kaggle/input", "/kaggle/working", "/kaggle/src"
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: refuses connections, as a notebook without internet
@@ -198,11 +199,13 @@ def _tail(path: Path) -> str:
         return stream.read().decode("utf-8", errors="replace")
 
 
-def run_kernel(script: Path, inputs: Path, working: Path, scratch: Path, settings: HostSettings) -> tuple[str, str, str]:
-    """Run a kernel's script to its end within the settings' limits: (failure message or "", stdout, stderr).
-    Its stdout and stderr go to files in `scratch` (never into memory whole)."""
-    command, environment = _command(script, inputs, working, scratch / "home", settings.kernel_tmp_bytes)
-    streams = scratch / "stdout.txt", scratch / "stderr.txt"
+def run_kernel(script: Path, inputs: Path, working: Path, directory: Path, settings: HostSettings
+               ) -> tuple[str, str, str]:
+    """Run a kernel's script to its end within the settings' limits, then copy its outputs from `working` to
+    `directory/working`: (failure message or "", stdout, stderr). Its stdout and stderr go to files in
+    `directory` (never into memory whole); a note on each output not kept ends its stderr."""
+    command, environment = _command(script, inputs, working, directory / "home", settings.kernel_tmp_bytes)
+    streams = directory / "stdout.txt", directory / "stderr.txt"
     try:
         with open(streams[0], "wb") as stdout, open(streams[1], "wb") as stderr:
             result = subprocess.run(limited(command, settings.kernel_memory_bytes, settings.kernel_output_bytes),
@@ -211,10 +214,12 @@ def run_kernel(script: Path, inputs: Path, working: Path, scratch: Path, setting
     except subprocess.TimeoutExpired:
         raise HostError(500, f"the kernel ran over its time limit ({settings.kernel_timeout:g} s)") from None
     out, err = _tail(streams[0]), _tail(streams[1])
-    written = sum(path.stat().st_size for path in working.rglob("*") if path.is_file())
-    if written > settings.kernel_output_bytes:
-        shutil.rmtree(working)
-        working.mkdir()
-        return f"the kernel wrote {written} bytes, over the limit of {settings.kernel_output_bytes}", out, err
     failure = "" if result.returncode == 0 else (err.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
-    return failure, out, err
+    kept = directory / "working"
+    try:
+        notes, _ = copy_outputs(working, kept, settings.kernel_output_bytes)
+    except OutputLimit:
+        shutil.rmtree(kept)
+        kept.mkdir()
+        return f"the kernel wrote over the limit of {settings.kernel_output_bytes} bytes of output", out, err
+    return failure, out, err + "".join(f"headstart host: {note}\n" for note in notes)
