@@ -333,6 +333,48 @@ def test_outputs_are_files_never_links(real_host, sandbox):
     assert not [row for row in listing.get("submissions", []) if row.get("publicScore") == "1.0"]
 
 
+# 4. Private means private.
+LISTING_KERNEL = "import os\nfor root, _, files in os.walk('/kaggle/input'):\n    print('seen', root, sorted(files))\n"
+
+
+def test_private_kernels_and_datasets_stay_private(real_host, sandbox):
+    """bob read alice's private kernel (GetKernel, ListKernelSessionOutput, GetKernelSessionStatus, `kaggle kernels
+    output`), GetDataset answered for her private dataset and his kernel mounted it; carol, who has not accepted
+    the rules, had the competition mounted in hers. One rule now, for the API and the mounts: owner, or public."""
+    work = real_host.cwd / "private"
+    real_host.push(USER, work / "private", "alice-private", "print('alice private log')\n"
+                   "open('/kaggle/working/secret.csv', 'w').write('alice only')\n")
+    real_host.push(USER, work / "public", "alice-public", "print('for everyone')\n", is_private=False)
+    (work / "dataset").mkdir()
+    (work / "dataset" / "weights.txt").write_text("alice's weights")
+    (work / "dataset" / "dataset-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/alice-weights", "title": "alice weights", "licenses": [{"name": "CC0-1.0"}]}))
+    real_host.kaggle(USER, "datasets", "create", "-p", work / "dataset")
+    assert real_host.wait(USER, "alice-private")["status"] == real_host.wait(USER, "alice-public")["status"] \
+        == "COMPLETE"
+    private, public = ({"userName": USER, "kernelSlug": slug} for slug in ("alice-private", "alice-public"))
+    for rpc in ("GetKernel", "ListKernelSessionOutput", "GetKernelSessionStatus"):
+        status, answer = real_host.rpc("bob", KERNELS + rpc, private)
+        assert status == 403 and "alice private log" not in json.dumps(answer), (rpc, answer)
+        assert real_host.rpc("bob", KERNELS + rpc, public)[0] == real_host.rpc(USER, KERNELS + rpc, private)[0] == 200
+    stolen = real_host.kaggle("bob", "kernels", "output", f"{USER}/alice-private", "-p", work / "stolen", check=False)
+    assert stolen.returncode != 0 and not (work / "stolen" / "secret.csv").exists()
+    dataset = {"ownerSlug": USER, "datasetSlug": "alice-weights"}
+    assert [real_host.rpc("bob", DATASETS + rpc, dataset)[0] for rpc in ("GetDataset", "GetDatasetStatus")] \
+        == [403, 403]
+    assert real_host.rpc(USER, DATASETS + "GetDataset", dataset)[0] == 200
+    borrowed = real_host.push("bob", work / "borrows", "bob-borrows", LISTING_KERNEL,
+                              dataset_sources=[f"{USER}/alice-weights"], competition_sources=["digits"])
+    peeked = real_host.push(CAROL[0], work / "peeks", "carol-peeks", LISTING_KERNEL, competition_sources=["digits"])
+    assert "not valid dataset sources and could not be added to the kernel: ['alice/alice-weights']" in borrowed
+    assert "not valid competition sources and could not be added to the kernel: ['digits']" in peeked
+    for user, slug in (("bob", "bob-borrows"), (CAROL[0], "carol-peeks")):
+        assert real_host.wait(user, slug)["status"] == "COMPLETE"
+        log = real_host.rpc(user, KERNELS + "ListKernelSessionOutput", {"userName": user, "kernelSlug": slug})[1]
+        assert "seen /kaggle/input" in log["log"] and "weights.txt" not in log["log"]
+        assert ("train.csv" in log["log"]) == (user == "bob")  # bob accepted the rules; carol did not
+
+
 # 7. The sandbox works as README sets it up.
 def test_kernels_run_on_a_host_started_as_readme_shows(real_host, sandbox):
     """`headstart host digits --data-dir data` (a relative folder): every push failed with `bwrap: Can't find

@@ -33,7 +33,8 @@ from kagglesdk.security.types.oauth_service import IntrospectTokenResponse
 
 from tasks.backends.local import QuotaError
 from tasks.host.common import HostError, Redirect
-from tasks.host.kernels import DATASET_ROUTES, KERNEL_ROUTES
+from tasks.host.datasets import DATASET_ROUTES
+from tasks.host.kernels import KERNEL_ROUTES
 from tasks.host.rpc import make, naive_utc
 from tasks.host.state import CompetitionHost
 

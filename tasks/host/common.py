@@ -57,6 +57,11 @@ class HostSettings:
     download_bytes_per_second: float | None = None  # serve files no faster (a slow network); None: at full speed
 
 
+def may_read(user: str, owner: str, private: bool) -> bool:
+    """The one access rule for kernels and datasets, in the API and in what a kernel mounts: owner, or public."""
+    return user == owner or not private
+
+
 def require_name(field: str, value: str | None, pattern: re.Pattern = SLUG, min_length: int = 1,
                  max_length: int | None = None) -> str:
     """`value` if it is a valid Kaggle owner or slug; else a 400 naming the field (and a short excerpt of it)."""

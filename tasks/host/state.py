@@ -15,7 +15,8 @@ from urllib.parse import quote, urlencode
 from tasks.backends.local import LocalBackend
 from tasks.files import atomic_write_json
 from tasks.host.common import HostError, HostSettings
-from tasks.host.kernels import DatasetStore, KernelStore
+from tasks.host.datasets import DatasetStore
+from tasks.host.kernels import KernelStore
 
 TOKEN = re.compile(r"[0-9a-f]{32}")  # what new_upload hands out: nothing else names an upload
 
@@ -69,9 +70,13 @@ class CompetitionHost:
         """Whether the user is on a team: Kaggle answers the submission limits of one who is not with zeros."""
         return user not in self.settings.teamless
 
-    def require_rules(self, user: str) -> None:
+    def rules_accepted(self, user: str) -> bool:
+        """Whether the user may download the competition's files, submit, and have them mounted in a kernel."""
         accepted = self.settings.rules_accepted_by
-        if accepted is not None and user not in accepted:
+        return accepted is None or user in accepted
+
+    def require_rules(self, user: str) -> None:
+        if not self.rules_accepted(user):
             raise HostError(403, f"You must accept this competition's rules before you can download its files or "
                                  f"submit ({self.backend.name})")
 
