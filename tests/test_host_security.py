@@ -375,6 +375,107 @@ def test_private_kernels_and_datasets_stay_private(real_host, sandbox):
         assert ("train.csv" in log["log"]) == (user == "bob")  # bob accepted the rules; carol did not
 
 
+# 5. Limits that hold by default.
+LIMITS_KERNEL = r'''import json, threading, time
+report = {}
+for folder in ("/tmp", "/dev/shm"):
+    written = 0
+    try:
+        with open(folder + "/fill", "wb") as stream:
+            while written < 64 * 2**20:
+                stream.write(b"x" * 2**20)
+                stream.flush()
+                written += 2**20
+    except OSError:
+        pass
+    report[folder] = written // 2**20
+threads = []
+try:
+    while len(threads) < 500:
+        thread = threading.Thread(target=time.sleep, args=(5,), daemon=True)
+        thread.start()
+        threads.append(thread)
+except RuntimeError:
+    pass
+report["threads"] = len(threads)
+try:
+    memory = bytearray(5 * 2**30)
+    report["memory"] = "allocated"
+except MemoryError:
+    report["memory"] = "MemoryError"
+print("REPORT " + json.dumps(report))
+'''
+
+
+def test_kernels_are_held_to_the_limits_the_command_line_sets(tmp_path, digits_store, sandbox):
+    """None of these was settable from the CLI, and a kernel had no process limit, a 32 GiB address space and a
+    /tmp in memory limited only per file. `headstart host --kernel-tmp-mb 8 --kernel-processes 64
+    --kernel-memory-mb 4096`: a kernel that fills /tmp and /dev/shm, starts threads and allocates 5 GiB is
+    held to each."""
+    host = start_real_host(tmp_path, digits_store, {USER: KEY}, "--kernel-tmp-mb", "8", "--kernel-processes", "64",
+                           "--kernel-memory-mb", "4096", "--kernel-timeout", "120", "--kernels-at-once", "1")
+    try:
+        host.push(USER, tmp_path / "greedy", "greedy-kernel", LIMITS_KERNEL)
+        assert host.wait(USER, "greedy-kernel")["status"] == "COMPLETE"
+        log = host.rpc(USER, KERNELS + "ListKernelSessionOutput", {"userName": USER, "kernelSlug": "greedy-kernel"})
+    finally:
+        host.stop()
+    report = _report("".join(line["data"] for line in json.loads(log[1]["log"])))
+    assert report["/tmp"] <= 8 and report["/dev/shm"] <= 8, report
+    assert 50 <= report["threads"] < 64 and report["memory"] == "MemoryError", report
+
+
+def test_kernels_wait_their_turn(hosted_factory, sandbox):
+    """Kernels at once were unlimited; with kernels_at_once=1 the second waits, QUEUED, for the first."""
+    hosted = hosted_factory(run_kernels=True, kernels_at_once=1)
+    source = "import time\nstart = time.time()\ntime.sleep(1.5)\nprint('RAN', start, time.time())\n"
+    assert _push(hosted, "first-kernel", source)[0] == _push(hosted, "second-kernel", source)[0] == 200
+    deadline = time.monotonic() + 60
+    while hosted.host.kernels.record(USER, "first-kernel")["status"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert hosted.host.kernels.record(USER, "second-kernel")["status"] == "QUEUED"
+    runs = []
+    for slug in ("first-kernel", "second-kernel"):
+        assert _finished(hosted, slug)["status"] == "COMPLETE"
+        runs.append([float(value) for value in _log(hosted, slug).split("RAN ")[1].split()[:2]])
+    assert runs[1][0] >= runs[0][1], runs
+
+
+def test_the_total_limit_holds_under_a_race(hosted_factory, tmp_path):
+    """20 parallel submits were accepted 5 times against --total-limit 2: the total was checked outside the lock."""
+    import concurrent.futures
+
+    hosted = hosted_factory(run_kernels=False, total_limit=2)
+    hosted.set_daily_limit(100)
+    tokens = []
+    for number in range(20):
+        status, upload = post(hosted, COMPETITIONS + "StartSubmissionUpload",
+                              {"competitionName": "digits", "fileName": f"s{number}.csv"})
+        assert status == 200 and _put(upload["createUrl"], perfect_submission(hosted, tmp_path / "p.csv")
+                                      .read_bytes()) == 200
+        tokens.append(upload["token"])
+
+    def submit(token: str) -> int:
+        return post(hosted, COMPETITIONS + "CreateSubmission", {"competitionName": "digits", "blobFileTokens": token,
+                                                                "submissionDescription": token})[0]
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(submit, tokens))
+    assert sorted(statuses) == [200, 200] + [400] * 18, statuses.count(200)
+    assert len(hosted.backend.submissions(USER)) == 2
+
+
+def test_introspect_token_answers_only_its_owner(hosted_factory):
+    """IntrospectToken answered anyone, without credentials: an oracle that says whose a key is."""
+    hosted = hosted_factory(run_kernels=False, users=(ALICE, BOB))
+    introspect = hosted.server.url + "/api/v1/security.OAuthService/IntrospectToken"
+    status, answer = call(introspect, {"token": KEY}, key=None)
+    assert status == 401 and USER not in json.dumps(answer)
+    assert call(introspect, {"token": KEY}, *BOB)[1].get("active", False) is False  # bob asks about alice's key
+    assert call(introspect, {"token": KEY})[1] == {"active": True, "username": USER}
+
+
 # 7. The sandbox works as README sets it up.
 def test_kernels_run_on_a_host_started_as_readme_shows(real_host, sandbox):
     """`headstart host digits --data-dir data` (a relative folder): every push failed with `bwrap: Can't find

@@ -102,13 +102,14 @@ def start_submission_upload(host: CompetitionHost, user: str, request) -> ApiSta
 
 def _submit(host: CompetitionHost, user: str, path: Path, description: str) -> int:
     total_cap = host.settings.total_limit
-    if total_cap is not None and len(host.backend.submissions(user)) >= total_cap:
-        raise HostError(400, f"Submission not allowed: the competition's limit of {total_cap} submissions in all "
-                             "is reached")
-    try:
-        return host.backend.submit(path, description, team=user)["ref"]
-    except QuotaError as error:
-        raise HostError(400, f"Submission not allowed: {error}") from None
+    with host.submit_lock:  # the count and the submission it allows, as one step (parallel submits raced past it)
+        if total_cap is not None and len(host.backend.submissions(user)) >= total_cap:
+            raise HostError(400, f"Submission not allowed: the competition's limit of {total_cap} submissions in "
+                                 "all is reached")
+        try:
+            return host.backend.submit(path, description, team=user)["ref"]
+        except QuotaError as error:
+            raise HostError(400, f"Submission not allowed: {error}") from None
 
 
 def create_submission(host: CompetitionHost, user: str, request) -> ApiCreateSubmissionResponse:
@@ -215,11 +216,11 @@ def download_leaderboard(host: CompetitionHost, user: str, request) -> bytes:
     return buffer.getvalue()
 
 
-def introspect_token(host: CompetitionHost, request) -> IntrospectTokenResponse:
-    for name, key in host.settings.users:
-        if secrets.compare_digest(key, request.token or ""):
-            return make(IntrospectTokenResponse, active=True, username=name)
-    return make(IntrospectTokenResponse, active=not host.settings.users and bool(request.token), username="you")
+def introspect_token(host: CompetitionHost, user: str, request) -> IntrospectTokenResponse:
+    """Whether a token is the caller's own (the client sends it as its Bearer token): never whose another is."""
+    users = dict(host.settings.users)
+    own = secrets.compare_digest(users[user], request.token or "") if users else bool(request.token)
+    return make(IntrospectTokenResponse, active=own, username=user if own else "")
 
 
 COMPETITION_ROUTES = {
@@ -230,14 +231,11 @@ COMPETITION_ROUTES = {
     "GetSubmission": get_submission, "GetSubmissionLimits": get_submission_limits,
     "GetLeaderboard": get_leaderboard, "DownloadLeaderboard": download_leaderboard}
 ROUTES = {**{COMPETITIONS + name: handler for name, handler in COMPETITION_ROUTES.items()},
-          **KERNEL_ROUTES, **DATASET_ROUTES}
-INTROSPECT = "security.OAuthService/IntrospectToken"
+          **KERNEL_ROUTES, **DATASET_ROUTES, "security.OAuthService/IntrospectToken": introspect_token}
 
 
 def dispatch(host: CompetitionHost, rpc: str, caller, request):
     """Answer one RPC for the caller (`caller()` authenticates them: a 401 if unknown)."""
-    if rpc == INTROSPECT:
-        return introspect_token(host, request)
     handler = ROUTES.get(rpc)
     if handler is None:
         raise HostError(404, f"{rpc} is not supported by headstart host")

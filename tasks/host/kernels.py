@@ -59,6 +59,7 @@ class KernelStore:
 
     def __init__(self, host):
         self.host, self.threads = host, []
+        self.slots = threading.BoundedSemaphore(host.settings.kernels_at_once)  # the rest wait, QUEUED
 
     def base(self, owner: str, slug: str) -> Path:
         """kernels/<owner>/<slug>/, once both are valid Kaggle names (a 400 naming the field otherwise)."""
@@ -163,13 +164,14 @@ class KernelStore:
     def _run(self, directory: Path) -> None:
         """Run a pushed kernel to completion (in the sandbox), recording its status and a Kaggle-style JSON log."""
         record = json.loads((directory / "kernel.json").read_text())
-        self._update(directory, status="RUNNING")
-        try:
-            failure, stdout, stderr = self._run_in_scratch(directory, record)
-            self._write_log(directory, stdout, stderr)
-            self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
-        except (OSError, HostError, ValueError) as error:
-            self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
+        with self.slots:
+            self._update(directory, status="RUNNING")
+            try:
+                failure, stdout, stderr = self._run_in_scratch(directory, record)
+                self._write_log(directory, stdout, stderr)
+                self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
+            except (OSError, HostError, ValueError) as error:
+                self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
 
     def _run_in_scratch(self, directory: Path, record: dict) -> tuple[str, str, str]:
         """Run the kernel in a scratch folder of its own (its inputs, its source, its working folder), removed

@@ -19,9 +19,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from tasks.host.common import HostError, HostSettings
+from tasks.host.common import HostSettings
 from tasks.host.outputs import OutputLimit, copy_outputs
 
 KAGGLE_INPUT, KAGGLE_WORKING, KAGGLE_SOURCE = "/kaggle/input", "/kaggle/working", "/kaggle/src"
@@ -38,10 +39,13 @@ KERNEL_UID = 65534  # "nobody": a kernel's uid and gid inside the sandbox, and o
 # Outside the sandbox, as the host's user: set the limits, then become bwrap. Run by `python -I -S`: no
 # site-packages (no .pth file), no PYTHON* variables, no user site, so nothing a kernel could write runs here.
 _LIMITS = ("import os, resource, sys\n"
-           "memory, file_size = int(sys.argv[1]), int(sys.argv[2])\n"
+           "memory, file_size, processes = map(int, sys.argv[1:4])\n"
            "resource.setrlimit(resource.RLIMIT_AS, (memory, memory))\n"
            "resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))\n"
-           "os.execvp(sys.argv[3], sys.argv[3:])\n")
+           "resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))\n"
+           "os.nice(10)  # the host's own requests come first\n"
+           "os.execvp(sys.argv[4], sys.argv[4:])\n")
+OUTPUT_CHECK_SECONDS = 1.0  # how often a running kernel's time and output are checked
 # Inside the sandbox of a host run as root, before the kernel starts: become KERNEL_UID, which clears every
 # capability, and forbid gaining privileges again (setuid programs, file capabilities). bwrap's own user namespace
 # would not do: as root it maps the kernel's uid to the host's root, whose files the kernel would then own.
@@ -117,9 +121,10 @@ def bwrap_command(command: list[str], inputs: Path, working: Path, source: Path,
     return arguments + command
 
 
-def limited(command: list[str], memory_bytes: int, file_bytes: int) -> list[str]:
-    """`command` under an address-space limit and a limit on the size of any file it writes."""
-    return [sys.executable, "-I", "-S", "-c", _LIMITS, str(memory_bytes), str(file_bytes), *command]
+def limited(command: list[str], settings: HostSettings) -> list[str]:
+    """`command` under the settings' limits: address space, the size of any file it writes, processes."""
+    limits = settings.kernel_memory_bytes, settings.kernel_output_bytes, settings.kernel_processes
+    return [sys.executable, "-I", "-S", "-c", _LIMITS, *map(str, limits), *command]
 
 
 @functools.cache
@@ -199,6 +204,31 @@ def _tail(path: Path) -> str:
         return stream.read().decode("utf-8", errors="replace")
 
 
+def _folder_bytes(folder: Path) -> int:
+    """The bytes of the files under `folder`, links not followed (an unreadable folder counts nothing)."""
+    return sum(os.lstat(os.path.join(root, name)).st_size for root, _, files in os.walk(folder) for name in files)
+
+
+def _wait(process: subprocess.Popen, working: Path, settings: HostSettings) -> str:
+    """Wait for a kernel to end; kill it once past its time limit or its output limit: why ("" if it ended)."""
+    deadline = time.monotonic() + settings.kernel_timeout
+    while True:
+        try:
+            process.wait(timeout=max(0.0, min(OUTPUT_CHECK_SECONDS, deadline - time.monotonic())))
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= deadline:
+            reason = f"the kernel ran over its time limit ({settings.kernel_timeout:g} s)"
+        elif _folder_bytes(working) > settings.kernel_output_bytes:
+            reason = f"the kernel wrote over the limit of {settings.kernel_output_bytes} bytes of output"
+        else:
+            continue
+        process.kill()  # bwrap: with it go the kernel and everything in its pid namespace
+        process.wait()
+        return reason
+
+
 def run_kernel(script: Path, inputs: Path, working: Path, directory: Path, settings: HostSettings
                ) -> tuple[str, str, str]:
     """Run a kernel's script to its end within the settings' limits, then copy its outputs from `working` to
@@ -206,20 +236,19 @@ def run_kernel(script: Path, inputs: Path, working: Path, directory: Path, setti
     `directory` (never into memory whole); a note on each output not kept ends its stderr."""
     command, environment = _command(script, inputs, working, directory / "home", settings.kernel_tmp_bytes)
     streams = directory / "stdout.txt", directory / "stderr.txt"
-    try:
-        with open(streams[0], "wb") as stdout, open(streams[1], "wb") as stderr:
-            result = subprocess.run(limited(command, settings.kernel_memory_bytes, settings.kernel_output_bytes),
-                                    cwd=working, stdout=stdout, stderr=stderr, env=environment,
-                                    timeout=settings.kernel_timeout)
-    except subprocess.TimeoutExpired:
-        raise HostError(500, f"the kernel ran over its time limit ({settings.kernel_timeout:g} s)") from None
+    with open(streams[0], "wb") as stdout, open(streams[1], "wb") as stderr:
+        process = subprocess.Popen(limited(command, settings), cwd=working, stdout=stdout, stderr=stderr,
+                                   env=environment)
+        killed = _wait(process, working, settings)
     out, err = _tail(streams[0]), _tail(streams[1])
-    failure = "" if result.returncode == 0 else (err.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+    failure = killed or ("" if process.returncode == 0 else
+                         (err.strip().splitlines() or [f"exit code {process.returncode}"])[-1])
     kept = directory / "working"
     try:
         notes, _ = copy_outputs(working, kept, settings.kernel_output_bytes)
     except OutputLimit:
+        notes, failure = [], f"the kernel wrote over the limit of {settings.kernel_output_bytes} bytes of output"
+    if failure.startswith("the kernel wrote over"):
         shutil.rmtree(kept)
         kept.mkdir()
-        return f"the kernel wrote over the limit of {settings.kernel_output_bytes} bytes of output", out, err
     return failure, out, err + "".join(f"headstart host: {note}\n" for note in notes)

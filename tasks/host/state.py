@@ -29,6 +29,7 @@ class CompetitionHost:
         # Absolute: bwrap and the kernel's subprocess run in other working directories than the host's.
         self.store = (Path(store) if store else backend.root / "host").absolute()
         self.lock = threading.RLock()
+        self.submit_lock = threading.Lock()  # a submission and the limits it is checked against
         self.base_url = ""
         self.secret = secrets.token_bytes(32)  # signs file URLs (per user, file and purpose), as Kaggle's are
         self.requests: list[dict] = []  # method, path, rpc and status of each request: never headers
