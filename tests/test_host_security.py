@@ -476,6 +476,66 @@ def test_introspect_token_answers_only_its_owner(hosted_factory):
     assert call(introspect, {"token": KEY})[1] == {"active": True, "username": USER}
 
 
+# 6. No 500s and no stuck kernels.
+def test_malformed_requests_get_kaggles_4xx_not_a_500(hosted_factory):
+    """Each of these answered 500: a version that does not exist, "²" (it passes isdigit(), then int() fails) as
+    a version or a page token, an enum given as a number; a string where a list belongs was read as a list of
+    its characters."""
+    hosted = hosted_factory(run_kernels=False)
+    assert _push(hosted, "a-kernel", "print(1)")[0] == 200
+    kernel = {"userName": USER, "kernelSlug": "a-kernel"}
+    push = {"slug": f"{USER}/typed-kernel", "text": "print(1)", "language": "python", "kernelType": "script"}
+    cases = [(KERNELS + "GetKernelSessionStatus", {**kernel, "versionLabel": "999"}, 404),
+             (KERNELS + "ListKernelSessionOutput", {**kernel, "versionLabel": "v999"}, 404),
+             (KERNELS + "GetKernelSessionStatus", {**kernel, "versionLabel": "\u00b2"}, 400),
+             (COMPETITIONS + "ListSubmissions", {"competitionName": "digits", "pageToken": "\u00b2"}, 400),
+             (COMPETITIONS + "GetLeaderboard", {"competitionName": "digits", "pageToken": "\u00b2"}, 400),
+             (KERNELS + "SaveKernel", {**push, "kernelExecutionType": 3}, 400),
+             (KERNELS + "SaveKernel", {**push, "competitionDataSources": "digits"}, 400),
+             (KERNELS + "SaveKernel", {**push, "datasetDataSources": {"alice": "weights"}}, 400),
+             (DATASETS + "CreateDatasetVersion", {"ownerSlug": USER, "datasetSlug": "some-data", "body": "x"}, 400)]
+    answers = [post(hosted, rpc, payload) for rpc, payload, _ in cases]
+    assert [status for status, _ in answers] == [expected for *_, expected in cases], answers
+    assert all(answer["code"] == status and answer["message"] for status, answer in answers)
+    assert [path.name for path in (hosted.host.store / "kernels" / USER).iterdir()] == ["a-kernel"]
+
+
+BROKEN_NOTEBOOKS = ['{"cells": [{"cell_type": "code", "source": 5}]}', '{"cells": {"cell_type": "code"}}',
+                    '{"cells": [1]}', "[1, 2]", "not JSON at all"]
+
+
+def test_a_broken_notebook_is_an_error_not_a_kernel_running_forever(hosted_factory):
+    """A notebook whose JSON had the wrong shape killed the kernel's thread: it stayed RUNNING forever."""
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True)
+    for number, text in enumerate(BROKEN_NOTEBOOKS):
+        assert _push(hosted, f"notebook-{number}", text, kernelType="notebook")[0] == 200
+    for number, text in enumerate(BROKEN_NOTEBOOKS):
+        record = _finished(hosted, f"notebook-{number}", seconds=30)
+        assert record["status"] == "ERROR" and "notebook" in record["failureMessage"], (text, record)
+    # A host stopped while a kernel ran: started again, it records that kernel as an ERROR, not RUNNING forever.
+    from tasks.host.state import CompetitionHost
+
+    hosted.host.kernels._update(hosted.host.kernels.directory(USER, "notebook-0"), status="RUNNING")
+    CompetitionHost(hosted.backend, hosted.host.settings)
+    assert hosted.host.kernels.record(USER, "notebook-0")["failureMessage"] == \
+        "the host stopped before this kernel ended"
+
+
+def test_a_failed_create_dataset_leaves_nothing_behind(hosted_factory, tmp_path):
+    """CreateDataset with a token that has no upload left an empty dataset, and its slug stayed taken."""
+    hosted = hosted_factory(run_kernels=False)
+    create = {"ownerSlug": USER, "slug": "my-weights", "title": "my weights", "isPrivate": True}
+    status, answer = post(hosted, DATASETS + "CreateDataset", {**create, "files": [{"token": "0" * 32}]})
+    assert status == 400 and "has no completed upload" in answer["message"]
+    assert post(hosted, DATASETS + "GetDatasetStatus", {"ownerSlug": USER, "datasetSlug": "my-weights"})[0] == 404
+    assert not (hosted.host.store / "datasets" / USER / "my-weights").exists()
+    _, upload = post(hosted, BLOBS + "StartBlobUpload", {"type": "DATASET", "name": "weights.txt"})
+    assert _put(upload["createUrl"], b"weights") == 200
+    status, answer = post(hosted, DATASETS + "CreateDataset", {**create, "files": [{"token": upload["token"]}]})
+    assert status == 200 and answer["status"] == "ok"
+    assert (hosted.host.datasets.files_dir(USER, "my-weights") / "weights.txt").read_bytes() == b"weights"
+
+
 # 7. The sandbox works as README sets it up.
 def test_kernels_run_on_a_host_started_as_readme_shows(real_host, sandbox):
     """`headstart host digits --data-dir data` (a relative folder): every push failed with `bwrap: Can't find

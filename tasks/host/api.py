@@ -32,7 +32,7 @@ from kagglesdk.competitions.types.submission_status import SubmissionStatus
 from kagglesdk.security.types.oauth_service import IntrospectTokenResponse
 
 from tasks.backends.local import QuotaError
-from tasks.host.common import HostError, Redirect
+from tasks.host.common import HostError, Redirect, number
 from tasks.host.datasets import DATASET_ROUTES
 from tasks.host.kernels import KERNEL_ROUTES
 from tasks.host.rpc import make, naive_utc
@@ -161,8 +161,9 @@ def submission_object(host: CompetitionHost, record: dict) -> ApiSubmission:
 def _page(items: list, request) -> tuple[list, str]:
     """One page of a list, as Kaggle pages them: `page_size` (default 20) and an opaque `next_page_token`."""
     size = max(1, min(request.page_size or 20, 200))
-    token = request.page_token or ""
-    start = int(token) if token.isdigit() else 0
+    start = number(request.page_token or "0")
+    if start is None:
+        raise HostError(400, f"Invalid page token {request.page_token[:20]!r}")
     following = start + size
     return items[start:following], str(following) if following < len(items) else ""
 
@@ -255,9 +256,9 @@ def resolve_file(host: CompetitionHost, path: str) -> Path | None:
         return backend.public_zip
     if parts[:3] == ["files", backend.name, "member"] and len(parts) > 3:
         return _zip_member(host, "/".join(parts[3:]))
-    if parts[0] == "kernel-output" and len(parts) > 4 and parts[3].isdigit():
+    if parts[0] == "kernel-output" and len(parts) > 4 and number(parts[3]) is not None:
         try:
-            return _inside(host.kernels.output_dir(parts[1], parts[2], int(parts[3])), "/".join(parts[4:]))
+            return _inside(host.kernels.output_dir(parts[1], parts[2], number(parts[3])), "/".join(parts[4:]))
         except HostError:
             return None
     return None

@@ -31,6 +31,7 @@ MAX_TITLE = 50  # Kaggle refuses longer kernel titles and slugs, with a 500 that
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 OWNER = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")
 MIN_KERNEL_SLUG, MIN_DATASET_SLUG, MAX_DATASET_SLUG = 5, 6, 50
+NUMBER = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class HostSettings:
     deadline: datetime | None = None  # the competition's end (naive UTC): private scores stay hidden until then
     signed_url_seconds: float = 3600.0  # how long a file URL (download or upload) works after it is handed out
     download_bytes_per_second: float | None = None  # serve files no faster (a slow network); None: at full speed
+
+
+def number(text) -> int | None:
+    """`text` as a whole number if it is one in ASCII digits, else None. (str.isdigit() also accepts "²", on
+    which int() then fails: a 500 where Kaggle answers 400.)"""
+    text = str(text)
+    return int(text) if NUMBER.fullmatch(text) else None
 
 
 def may_read(user: str, owner: str, private: bool) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -22,7 +23,15 @@ from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
 
 from tasks.archives import unpack_archive
 from tasks.files import atomic_write_json
-from tasks.host.common import MAX_DATASET_SLUG, MIN_DATASET_SLUG, OWNER, HostError, may_read, require_name
+from tasks.host.common import (
+    MAX_DATASET_SLUG,
+    MIN_DATASET_SLUG,
+    OWNER,
+    HostError,
+    may_read,
+    number,
+    require_name,
+)
 from tasks.host.rpc import make
 
 DATASETS = "datasets.DatasetApiService/"
@@ -41,7 +50,8 @@ class DatasetStore:
         return self.host.store / "datasets" / owner / slug
 
     def versions(self, owner: str, slug: str) -> list[int]:
-        return sorted(int(path.name) for path in self.base(owner, slug).glob("*") if path.name.isdigit())
+        names = [path.name for path in self.base(owner, slug).glob("*")]
+        return sorted(number(name) for name in names if number(name) is not None)
 
     def exists(self, owner: str, slug: str) -> bool:
         return bool(self.versions(owner, slug))
@@ -51,7 +61,7 @@ class DatasetStore:
         """`owner/slug` or `owner/slug/N` (a pinned version), as kernel metadata names datasets."""
         owner, _, rest = ref.partition("/")
         slug, _, version = rest.partition("/")
-        return owner, slug, int(version) if version.isdigit() else None
+        return owner, slug, number(version)
 
     def private(self, owner: str, slug: str) -> bool:
         """Whether only its owner may read it (as created; a dataset without that record is private)."""
@@ -110,18 +120,28 @@ class DatasetStore:
         return make(ApiDataset, ref=f"{owner}/{slug}", url=f"{self.host.base_url}/datasets/{owner}/{slug}",
                     title=slug, owner_ref=owner, current_version_number=self.versions(owner, slug)[-1])
 
-    def _add_version(self, user: str, owner: str, slug: str, files: list) -> ApiCreateDatasetResponse:
+    def _add_version(self, user: str, owner: str, slug: str, files: list, private: bool | None = None
+                     ) -> ApiCreateDatasetResponse:
+        """A new version of these uploads, whole or not at all: every token is checked before anything is
+        written, and the version appears by one rename (a failed CreateDataset leaves no dataset, its slug free)."""
         if owner != user:
             raise HostError(403, f"You can only write datasets as {user}/<slug>")
         if self._processing(owner, slug):  # Kaggle refuses a new version while the last one is processed
             raise HostError(403, f"Dataset {owner}/{slug} is still processing its latest version; try again later")
-        with self.host.lock:
-            version = len(self.versions(owner, slug)) + 1
-            target = self.base(owner, slug) / str(version) / "files"
-            target.mkdir(parents=True)
-        for item in files:
-            upload = self.host.upload(item.token, user)
-            shutil.copyfile(upload, target / upload.name)
+        uploads = [self.host.upload(item.token, user) for item in files]
+        base = self.base(owner, slug)
+        base.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".version-", dir=base))  # not a number: not a version yet
+        try:
+            (staging / "files").mkdir()
+            for upload in uploads:
+                shutil.copyfile(upload, staging / "files" / upload.name)
+            if private is not None:
+                atomic_write_json(base / "dataset.json", {"isPrivate": private})
+            with self.host.lock:
+                staging.rename(base / str(len(self.versions(owner, slug)) + 1))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return make(ApiCreateDatasetResponse, ref=f"{owner}/{slug}", status="ok",
                     url=f"{self.host.base_url}/datasets/{owner}/{slug}")
 
@@ -130,9 +150,7 @@ class DatasetStore:
         if self.exists(owner, slug):
             return make(ApiCreateDatasetResponse, status="error",
                         error=f"The requested slug {slug!r} is already in use")
-        answer = self._add_version(user, owner, slug, request.files)
-        atomic_write_json(self.base(owner, slug) / "dataset.json", {"isPrivate": bool(request.is_private)})
-        return answer
+        return self._add_version(user, owner, slug, request.files, private=bool(request.is_private))
 
     def create_version(self, user: str, request) -> ApiCreateDatasetResponse:
         self._require(request.owner_slug, request.dataset_slug, user)

@@ -28,7 +28,7 @@ from kagglesdk.kernels.types.kernels_api_service import (
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
 from tasks.files import atomic_write_json
-from tasks.host.common import MAX_TITLE, MIN_KERNEL_SLUG, OWNER, HostError, may_read, require_name
+from tasks.host.common import MAX_TITLE, MIN_KERNEL_SLUG, OWNER, HostError, may_read, number, require_name
 from tasks.host.outputs import unservable
 from tasks.host.rpc import make
 from tasks.host.sandbox import kernel_refusal, run_kernel
@@ -40,17 +40,37 @@ def _version_number(label) -> int | None:
     """`3`, `"3"` or `"v3"` as 3; nothing as None (the latest); anything else a 400."""
     if not label:
         return None
-    digits = str(label).removeprefix("v")
-    if not digits.isdigit():
+    version = number(str(label).removeprefix("v"))
+    if version is None:
         raise HostError(400, f"Invalid version {str(label)[:20]!r}: a number, or v and a number")
-    return int(digits)
+    return version
+
+
+def _cell_source(cell) -> str | None:
+    """A code cell's source as text (a string, or a list of strings); None for a cell of another type."""
+    if not isinstance(cell, dict):
+        raise ValueError("the notebook has a cell that is not a JSON object")
+    if cell.get("cell_type") != "code":
+        return None
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        source = "".join(source)
+    if not isinstance(source, str):
+        raise ValueError("the notebook has a code cell whose source is not text")
+    return source
 
 
 def notebook_to_script(notebook_text: str) -> str:
-    """The code cells of a notebook, one after another."""
-    cells = json.loads(notebook_text).get("cells", [])
-    sources = ["".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-               for cell in cells if cell.get("cell_type") == "code"]
+    """The code cells of a notebook, one after another; a ValueError naming what is wrong with one that is not a
+    notebook (a kernel is then an ERROR, not a thread that died)."""
+    try:
+        notebook = json.loads(notebook_text)
+    except ValueError as error:
+        raise ValueError(f"the notebook is not JSON ({error})") from None
+    cells = notebook.get("cells", []) if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("the notebook is not a JSON object with a list of cells")
+    sources = [source for source in map(_cell_source, cells) if source is not None]
     return "\n\n".join(sources) + "\n"
 
 
@@ -60,6 +80,14 @@ class KernelStore:
     def __init__(self, host):
         self.host, self.threads = host, []
         self.slots = threading.BoundedSemaphore(host.settings.kernels_at_once)  # the rest wait, QUEUED
+        self._recover()
+
+    def _recover(self) -> None:
+        """What a host that stopped mid-run left: its kernels are ERRORs (not RUNNING forever), its scratch gone."""
+        shutil.rmtree(self.host.store / "scratch", ignore_errors=True)
+        for path in self.host.store.glob("kernels/*/*/*/kernel.json"):
+            if json.loads(path.read_text()).get("status") in ("QUEUED", "RUNNING"):
+                self._update(path.parent, status="ERROR", failureMessage="the host stopped before this kernel ended")
 
     def base(self, owner: str, slug: str) -> Path:
         """kernels/<owner>/<slug>/, once both are valid Kaggle names (a 400 naming the field otherwise)."""
@@ -68,13 +96,17 @@ class KernelStore:
         return self.host.store / "kernels" / owner / slug
 
     def directory(self, owner: str, slug: str, version: int | None = None) -> Path:
+        """A version's folder (the latest when `version` is None); a 404 for one that does not exist."""
         base = self.base(owner, slug)
         if version is None:
-            versions = sorted(int(path.name) for path in base.glob("*") if path.name.isdigit())
+            names = [path.name for path in base.glob("*") if (path / "kernel.json").is_file()]
+            versions = sorted(number(name) for name in names if number(name) is not None)
             if not versions:
                 raise HostError(404, f"Kernel {owner}/{slug} not found")
             version = versions[-1]
-        return base / str(int(version))
+        if not (base / str(version) / "kernel.json").is_file():
+            raise HostError(404, f"Kernel {owner}/{slug} has no version {version}")
+        return base / str(version)
 
     def output_dir(self, owner: str, slug: str, version: int | None = None) -> Path:
         return self.directory(owner, slug, version) / "working"
@@ -119,7 +151,7 @@ class KernelStore:
         # As Kaggle does: sources that cannot be attached are reported, not refused; the kernel runs without them.
         invalid = self._invalid_sources(user, request)
         with self.host.lock:
-            version = len([path for path in base.glob("*") if path.name.isdigit()]) + 1
+            version = len([path for path in base.glob("*") if number(path.name) is not None]) + 1
             directory = base / str(version)
             (directory / "working").mkdir(parents=True)
         source = "notebook.ipynb" if request.kernel_type == "notebook" else "script.py"
@@ -172,6 +204,8 @@ class KernelStore:
                 self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
             except (OSError, HostError, ValueError) as error:
                 self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
+            except Exception as error:  # a bug: still an ERROR with a message, never a kernel RUNNING forever
+                self._update(directory, status="ERROR", failureMessage=f"internal error ({type(error).__name__})")
 
     def _run_in_scratch(self, directory: Path, record: dict) -> tuple[str, str, str]:
         """Run the kernel in a scratch folder of its own (its inputs, its source, its working folder), removed

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from tasks.backends.local import LocalBackend
 from tasks.files import atomic_write_json
-from tasks.host.common import HostError, HostSettings
+from tasks.host.common import HostError, HostSettings, number
 from tasks.host.datasets import DatasetStore
 from tasks.host.kernels import KernelStore
 
@@ -96,13 +96,14 @@ class CompetitionHost:
     def signed_user(self, path: str, purpose: str, query) -> str | None:
         """The user a URL to `path` was signed for (its query: user, expires, sig); None if it was not signed
         for this path and purpose; a 403 once it has expired."""
-        user, expires, signature = (query.get(name, "") for name in ("user", "expires", "sig"))
-        if not expires.isdigit():
+        user, expires_text, signature = (query.get(name, "") for name in ("user", "expires", "sig"))
+        expires = number(expires_text)
+        if expires is None:
             return None
-        expected = sign_url(self.secret, purpose, user, path, int(expires))
+        expected = sign_url(self.secret, purpose, user, path, expires)
         if not secrets.compare_digest(signature, expected):
             return None
-        if time.time() > int(expires):
+        if time.time() > expires:
             raise HostError(403, "This signed URL has expired: ask for a new one")
         return user
 
