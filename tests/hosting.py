@@ -41,7 +41,10 @@ COMPETITIONS = "/api/v1/competitions.CompetitionApiService/"
 def sandbox() -> None:
     """Skip a test that needs the bubblewrap sandbox where there is none; with HEADSTART_REQUIRE_SANDBOX=1 (CI
     sets it) fail it instead: a security test that skips in CI protects nothing."""
-    problem = sandbox_problem()
+    require_sandbox(sandbox_problem())
+
+
+def require_sandbox(problem: str | None) -> None:
     if problem is not None:
         if os.environ.get("HEADSTART_REQUIRE_SANDBOX") == "1":
             pytest.fail(f"HEADSTART_REQUIRE_SANDBOX=1, but there is no kernel sandbox here: {problem}")

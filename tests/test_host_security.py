@@ -550,3 +550,19 @@ def test_kernels_run_on_a_host_started_as_readme_shows(real_host, sandbox):
     assert (real_host.cwd / "readme-output" / "out.txt").read_text() == "made"
     log = (real_host.cwd / "readme-output" / "readme-kernel.log").read_text()
     assert "sample_submission.csv" in log and "test.csv" in log
+
+
+# 8. None of these may skip in CI.
+def test_ci_fails_a_sandbox_test_rather_than_skip_it(monkeypatch):
+    """.ci/run sets HEADSTART_REQUIRE_SANDBOX=1 and installs bubblewrap where it is missing."""
+    from tests.hosting import require_sandbox
+
+    monkeypatch.setenv("HEADSTART_REQUIRE_SANDBOX", "1")
+    with pytest.raises(pytest.fail.Exception, match="HEADSTART_REQUIRE_SANDBOX=1, but .*bwrap is missing"):
+        require_sandbox("bwrap is missing")
+    monkeypatch.delenv("HEADSTART_REQUIRE_SANDBOX")
+    with pytest.raises(pytest.skip.Exception, match="no kernel sandbox here: bwrap is missing"):
+        require_sandbox("bwrap is missing")
+    require_sandbox(None)
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "export HEADSTART_REQUIRE_SANDBOX=1" in ci and "apt-get install -y bubblewrap" in ci
