@@ -3,7 +3,9 @@
 A pushed kernel runs in a sandbox (tasks/host/sandbox.py) with Kaggle's 2026 input layout: its
 competition under `input/competitions/<slug>/`, its datasets under `input/datasets/<owner>/<slug>/`
 (an uploaded zip unpacked into a folder of its name), its outputs in `working/`, told to it by
-HEADSTART_KAGGLE_INPUT and HEADSTART_KAGGLE_WORKING; no credentials, and no network (internet off).
+HEADSTART_KAGGLE_INPUT and HEADSTART_KAGGLE_WORKING; no credentials, and no network (internet off). It
+mounts only what its owner may read (owner, or public; the competition once its rules are accepted), the
+same rule the RPCs apply; the others wait, QUEUED, while `kernels_at_once` run.
 Requests and responses are kagglesdk's types (tasks/host/rpc.py).
 """
 
@@ -75,7 +77,8 @@ def notebook_to_script(notebook_text: str) -> str:
 
 
 class KernelStore:
-    """kernels/<owner>/<slug>/<version>/: kernel.json, the source, input/, working/ (its output), log."""
+    """kernels/<owner>/<slug>/<version>/: kernel.json, the source, working/ (its outputs, as copied out of the
+    sandbox), log.json, stdout.txt and stderr.txt. While it runs, its inputs and working folder are in scratch/."""
 
     def __init__(self, host):
         self.host, self.threads = host, []
