@@ -42,6 +42,15 @@ def host(
     deadline: Annotated[Optional[datetime], typer.Option(
         help="The competition's end (UTC): private scores stay hidden until then (default: it never ends).")] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest file a client may upload, in MiB.")] = 2048,
+    kernel_timeout: Annotated[float, typer.Option(min=1, help="A pushed kernel's time limit, in seconds.")] = 3600,
+    kernel_memory_mb: Annotated[int, typer.Option(
+        min=256, help="A kernel's address space, in MiB (TensorFlow needs about 2,300).")] = 8192,
+    kernel_processes: Annotated[int, typer.Option(
+        min=8, help="A kernel's processes and threads (a host run as root: all its kernels' together).")] = 512,
+    kernel_output_mb: Annotated[int, typer.Option(min=1, help="A kernel's output in all, in MiB.")] = 4096,
+    kernel_tmp_mb: Annotated[int, typer.Option(
+        min=1, help="A kernel's /tmp and its /dev/shm, each in MiB (held in memory).")] = 1024,
+    kernels_at_once: Annotated[int, typer.Option(min=1, help="Kernels run at once; the others wait, QUEUED.")] = 2,
     download_kib_per_second: Annotated[Optional[float], typer.Option(
         min=1, help="Serve files no faster than this (KiB/s): a slow network, to try a cut-off download.")] = None,
     data_dir: DataDir = Path("data"),
@@ -57,8 +66,12 @@ def host(
     settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
                             run_kernels=run_kernels, unsafe_kernels=unsafe_kernels,
-                            dataset_processing_seconds=dataset_processing_seconds, code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
+                            dataset_processing_seconds=dataset_processing_seconds,
+                            code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
                             max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline),
+                            kernel_timeout=kernel_timeout, kernel_memory_bytes=kernel_memory_mb * 2**20,
+                            kernel_processes=kernel_processes, kernel_output_bytes=kernel_output_mb * 2**20,
+                            kernel_tmp_bytes=kernel_tmp_mb * 2**20, kernels_at_once=kernels_at_once,
                             download_bytes_per_second=download_kib_per_second and download_kib_per_second * 1024)
     try:
         server = HostServer(CompetitionHost(backend, settings), address, port)

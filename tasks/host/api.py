@@ -32,8 +32,9 @@ from kagglesdk.competitions.types.submission_status import SubmissionStatus
 from kagglesdk.security.types.oauth_service import IntrospectTokenResponse
 
 from tasks.backends.local import QuotaError
-from tasks.host.common import HostError, Redirect
-from tasks.host.kernels import DATASET_ROUTES, KERNEL_ROUTES
+from tasks.host.common import HostError, Redirect, number
+from tasks.host.datasets import DATASET_ROUTES
+from tasks.host.kernels import KERNEL_ROUTES
 from tasks.host.rpc import make, naive_utc
 from tasks.host.state import CompetitionHost
 
@@ -101,13 +102,14 @@ def start_submission_upload(host: CompetitionHost, user: str, request) -> ApiSta
 
 def _submit(host: CompetitionHost, user: str, path: Path, description: str) -> int:
     total_cap = host.settings.total_limit
-    if total_cap is not None and len(host.backend.submissions(user)) >= total_cap:
-        raise HostError(400, f"Submission not allowed: the competition's limit of {total_cap} submissions in all "
-                             "is reached")
-    try:
-        return host.backend.submit(path, description, team=user)["ref"]
-    except QuotaError as error:
-        raise HostError(400, f"Submission not allowed: {error}") from None
+    with host.submit_lock:  # the count and the submission it allows, as one step (parallel submits raced past it)
+        if total_cap is not None and len(host.backend.submissions(user)) >= total_cap:
+            raise HostError(400, f"Submission not allowed: the competition's limit of {total_cap} submissions in "
+                                 "all is reached")
+        try:
+            return host.backend.submit(path, description, team=user)["ref"]
+        except QuotaError as error:
+            raise HostError(400, f"Submission not allowed: {error}") from None
 
 
 def create_submission(host: CompetitionHost, user: str, request) -> ApiCreateSubmissionResponse:
@@ -159,8 +161,9 @@ def submission_object(host: CompetitionHost, record: dict) -> ApiSubmission:
 def _page(items: list, request) -> tuple[list, str]:
     """One page of a list, as Kaggle pages them: `page_size` (default 20) and an opaque `next_page_token`."""
     size = max(1, min(request.page_size or 20, 200))
-    token = request.page_token or ""
-    start = int(token) if token.isdigit() else 0
+    start = number(request.page_token or "0")
+    if start is None:
+        raise HostError(400, f"Invalid page token {request.page_token[:20]!r}")
     following = start + size
     return items[start:following], str(following) if following < len(items) else ""
 
@@ -214,11 +217,11 @@ def download_leaderboard(host: CompetitionHost, user: str, request) -> bytes:
     return buffer.getvalue()
 
 
-def introspect_token(host: CompetitionHost, request) -> IntrospectTokenResponse:
-    for name, key in host.settings.users:
-        if secrets.compare_digest(key, request.token or ""):
-            return make(IntrospectTokenResponse, active=True, username=name)
-    return make(IntrospectTokenResponse, active=not host.settings.users and bool(request.token), username="you")
+def introspect_token(host: CompetitionHost, user: str, request) -> IntrospectTokenResponse:
+    """Whether a token is the caller's own (the client sends it as its Bearer token): never whose another is."""
+    users = dict(host.settings.users)
+    own = secrets.compare_digest(users[user], request.token or "") if users else bool(request.token)
+    return make(IntrospectTokenResponse, active=own, username=user if own else "")
 
 
 COMPETITION_ROUTES = {
@@ -229,14 +232,11 @@ COMPETITION_ROUTES = {
     "GetSubmission": get_submission, "GetSubmissionLimits": get_submission_limits,
     "GetLeaderboard": get_leaderboard, "DownloadLeaderboard": download_leaderboard}
 ROUTES = {**{COMPETITIONS + name: handler for name, handler in COMPETITION_ROUTES.items()},
-          **KERNEL_ROUTES, **DATASET_ROUTES}
-INTROSPECT = "security.OAuthService/IntrospectToken"
+          **KERNEL_ROUTES, **DATASET_ROUTES, "security.OAuthService/IntrospectToken": introspect_token}
 
 
 def dispatch(host: CompetitionHost, rpc: str, caller, request):
     """Answer one RPC for the caller (`caller()` authenticates them: a 401 if unknown)."""
-    if rpc == INTROSPECT:
-        return introspect_token(host, request)
     handler = ROUTES.get(rpc)
     if handler is None:
         raise HostError(404, f"{rpc} is not supported by headstart host")
@@ -256,9 +256,9 @@ def resolve_file(host: CompetitionHost, path: str) -> Path | None:
         return backend.public_zip
     if parts[:3] == ["files", backend.name, "member"] and len(parts) > 3:
         return _zip_member(host, "/".join(parts[3:]))
-    if parts[0] == "kernel-output" and len(parts) > 4 and parts[3].isdigit():
+    if parts[0] == "kernel-output" and len(parts) > 4 and number(parts[3]) is not None:
         try:
-            return _inside(host.kernels.output_dir(parts[1], parts[2], int(parts[3])), "/".join(parts[4:]))
+            return _inside(host.kernels.output_dir(parts[1], parts[2], number(parts[3])), "/".join(parts[4:]))
         except HostError:
             return None
     return None

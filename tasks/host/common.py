@@ -31,6 +31,7 @@ MAX_TITLE = 50  # Kaggle refuses longer kernel titles and slugs, with a 500 that
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 OWNER = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")
 MIN_KERNEL_SLUG, MIN_DATASET_SLUG, MAX_DATASET_SLUG = 5, 6, 50
+NUMBER = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,13 @@ class HostSettings:
     rules_accepted_by: tuple[str, ...] | None = None  # None: no rules to accept
     code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
     run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
-    kernel_timeout: float = 3600.0
-    kernel_memory_bytes: int = 32 * 2**30  # a kernel's address space (Kaggle's CPU sessions have 30 GB of RAM)
-    kernel_output_bytes: int = 20 * 2**30  # any one file it writes, and all its output together (Kaggle: 20 GB)
+    # What one pushed kernel may use: for a classroom on one machine, not Kaggle's 12 h and 30 GB.
+    kernel_timeout: float = 3600.0  # seconds of wall-clock time
+    kernel_memory_bytes: int = 8 * 2**30  # its address space (TensorFlow and Keras need about 2.2 GiB of it)
+    kernel_processes: int = 512  # processes and threads (uid 65534's, all kernels together, on a host run as root)
+    kernel_output_bytes: int = 4 * 2**30  # any one file it writes, and all its output together
+    kernel_tmp_bytes: int = 2**30  # its /tmp and its /dev/shm (each a tmpfs, held in memory)
+    kernels_at_once: int = 2  # the others wait, QUEUED
     unsafe_kernels: bool = False  # run pushed kernels even without a sandbox (they can then read the solution)
     dataset_processing_seconds: float = 0.0  # as on Kaggle, a new dataset version is not ready at once
     code_scoring_seconds: float = 0.0  # a code submission stays PENDING this long (Kaggle re-runs the notebook)
@@ -54,6 +59,18 @@ class HostSettings:
     deadline: datetime | None = None  # the competition's end (naive UTC): private scores stay hidden until then
     signed_url_seconds: float = 3600.0  # how long a file URL (download or upload) works after it is handed out
     download_bytes_per_second: float | None = None  # serve files no faster (a slow network); None: at full speed
+
+
+def number(text) -> int | None:
+    """`text` as a whole number if it is one in ASCII digits, else None. (str.isdigit() also accepts "²", on
+    which int() then fails: a 500 where Kaggle answers 400.)"""
+    text = str(text)
+    return int(text) if NUMBER.fullmatch(text) else None
+
+
+def may_read(user: str, owner: str, private: bool) -> bool:
+    """The one access rule for kernels and datasets, in the API and in what a kernel mounts: owner, or public."""
+    return user == owner or not private
 
 
 def require_name(field: str, value: str | None, pattern: re.Pattern = SLUG, min_length: int = 1,

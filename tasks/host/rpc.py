@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import inspect
 from datetime import datetime, timezone
+from enum import Enum
 
 from kagglesdk.blobs.services.blob_api_service import BlobApiClient
 from kagglesdk.competitions.services.competition_api_service import CompetitionApiClient
 from kagglesdk.datasets.services.dataset_api_service import DatasetApiClient
-from kagglesdk.kaggle_object import KaggleObject
+from kagglesdk.kaggle_object import KaggleObject, ListSerializer, MapSerializer
 from kagglesdk.kernels.services.kernels_api_service import KernelsApiClient
 from kagglesdk.security.services.oauth_service import OAuthClient
 
@@ -41,6 +42,34 @@ def rpc_types() -> dict[str, tuple[type, type | None]]:
             rpc, request_type, response_type = recorder.last
             types[rpc] = (request_type, response_type)
     return types
+
+
+def check_shape(kind: type, payload: dict, path: str = "") -> None:
+    """A TypeError naming the first field whose JSON value has the wrong shape, before kagglesdk's `from_dict`
+    reads it: that takes a string given for a list as the list of its characters, an object as the list of its
+    keys, and fails without a message on a number given for an enum."""
+    for field in kind._fields:
+        value = payload.get(field.json_name)
+        if value is None:
+            continue
+        name = path + field.field_name
+        items = [value]
+        if isinstance(field.serializer, ListSerializer):
+            if not isinstance(value, list):
+                raise TypeError(f"{name} must be a list")
+            items = value
+        elif isinstance(field.serializer, MapSerializer):
+            if not isinstance(value, dict):
+                raise TypeError(f"{name} must be an object")
+            items = list(value.values())
+        kind_of_item = field.field_type if isinstance(field.field_type, type) else object
+        for item in items:
+            if issubclass(kind_of_item, KaggleObject):
+                if not isinstance(item, dict):
+                    raise TypeError(f"{name} must be an object")
+                check_shape(kind_of_item, item, name + ".")
+            elif issubclass(kind_of_item, Enum) and not isinstance(item, str):
+                raise TypeError(f"{name} must be one of {', '.join(member.name for member in kind_of_item)}")
 
 
 def checked(instance: KaggleObject) -> KaggleObject:

@@ -26,8 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from tasks.host.api import dispatch, resolve_file
-from tasks.host.common import RPC_PREFIXES, HostError, Redirect
-from tasks.host.rpc import checked, rpc_types
+from tasks.host.common import RPC_PREFIXES, HostError, Redirect, number
+from tasks.host.rpc import check_shape, checked, rpc_types
 from tasks.host.state import CompetitionHost
 
 BASIC, BEARER = HTTPBasic(auto_error=False), HTTPBearer(auto_error=False)
@@ -105,7 +105,7 @@ def _rpc_name(path: str) -> str | None:
 async def _body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 once it passes `limit` bytes (whatever Content-Length claims)."""
     declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if (number(declared) or 0) > limit:
         raise HostError(413, f"Request body over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -123,7 +123,10 @@ def _parse(rpc: str, body: bytes):
         payload = json.loads(body or b"{}")
         if not isinstance(payload, dict):
             raise ValueError("not a JSON object")
-        return checked(request_type.from_dict(payload)) if request_type else payload
+        if request_type is None:
+            return payload
+        check_shape(request_type, payload)
+        return checked(request_type.from_dict(payload))
     except (ValueError, TypeError, KeyError) as error:
         raise HostError(400, f"Invalid request body for {rpc}: {error}") from None
 
@@ -179,7 +182,7 @@ def create_app(host: CompetitionHost) -> FastAPI:
             return JSONResponse({}) if target.is_file() else _error(404, "Upload not found")
         limit = settings.max_upload_bytes
         declared = request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if (number(declared) or 0) > limit:
             raise HostError(413, f"Upload over {limit} bytes")
         partial, size = target.with_name(target.name + ".part"), 0
         with open(partial, "wb") as stream:

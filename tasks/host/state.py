@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -12,8 +13,12 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from tasks.backends.local import LocalBackend
-from tasks.host.common import HostError, HostSettings
-from tasks.host.kernels import DatasetStore, KernelStore
+from tasks.files import atomic_write_json
+from tasks.host.common import HostError, HostSettings, number
+from tasks.host.datasets import DatasetStore
+from tasks.host.kernels import KernelStore
+
+TOKEN = re.compile(r"[0-9a-f]{32}")  # what new_upload hands out: nothing else names an upload
 
 
 class CompetitionHost:
@@ -21,8 +26,10 @@ class CompetitionHost:
 
     def __init__(self, backend: LocalBackend, settings: HostSettings = HostSettings(), store: Path | None = None):
         self.backend, self.settings = backend, settings
-        self.store = Path(store) if store else backend.root / "host"
+        # Absolute: bwrap and the kernel's subprocess run in other working directories than the host's.
+        self.store = (Path(store) if store else backend.root / "host").absolute()
         self.lock = threading.RLock()
+        self.submit_lock = threading.Lock()  # a submission and the limits it is checked against
         self.base_url = ""
         self.secret = secrets.token_bytes(32)  # signs file URLs (per user, file and purpose), as Kaggle's are
         self.requests: list[dict] = []  # method, path, rpc and status of each request: never headers
@@ -64,9 +71,13 @@ class CompetitionHost:
         """Whether the user is on a team: Kaggle answers the submission limits of one who is not with zeros."""
         return user not in self.settings.teamless
 
-    def require_rules(self, user: str) -> None:
+    def rules_accepted(self, user: str) -> bool:
+        """Whether the user may download the competition's files, submit, and have them mounted in a kernel."""
         accepted = self.settings.rules_accepted_by
-        if accepted is not None and user not in accepted:
+        return accepted is None or user in accepted
+
+    def require_rules(self, user: str) -> None:
+        if not self.rules_accepted(user):
             raise HostError(403, f"You must accept this competition's rules before you can download its files or "
                                  f"submit ({self.backend.name})")
 
@@ -85,44 +96,52 @@ class CompetitionHost:
     def signed_user(self, path: str, purpose: str, query) -> str | None:
         """The user a URL to `path` was signed for (its query: user, expires, sig); None if it was not signed
         for this path and purpose; a 403 once it has expired."""
-        user, expires, signature = (query.get(name, "") for name in ("user", "expires", "sig"))
-        if not expires.isdigit():
+        user, expires_text, signature = (query.get(name, "") for name in ("user", "expires", "sig"))
+        expires = number(expires_text)
+        if expires is None:
             return None
-        expected = sign_url(self.secret, purpose, user, path, int(expires))
+        expected = sign_url(self.secret, purpose, user, path, expires)
         if not secrets.compare_digest(signature, expected):
             return None
-        if time.time() > int(expires):
+        if time.time() > expires:
             raise HostError(403, "This signed URL has expired: ask for a new one")
         return user
 
-    # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes.
+    # Uploads (submissions, dataset blobs): a token, then a PUT of the raw bytes. The host's record of an upload
+    # (who, under which name) lives apart from the uploaded bytes, where no upload's name can reach it.
     def new_upload(self, user: str, file_name: str) -> tuple[str, str]:
         """A blob token and the signed URL to PUT the file's bytes to."""
         token = secrets.token_hex(16)
-        directory = self.store / "uploads" / token
-        directory.mkdir(parents=True)
-        (directory / "upload.json").write_text(json.dumps({"user": user, "file_name": upload_name(file_name)}))
+        (self.store / "uploads" / "files" / token).mkdir(parents=True)
+        record = self.store / "uploads" / "records" / f"{token}.json"
+        record.parent.mkdir(exist_ok=True)
+        atomic_write_json(record, {"user": user, "file_name": upload_name(file_name)})
         return token, self.file_url(user, f"upload/{token}", purpose="upload")
+
+    def _upload_path(self, token: str, user: str | None) -> Path | None:
+        """Where a token's bytes are (or will be) stored; None for a token never handed out (to `user`)."""
+        if not TOKEN.fullmatch(token or ""):
+            return None
+        record_path = self.store / "uploads" / "records" / f"{token}.json"
+        if not record_path.is_file():
+            return None
+        record = json.loads(record_path.read_text())
+        directory = (self.store / "uploads" / "files" / token).resolve()
+        path = (directory / upload_name(record["file_name"])).resolve()
+        if path.parent != directory or (user is not None and record["user"] != user):
+            return None
+        return path
 
     def upload(self, token: str, user: str | None = None) -> Path:
         """The uploaded file of a token (and, when `user` is given, checked to be theirs)."""
-        directory = self.store / "uploads" / Path(token).name
-        meta_path = directory / "upload.json"
-        if not token or not meta_path.is_file():
-            raise HostError(400, f"Unknown blob token {token!r}")
-        meta = json.loads(meta_path.read_text())
-        path = directory / meta["file_name"]
-        if (user is not None and meta["user"] != user) or not path.is_file():
-            raise HostError(400, f"Blob token {token!r} has no completed upload")
+        path = self._upload_path(token, user)
+        if path is None or not path.is_file():
+            raise HostError(400, f"Blob token {str(token)[:40]!r} has no completed upload")
         return path
 
     def upload_target(self, token: str, user: str) -> Path | None:
         """Where this user's PUT to this token's URL lands; None for a token never handed out to them."""
-        directory = self.store / "uploads" / Path(token).name
-        if not token or not (directory / "upload.json").is_file():
-            return None
-        meta = json.loads((directory / "upload.json").read_text())
-        return directory / meta["file_name"] if meta["user"] == user else None
+        return self._upload_path(token, user)
 
 
 def sign_url(secret: bytes, purpose: str, user: str, path: str, expires: int) -> str:
