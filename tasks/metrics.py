@@ -165,6 +165,9 @@ def apply_decision(probabilities: np.ndarray, decision: dict) -> np.ndarray:
         return (probabilities >= np.asarray(decision["thresholds"])[None, :]).astype(np.int64)
     if kind == "top_k":
         k = min(int(decision["k"]), probabilities.shape[1])
+        weight = float(decision.get("prior_weight", 0.0))
+        if weight:  # shrunk toward the training prior (where the probabilities know little, the common classes win)
+            probabilities = (1 - weight) * probabilities + weight * np.asarray(decision["prior"])[None, :]
         return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     if kind == "cut_points":
         return np.digitize(expected_grade(probabilities), np.sort(decision["cut_points"]))

@@ -95,3 +95,20 @@ def test_nested_score_fits_on_the_other_folds():
     assert in_sample > 0.1 and nested < in_sample - 0.1
     assert nested_score(np.arange(10) % 2, np.full((10, 2), 0.5), np.arange(10) % 2, "log_loss") == \
         pytest.approx(np.log(2))
+
+
+def test_map_at_k_shrinks_toward_the_prior_only_when_that_pays():
+    """Where the probabilities know nothing (uniform noise) and one class is common, the fitted top K leads with it;
+    where they know the answer, nothing is shrunk."""
+    from tasks.decisions import fit_decision
+    from tasks.metrics import apply_decision, mean_average_precision
+
+    rng = np.random.default_rng(0)
+    targets = np.where(rng.random(600) < 0.4, 0, rng.integers(1, 30, 600))
+    noise = rng.dirichlet(np.ones(30), 600)
+    decision = fit_decision(targets, noise, "map@5")
+    assert decision["prior_weight"] > 0.5 and "prior" in decision
+    shrunk = mean_average_precision(targets, apply_decision(noise, decision), 5)
+    assert shrunk > mean_average_precision(targets, apply_decision(noise, {"kind": "top_k", "k": 5}), 5) + 0.2
+    knowing = np.eye(30)[targets] * 0.9 + 0.1 / 30
+    assert fit_decision(targets, knowing, "map@5") == {"kind": "top_k", "k": 5}

@@ -1,7 +1,6 @@
 """The host against a hostile participant's requests (issue 12): names that would be paths, signatures, hidden
 scores, a torn log. The attacks of issue 22 are in tests/test_host_security.py."""
 
-import json
 import urllib.error
 import urllib.request
 from datetime import datetime
