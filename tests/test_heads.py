@@ -33,7 +33,7 @@ def test_heads_learn_from_features(context, fit):
     result = fit_every_fold(context, fit(context))
     assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
     np.testing.assert_allclose(result.test.sum(axis=1), 1.0, rtol=1e-4)
-    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8  # chance is 0.1
+    assert score_probabilities(context.targets, result.oof, "accuracy") > 0.8  # chance is 0.1
 
 
 def test_head_without_backbone_is_refused(context):
@@ -46,7 +46,7 @@ def test_head_without_backbone_is_refused(context):
 def test_cnn_learns_and_augments_only_in_training(context):
     cnn_context = MemberContext(context.index, TrainConfig(epochs=20, batch_size=8, learning_rate=3e-3))
     result = fit_every_fold(cnn_context, fit_cnn(cnn_context))
-    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.8
+    assert score_probabilities(context.targets, result.oof, "accuracy") > 0.8
     model = cnn_model((28, 28, 1), 10)
     images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
     augmentation = model.get_layer("augmentation")

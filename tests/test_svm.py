@@ -16,7 +16,7 @@ def test_svm_member_learns_and_gives_calibrated_probabilities(tmp_path):
     result = fit_every_fold(context, fit_svm(context))
     assert result.oof.shape == (120, 10) and result.test.shape == (10, 10)
     assert np.allclose(result.oof.sum(axis=1), 1.0, atol=1e-5) and np.allclose(result.test.sum(axis=1), 1.0, atol=1e-5)
-    assert score_probabilities(context.labels, result.oof, "accuracy") > 0.9
+    assert score_probabilities(context.targets, result.oof, "accuracy") > 0.9
     assert len(result.histories) == 2
 
 
