@@ -131,7 +131,7 @@ def start_host(data_dir: Path, digits_store: Path, **settings) -> tuple[Competit
     root = data_dir / "local" / "digits"
     if not root.exists():
         shutil.copytree(digits_store / "local" / "digits", root)
-    host = CompetitionHost(LocalBackend(root), HostSettings(**{"users": ((USER, KEY),), **settings}))
+    host = CompetitionHost(LocalBackend(root, board="hosted"), HostSettings(**{"users": ((USER, KEY),), **settings}))
     return host, HostServer(host, "127.0.0.1", 0).start()
 
 

@@ -92,6 +92,11 @@ def test_local_practice_and_kaggle_keep_their_own_files(hosted, tmp_path):
     assert on_kaggle.exit_code == 0 and "status complete" in on_kaggle.output, on_kaggle.output
     logs = sorted(str(log.relative_to(hosted.data_dir)) for log in hosted.data_dir.glob("06_submissions/*/*/log.jsonl"))
     assert logs == ["06_submissions/kaggle/digits/log.jsonl", "06_submissions/local/digits/log.jsonl"]
+    # The host serves its own board: this machine's practice run ("you") is not on the hosted leaderboard.
+    assert [row["team"] for row in hosted.backend.leaderboard()] == ["alice"]
+    from tasks.backends.local import LocalBackend
+
+    assert [row["team"] for row in LocalBackend(hosted.backend.root).leaderboard()] == ["you"]
 
 
 def test_the_leaderboard_after_a_run_given_a_spec_needs_none(hosted, tmp_path):
