@@ -144,3 +144,19 @@ def fit_every_fold(context, fitter):
         tests.append(test)
         histories.append(history)
     return MemberResult(oof, np.mean(tests, axis=0), histories)
+
+
+def tiny_preset_folder(folder: Path, size: int = 32) -> Path:
+    """A KerasHub preset saved to a local folder: a one-layer ViT with random weights (seeded) and its image
+    converter, as `save_to_preset` writes a real one (config.json, model.weights.h5, image_converter.json)."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ViTBackbone(image_shape=(size, size, 3), patch_size=8, num_layers=1, num_heads=2,
+                                            hidden_dim=16, mlp_dim=32)
+    converter = keras_hub.layers.ViTImageConverter(image_size=(size, size), scale=1 / 127.5, offset=-1.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    backbone.save_to_preset(str(folder))
+    converter.save_to_preset(str(folder))
+    return folder
