@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.watch import WatchHistory, WatchRules, decide, take_snapshot
+from tasks.record import RunRecord
+from tasks.watch import WatchHistory, WatchRules, decide, number, take_snapshot
 from tests.factories import HEADSTART, USER_ENVIRONMENT
 from tests.hosting import (  # noqa: F401
     USER,
@@ -102,13 +103,44 @@ def test_a_move_retrains_once_and_nothing_twice(prefect_server, hosted, tmp_path
     hosted.backend.submit(perfect_submission(hosted, tmp_path / "perfect.csv"), "a perfect one", team="carol")
     moved = run_watch(config)
     assert moved["moved"] and "the other teams' best score went None → 1 " in moved["line"]
-    assert "retrained and submitted" in moved["action"]
-    assert _sent(hosted) == 1 and moved["submission_status"] == "complete"
+    assert re.match(r"retrained at rung 0 \(the same recipe\): CV [0-9.]+ beats nothing submitted before → "
+                    r"submitted \(public score [0-9.]+\)", moved["action"]), moved["action"]
+    assert _sent(hosted) == 1 and moved["submission_status"] == "complete" and moved["submitted"]
     again = run_watch(config)
     assert not again["moved"] and _sent(hosted) == 1  # our own new row is not a move
     decisions = WatchHistory(config.paths.watch("digits")).decisions.read()
     assert [record["action"].split(" ")[0] for record in decisions] == ["none", "retrained", "none"]
+    assert decisions[1]["rung"] == 0 and decisions[1]["cv"] == moved["cv"]
     assert len(list(config.paths.watch("digits").joinpath("snapshots").glob("*.json"))) == 3
+
+
+def test_each_move_climbs_a_rung_and_submits_only_what_beats_the_best_cv(prefect_server, hosted, tmp_path,
+                                                                         monkeypatch):
+    """The second move retrains one rung up (another seed), not the same recipe again; it is submitted only if
+    its CV beats the best submitted: here it is made to score lower, so it is not sent, and the decision says
+    why."""
+    from flows import climb as climbing
+    from flows.watch import run_watch
+
+    config = _config(hosted)
+    run_watch(config)
+    _other_team_submits(hosted, tmp_path, "1")
+    first = run_watch(config)
+    assert first["rung"] == 0 and first["submitted"] and _sent(hosted) == 1
+    real = climbing.RunRecord.read
+
+    def worse(path):  # the rung-1 run, as if it had scored lower than the one submitted
+        record = real(path)
+        return climbing.dataclasses.replace(record, blend_nested_cv_score=first["cv"] - 0.01)
+
+    monkeypatch.setattr(climbing.RunRecord, "read", staticmethod(worse))
+    _other_team_submits(hosted, tmp_path, "2")
+    second = run_watch(config)
+    assert second["rung"] == 1 and second["rung_name"] == "another seed" and not second["submitted"]
+    assert second["action"] == (f"retrained at rung 1 (another seed): CV {number(first['cv'] - 0.01)} does not beat "
+                                f"the best submitted {number(first['cv'])}; not submitted")
+    assert _sent(hosted) == 1
+    assert RunRecord.read(Path(second["run"])).config["seed"] == config.seed + 1
 
 
 def test_a_used_quota_postpones_the_retrain_with_its_reason(prefect_server, hosted, tmp_path):
@@ -123,7 +155,7 @@ def test_a_used_quota_postpones_the_retrain_with_its_reason(prefect_server, host
     assert postponed["moved"] and "postponed: quota used (1/1 today)" in postponed["action"] and _sent(hosted) == 0
     hosted.set_daily_limit(5)  # a new day
     acted = run_watch(config)  # the same move, not handled yet, is acted on now
-    assert acted["moved"] and "retrained and submitted" in acted["action"] and _sent(hosted) == 1
+    assert acted["moved"] and "→ submitted" in acted["action"] and _sent(hosted) == 1
 
 
 def test_new_data_triggers_a_download_and_a_retrain(prefect_server, hosted, tmp_path):
@@ -153,7 +185,8 @@ def test_the_watch_command_prints_one_line(prefect_server, hosted, tmp_path):
     second = subprocess.run([*arguments, "--json"], env=environment, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     result = json.loads(second.stdout)
-    assert result["moved"] and result["action"] == "retrained (not submitted: --no-submit)"
+    assert result["moved"] and re.fullmatch(r"retrained at rung 0 \(the same recipe\): CV [0-9.]+; not submitted "
+                                            r"\(--no-submit\)", result["action"]), result["action"]
     assert "Traceback" not in second.stderr
     assert_no_secret(first.stdout, first.stderr, second.stdout, second.stderr)
 
