@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.options import RUN_OPTIONS
 from tests.factories import HEADSTART, USER_ENVIRONMENT
-from tests.hosting import hosted, hosted_factory, perfect_submission  # noqa: F401
+from tests.hosting import perfect_submission
 
 NARROW = {**USER_ENVIRONMENT, "COLUMNS": "80", "TERM": "dumb"}
 

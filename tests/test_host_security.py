@@ -2,7 +2,6 @@
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tasks.host.sandbox import sandbox_problem
-from tests.hosting import KEY, USER, hosted, hosted_factory, perfect_submission  # noqa: F401
+from tests.factories import wait_until
+from tests.hosting import KEY, USER, perfect_submission
 
 KERNELS = "/api/v1/kernels.KernelsApiService/"
 DATASETS = "/api/v1/datasets.DatasetApiService/"
@@ -181,11 +181,11 @@ def _push(hosted, slug: str, source: str, quick: bool = False) -> tuple[int, dic
 
 
 def _finished(hosted, slug: str, seconds: float = 120) -> dict:
-    deadline = time.monotonic() + seconds
-    while (record := hosted.host.kernels.record(USER, slug))["status"] not in ("COMPLETE", "ERROR"):
-        assert time.monotonic() < deadline, record
-        time.sleep(0.05)
-    return record
+    def finished() -> dict | None:
+        record = hosted.host.kernels.record(USER, slug)
+        return record if record["status"] in ("COMPLETE", "ERROR") else None
+
+    return wait_until(finished, seconds, f"kernel {slug} to finish", interval=0.05)
 
 
 def _log(hosted, slug: str) -> str:

@@ -21,7 +21,7 @@ from tasks.competitions import DIGIT_RECOGNIZER
 from tasks.errors import ConfigError, UploadError
 from tasks.host.kernels import notebook_to_script
 from tasks.submission import read_submission, validate_submission
-from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory  # noqa: F401
+from tests.hosting import KEY, USER, assert_no_secret
 
 SETTINGS = {"member": ["softmax"], "epochs": 1, "folds": 2}
 NO_PREFECT = """
