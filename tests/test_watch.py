@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -79,6 +81,45 @@ def _config(hosted, **fields):
 
 def _sent(hosted) -> int:
     return [rpc.split("/")[-1] for rpc in hosted.host.rpcs()].count("CreateSubmission")
+
+
+HOLD_THE_LOCK = """
+import sys
+from pathlib import Path
+from tasks.watch import WatchHistory
+
+with WatchHistory(Path(sys.argv[1])).exclusive() as alone:
+    print("held" if alone else "not held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_only_one_watch_of_a_competition_at_a_time(prefect_server, digits_store, tmp_path):
+    """While another process holds the competition's watch lock, `headstart watch` says so, does nothing and exits
+    0; once the lock is released, the watch runs."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    folder = data_dir / "08_watch" / "local" / "digits"
+    arguments = ["watch", "digits", "--data-dir", str(data_dir), "--no-retrain"]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        refused = CliRunner().invoke(app, arguments)
+        assert refused.exit_code == 0, refused.output
+        assert refused.output == "another watch of digits is running; nothing done\n"
+        assert not (folder / "snapshots").exists() and not WatchHistory(folder).decisions.read()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    watched = CliRunner().invoke(app, arguments)
+    assert watched.exit_code == 0, watched.output
+    assert watched.output == "digits: no move: first snapshot: nothing to compare with yet → nothing to do\n"
+    assert len(list((folder / "snapshots").glob("*.json"))) == 1 and len(WatchHistory(folder).decisions.read()) == 1
 
 
 def _other_team_submits(hosted, tmp_path, label: str, team: str = "bob") -> None:
