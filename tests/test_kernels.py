@@ -218,6 +218,27 @@ def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_pa
     assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
 
 
+def test_a_kernel_push_is_never_retried(prefect_server, hosted, tmp_path):
+    """A 503 on the push (Kaggle may have saved a version all the same): `headstart kernel push` fails at once, in
+    one error line that says it was not retried, with exactly one push sent; the kit's publishing before it, a
+    network step, is retried through a 503 of its own."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    hosted.host.fail_next(503, path_contains="CreateDataset")
+    hosted.host.fail_next(503, path_contains="SaveKernel")
+    result = CliRunner().invoke(app, ["kernel", "push", "digits", "--spec", hosted.spec_file, "--data-dir",
+                                      str(hosted.data_dir), "--member", "softmax", "--epochs", "1", "--folds", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.output == ("error: Kaggle could not push the kernel for 'alice/headstart-digits' (503: Injected "
+                             "failure (503)); not retried, as Kaggle may have done it all the same: check before you "
+                             "try again\n")
+    rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
+    assert rpcs.count("CreateDataset") == 2 and rpcs.count("SaveKernel") == 1
+    assert rpcs[-1] == "SaveKernel"  # nothing after it: no status poll, no output, no submission
+
+
 def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_path):
     """Kaggle pushes (and runs) a kernel whose sources it could not attach, naming them in
     invalidDatasetSources etc., not in `error`: the kit must not carry on with a kernel missing its inputs."""
