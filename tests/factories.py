@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,39 @@ HEADSTART = str(Path(sys.executable).with_name("headstart"))
 # What a user's shell has: without the quieter logging the tests set for themselves (tests/conftest.py).
 USER_ENVIRONMENT = {name: value for name, value in os.environ.items()
                     if name not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_LEVEL")}
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], seconds: float, what: str, process: subprocess.Popen | None = None,
+               interval: float = 0.1) -> T:
+    """Call `condition` every `interval` seconds until it returns something true, and return that. Fail, saying
+    `what` was awaited, after `seconds`, or as soon as `process` (when given) has ended, with the end of its
+    output when that is a pipe."""
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        if process is not None and process.poll() is not None:
+            output = process.stdout.read() if process.stdout is not None else ""
+            raise AssertionError(f"waiting for {what}: the process ended first (exit {process.returncode})\n"
+                                 f"{str(output)[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waiting for {what}: not within {seconds:g} s")
+        time.sleep(interval)
+    return result
+
+
+class FakeTime:
+    """A wall clock that moves only when told (`advance`): for code that takes `now=` and a test that would
+    otherwise sleep for time to pass."""
+
+    def __init__(self, start: float = 1_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def write_digit_recognizer(folder: Path, num_train: int = 60, num_test: int = 20, seed: int = 0) -> pd.DataFrame:

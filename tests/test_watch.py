@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -12,15 +14,8 @@ import pytest
 
 from tasks.record import RunRecord
 from tasks.watch import WatchHistory, WatchRules, decide, number, take_snapshot
-from tests.factories import HEADSTART, USER_ENVIRONMENT
-from tests.hosting import (  # noqa: F401
-    USER,
-    assert_no_secret,
-    hosted,
-    hosted_factory,
-    labelled_submission,
-    perfect_submission,
-)
+from tests.factories import HEADSTART, USER_ENVIRONMENT, wait_until
+from tests.hosting import USER, assert_no_secret, labelled_submission, perfect_submission
 
 RETRAIN = ("--member", "softmax", "--epochs", "2", "--folds", "2")
 
@@ -87,6 +82,45 @@ def _config(hosted, **fields):
 
 def _sent(hosted) -> int:
     return [rpc.split("/")[-1] for rpc in hosted.host.rpcs()].count("CreateSubmission")
+
+
+HOLD_THE_LOCK = """
+import sys
+from pathlib import Path
+from tasks.watch import WatchHistory
+
+with WatchHistory(Path(sys.argv[1])).exclusive() as alone:
+    print("held" if alone else "not held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_only_one_watch_of_a_competition_at_a_time(prefect_server, digits_store, tmp_path):
+    """While another process holds the competition's watch lock, `headstart watch` says so, does nothing and exits
+    0; once the lock is released, the watch runs."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    folder = data_dir / "08_watch" / "local" / "digits"
+    arguments = ["watch", "digits", "--data-dir", str(data_dir), "--no-retrain"]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        refused = CliRunner().invoke(app, arguments)
+        assert refused.exit_code == 0, refused.output
+        assert refused.output == "another watch of digits is running; nothing done\n"
+        assert not (folder / "snapshots").exists() and not WatchHistory(folder).decisions.read()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    watched = CliRunner().invoke(app, arguments)
+    assert watched.exit_code == 0, watched.output
+    assert watched.output == "digits: no move: first snapshot: nothing to compare with yet → nothing to do\n"
+    assert len(list((folder / "snapshots").glob("*.json"))) == 1 and len(WatchHistory(folder).decisions.read()) == 1
 
 
 def _other_team_submits(hosted, tmp_path, label: str, team: str = "bob") -> None:
@@ -230,8 +264,6 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
     import os
     import signal
     import socket
-    import time
-    import urllib.request
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -246,28 +278,21 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
                               stderr=subprocess.DEVNULL, start_new_session=True)
     serving = None
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{api}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "prefect server did not start"
-                time.sleep(1)
+        wait_until(lambda: _answers(f"{api}/health"), 180, "the prefect server", server, interval=1)
         environment = {**hosted.env, **prefect_env}
         serving = subprocess.Popen(
             [HEADSTART, "serve", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
              str(hosted.data_dir), "--watch-every", "10", "--cron", "0 0 1 1 *", *RETRAIN],
             env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         decisions = WatchHistory(hosted.data_dir / "08_watch" / "kaggle" / "digits").decisions
-        wait_until(lambda: len(decisions.read()) >= 1, 240, serving)  # the first watch: a baseline
+        wait_until(lambda: len(decisions.read()) >= 1, 240, "the first watch: a baseline", serving, 1)
         _other_team_submits(hosted, tmp_path, "5")
-        wait_until(lambda: any(record["moved"] for record in decisions.read()), 120, serving)
+        wait_until(lambda: any(record["moved"] for record in decisions.read()), 120, "a move seen", serving, 1)
         moved = next(record for record in decisions.read() if record["moved"])
         assert moved["action"].startswith("event headstart.leaderboard.moved emitted")
-        wait_until(lambda: _sent(hosted) >= 1, 300, serving)  # the triggered compete run submitted
+        wait_until(lambda: _sent(hosted) >= 1, 300, "the triggered compete run to submit", serving, 1)
         wait_until(lambda: any(run["state_type"] == "COMPLETED" for run in _flow_runs(api)
-                               if run["name_of_flow"] == "compete"), 120, serving)
+                               if run["name_of_flow"] == "compete"), 120, "the compete run to complete", serving, 1)
         retrains = [run for run in _flow_runs(api) if run["name_of_flow"] == "compete" and run["state_type"] != "SCHEDULED"]
         assert [(run["created_by"], run["state_type"]) for run in retrains] == [("AUTOMATION", "COMPLETED")]
         assert _sent(hosted) == 1
@@ -275,7 +300,7 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
         # crash with the process, and both deployments' schedules are paused.
         compete = next(item for item in _post(api, "/deployments/filter", {}) if item["name"] == "compete-digits")
         in_flight = _post(api, f"/deployments/{compete['id']}/create_flow_run", {})["id"]
-        wait_until(lambda: _flow_run(api, in_flight)["state_type"] == "RUNNING", 120, serving)
+        wait_until(lambda: _flow_run(api, in_flight)["state_type"] == "RUNNING", 120, "a run in flight", serving, 1)
         serving.send_signal(signal.SIGTERM)
         serving.wait(120)
         assert _flow_run(api, in_flight)["state_type"] == "CANCELLED", _flow_run(api, in_flight)["state"]
@@ -299,15 +324,14 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
                     os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_until(condition, seconds: float, process: subprocess.Popen) -> None:
-    import time
+def _answers(url: str) -> bool:
+    import urllib.request
 
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"the process ended ({process.returncode}): {process.stdout.read()[-3000:]}")
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(1)
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
 
 
 def _post(api: str, path: str, body: dict) -> list:

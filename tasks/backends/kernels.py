@@ -215,7 +215,8 @@ def publish_bundle(api, folder: Path, ref: str, poll_interval: float = 5.0, time
 def push_kernel(api, folder: Path) -> int:
     """Push a rendered kernel; returns the new version number."""
     metadata = json.loads((folder / "kernel-metadata.json").read_text())
-    response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder))
+    # Never retried: a push is not idempotent, and one that failed on the way back may have saved a version.
+    response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder), retried=False)
     if response.error:
         raise BackendError(f"pushing {metadata['id']} failed: {response.error}")
     invalid = {kind: list(getattr(response, f"invalid_{kind}_sources", None) or [])
