@@ -4,24 +4,19 @@ Standalone (`headstart watch`), the retrain is the `compete` flow as a subflow. 
 the watch only emits `headstart.leaderboard.moved`, and the `compete` deployment's event trigger runs
 the retrain: the UI then shows the retrain as caused by the watcher's event.
 """
-# ruff: noqa: E402  (TensorFlow is imported quietly before the imports below load it)
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from flows.quiet import import_tensorflow_quietly
-
-# Before the stages import it: a served deployment's run process (or a Prefect worker's) starts at this module.
-import_tensorflow_quietly()
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.climb import climb
 from flows.options import Runner, read_options_file
 from flows.orchestration import best_effort, run_or_fall_back, stage_task
-from tasks import ladder, stages, watch
+from tasks import ladder, watch
 from tasks.backends import Backend, backend_for, submit_file
 from tasks.config import Config
 
@@ -144,6 +139,7 @@ def watch_flow(config: Config = Config(), rules: watch.WatchRules = watch.WatchR
         config, runner = read_options_file(Path(options_file))
     from flows.compete import compete
     from flows.orchestration import dask_task_runner
+    from tasks import stages
 
     retrain_flow = compete.with_options(task_runner=dask_task_runner(runner.dask_address)) \
         if runner.task_runner == "dask" else compete

@@ -373,3 +373,31 @@ def test_the_metric_of_a_kaggle_competition_without_a_spec_yet():
             return "Multi Class Log Loss"
 
     assert metric_of(NotDownloaded()) == "log_loss"
+
+
+def test_a_served_retrain_climbs_its_rung_and_records_it(prefect_server, hosted, tmp_path):
+    """The compete deployment a watcher's event triggers (rung in its parameters): one rung up, submitted when it
+    beats the best submitted, the outcome in the watch's history where the next move reads it."""
+    from flows.compete import compete
+
+    config = _config(hosted)
+    run_json = compete(config, rung=0)
+    record = RunRecord.read(Path(run_json))
+    assert record.config["seed"] == config.seed and _sent(hosted) == 1
+    history = WatchHistory(config.paths.watch("digits")).decisions.read()
+    assert history[-1]["rung"] == 0 and history[-1]["submitted"] and history[-1]["cv"] is not None
+    compete(config, rung=1)
+    history = WatchHistory(config.paths.watch("digits")).decisions.read()
+    assert history[-1]["rung"] == 1 and history[-1]["run"] != history[-2]["run"]
+    assert _sent(hosted) == (2 if history[-1]["submitted"] else 1)
+
+
+def test_a_served_watch_loads_no_tensorflow():
+    """A served watch runs every few minutes in a process of its own: it imports neither TensorFlow nor Keras (seconds
+    and a gigabyte each time, which starved the runner's other runs under load); only a retrain does."""
+    import subprocess
+    import sys
+
+    probe = "import sys, flows.watch; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
