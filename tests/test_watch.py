@@ -298,8 +298,12 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
         assert _sent(hosted) == 1
         # A retrain in flight when serve gets SIGTERM (itself only, as `kill` sends it) is cancelled, not left to
         # crash with the process, and both deployments' schedules are paused.
+        # Its member is trained anew (more epochs than the cached retrain's), so the run is still going when the
+        # signal comes: a run served from the cache alone could complete first.
         compete = next(item for item in _post(api, "/deployments/filter", {}) if item["name"] == "compete-digits")
-        in_flight = _post(api, f"/deployments/{compete['id']}/create_flow_run", {})["id"]
+        config = compete["parameters"]["config"]
+        longer = {**compete["parameters"], "config": {**config, "train": {**config["train"], "epochs": 400}}}
+        in_flight = _post(api, f"/deployments/{compete['id']}/create_flow_run", {"parameters": longer})["id"]
         wait_until(lambda: _flow_run(api, in_flight)["state_type"] == "RUNNING", 120, "a run in flight", serving, 1)
         serving.send_signal(signal.SIGTERM)
         serving.wait(120)
