@@ -22,6 +22,14 @@ from tasks.config import FeatureConfig, TrainConfig
 from tasks.index import TEST, TRAIN, LoadedIndex
 from tasks.outputs import Outputs, outputs_of
 from tasks.pipelines import image_batches, split_source
+from tasks.tricks import (
+    averaged_weights_in,
+    batch_mixer,
+    optimizer_for,
+    trained_weights_back,
+    training_loss,
+    training_targets,
+)
 
 
 @dataclass(frozen=True)
@@ -157,12 +165,20 @@ def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: in
     return outputs.probabilities(predict_logits(model, inputs, batch_size))
 
 
+ONE_CYCLE_WARMUP = 0.2  # of the steps: "onecycle" rises linearly from 4 % of the rate to it, then decays
+
+
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
-    """Constant, or cosine decay to 1 % over all the epochs (`schedule = "cosine"`): with a schedule, fewer
+    """Constant, or cosine decay to 1 % over all the epochs (`schedule = "cosine"`), or one cycle (`"onecycle"`:
+    a linear warm-up over the first fifth of the steps, then that cosine decay): with a schedule, fewer
     epochs reach the same accuracy."""
+    steps = config.epochs * steps_per_epoch
     if config.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch,
-                                                      alpha=0.01)
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)
+    if config.schedule == "onecycle":
+        warmup = int(ONE_CYCLE_WARMUP * steps)
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate / 25, max(1, steps - warmup), alpha=0.01,
+                                                      warmup_target=config.learning_rate, warmup_steps=warmup)
     return config.learning_rate
 
 
@@ -232,10 +248,10 @@ class _ClockStop(keras.callbacks.Callback):
 
 def keeps_best_weights(config: TrainConfig) -> bool:
     """The one rule for the weights a Keras member ends with, in every training loop: those of its epoch with the
-    lowest validation loss, except under a cosine schedule, which is meant to end where it ends (the rate annealed:
-    on cifar10-dev the fine-tuned model's lowest validation loss came two epochs before its best accuracy, and
-    restoring it cost 1.5 points)."""
-    return config.schedule != "cosine"
+    lowest validation loss, except under a schedule (cosine, one-cycle), which is meant to end where it ends (the
+    rate annealed: on cifar10-dev the fine-tuned model's lowest validation loss came two epochs before its best
+    accuracy, and restoring it cost 1.5 points)."""
+    return config.schedule == "constant"
 
 
 def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
@@ -245,7 +261,8 @@ def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: Tr
     import tensorflow as tf
 
     scoring = [_ValidationScore(valid, monitor, outputs)] if monitor is not None else []
-    train, valid = (train[0], outputs.fit_targets(train[1])), (valid[0], outputs.fit_targets(valid[1]))
+    train, valid = (train[0], training_targets(config, outputs, train[1])), \
+        (valid[0], training_targets(config, outputs, valid[1]))
     batches = (tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[0]), seed=seed)
                .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
     stopping = keras.callbacks.EarlyStopping(monitor="val_score" if monitor else "val_loss", mode="max" if monitor
@@ -262,14 +279,14 @@ def compile_once(model: keras.Model, config: TrainConfig, steps_per_epoch: int, 
     """Compile for these settings, or, when the model is compiled for them already (the next fold of a member
     that reuses its model), only reset the optimizer: every new compile traces the training step again,
     seconds each time on a CPU (a third of a small CNN's time over 5 folds)."""
-    settings = (config.learning_rate, config.schedule, config.epochs, steps_per_epoch, jit_compile, outputs.task)
+    settings = (dataclasses.replace(config, patience=0), steps_per_epoch, jit_compile, outputs.task)
     if getattr(model, "_headstart_compiled_for", None) == settings:
         for variable in model.optimizer.variables:  # moments and the step count (the schedule restarts)
             if not variable.path.endswith("learning_rate"):  # a constant rate is a variable too: keep it
                 variable.assign(np.zeros(variable.shape, variable.dtype))
         return
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-                  loss=outputs.keras_loss(), metrics=outputs.keras_metrics(), jit_compile=jit_compile)
+    model.compile(optimizer=optimizer_for(config, learning_rate(config, steps_per_epoch)),
+                  loss=training_loss(config, outputs), metrics=outputs.keras_metrics(), jit_compile=jit_compile)
     model._headstart_compiled_for = settings
 
 
@@ -300,21 +317,25 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
 def _fit_over_arrays(model: keras.Model, train: tuple, valid: tuple, config: TrainConfig, seed: int,
                      clock: Clock | None, jit_compile: bool | str, outputs: Outputs, monitor: Monitor | None) -> dict:
     """`train_on_batch` over shuffled whole batches of the arrays (one batch shape, one trace: a fresh shuffle each
-    epoch reaches the rest), early-stopped on `valid` as `fit` is."""
-    (train_x, train_y), (valid_x, valid_y) = train, valid
-    train_y = outputs.fit_targets(train_y)
+    epoch reaches the rest), early-stopped on `valid` as `fit` is. `train` may carry a third array, each row's
+    sample weight; batches are mixed (MixUp, CutMix) as the config says; with the optimiser's moving average of
+    the weights, that average is validated and kept."""
+    (train_x, train_y, *sample_weights), (valid_x, valid_y) = train, valid
+    train_y, sample_weights = training_targets(config, outputs, train_y), (sample_weights or [None])[0]
     batch_size = min(config.batch_size, len(train_x))
     steps = len(train_x) // batch_size
     compile_once(model, config, steps, jit_compile, outputs)
-    rng = np.random.default_rng(seed)
+    rng, mix = np.random.default_rng(seed), batch_mixer(config, seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [],
                                        **({"val_score": []} if monitor else {})}
     best_score, best_weights, waited = -np.inf, None, 0
     for epoch in range(config.epochs):
-        results = [model.train_on_batch(train_x[batch], train_y[batch])
+        results = [train_step(model, train_x[batch], train_y[batch], mix,
+                              None if sample_weights is None else sample_weights[batch])
                    for batch in rng.permutation(len(train_x))[:steps * batch_size].reshape(steps, batch_size)]
         for name, value in zip(("loss", "accuracy"), np.mean(results, axis=0)):
             history[name].append(float(value))
+        trained = averaged_weights_in(model)
         probabilities = predict_probabilities(model, valid_x, outputs=outputs)
         history["val_loss"].append(outputs.loss(valid_y, probabilities))
         history["val_accuracy"].append(outputs.accuracy(valid_y, probabilities))
@@ -334,9 +355,16 @@ def _fit_over_arrays(model: keras.Model, train: tuple, valid: tuple, config: Tra
             break
         if clock is not None and not clock.room_for_another():
             break
+        trained_weights_back(model, trained)  # training goes on from the weights it trained, not their average
     if best_weights is not None:
         model.set_weights(best_weights)
     return history
+
+
+def train_step(model: keras.Model, images: np.ndarray, targets: np.ndarray, mix, sample_weight=None) -> list:
+    if mix is not None:
+        images, targets = mix(images, targets)
+    return model.train_on_batch(images, targets, sample_weight=sample_weight)
 
 
 def epochs_for(config: TrainConfig, num_images: int) -> int:
@@ -366,15 +394,19 @@ def capped_size(index: LoadedIndex, max_size: int | None) -> int | None:
     return max_size if max_size and native > max_size else None
 
 
-def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None) -> FoldFitter:
+def pixel_member(context: MemberContext, build_model, description: str, max_size: int | None = None,
+                 predict=None, second_round=None, folds: int | None = None) -> FoldFitter:
     """Folds of a Keras model built by `build_model(input_shape, num_classes)` on the images, decoded once into
-    memory, and one model for all folds (traced once)."""
+    memory, and one model for all folds (traced once). `predict(model, images)`: its probabilities (default: the
+    model's own); `second_round(model, fit, stop, test_images, clock) -> history`: more training after the first
+    (pseudo-labels); `folds`: the FoldFitter's."""
     index, config, targets, outputs = context.index, context.train, context.targets, context.outputs
     channels = index.metadata["channels"]
     size = config.image_size or capped_size(index, max_size)
     images, test_images = (load_images(index, split, channels, size) for split in (TRAIN, TEST))
     keras.utils.set_random_seed(context.seed)
     model = build_model(images.shape[1:], outputs.units)
+    predict = predict or (lambda trained, rows: predict_probabilities(trained, rows, outputs=outputs))
     # Every fold starts from the same state, random layers' seeds included (`variables`, not only `weights`): a
     # fold's result must not depend on the folds fitted before it in the same process (mapped folds are not).
     initial = [(variable, variable.numpy()) for variable in model.variables]
@@ -384,15 +416,17 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
         for variable, value in initial:
             variable.assign(value)
         fit_rows, stop_rows = context.stopping_split(train_positions)
+        fit, stop = (images[fit_rows], targets[fit_rows]), (images[stop_rows], targets[stop_rows])
         epochs = epochs_for(config, len(fit_rows))
-        history = train_keras_model(model, (images[fit_rows], targets[fit_rows]), (images[stop_rows], targets[stop_rows]),
+        history = train_keras_model(model, fit, stop,
                                     dataclasses.replace(config, epochs=epochs, patience=min(config.patience, epochs)),
                                     context.seed, clock, jit_compile=context.jit_compile, outputs=outputs,
                                     monitor=context.monitor)
-        return (predict_probabilities(model, images[valid_positions], outputs=outputs),
-                predict_probabilities(model, test_images, outputs=outputs), history)
+        if second_round is not None:
+            history = second_round(model, fit, stop, test_images, clock, history)
+        return predict(model, images[valid_positions]), predict(model, test_images), history
 
-    return FoldFitter(fit_fold, description)
+    return FoldFitter(fit_fold, description, folds)
 
 
 def fit_softmax(context: MemberContext) -> FoldFitter:
