@@ -110,3 +110,43 @@ def test_what_the_config_sets_stands(tmp_path, measured):
     assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (3, "small", 0.01, "onecycle")
     folds_asked = dataclasses.replace(asked, epochs=TrainConfig().epochs, cnn_folds=2)
     assert budgeted_cnn(config, folds_asked, METADATA, DevicePlan(), None)[0].cnn_folds == 2
+
+
+def large_grey_run(tmp_path, monkeypatch, *options: str, num_train: int = 150) -> tuple[str, dict, float]:
+    """`headstart run` on a grey competition the large recipe takes (its threshold lowered to this one's size): the
+    output, run.json, and the seconds it took."""
+    from pathlib import Path
+
+    from tests.factories import shapes_competition_args
+    from tests.test_cli import invoke
+
+    monkeypatch.setattr("tasks.plan.LARGE_GREY_IMAGES", 100)
+    invoke(*shapes_competition_args(tmp_path, num_train=num_train))
+    started = time.monotonic()
+    output = invoke("run", "shapes", "--data-dir", tmp_path / "data", "--no-submit", *options)
+    return output, json.loads(Path(output.strip().splitlines()[-1]).read_text()), time.monotonic() - started
+
+
+def test_a_large_grey_run_says_what_its_default_budget_bought(prefect_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(budget_plan, "DEFAULT_SECONDS_PER_IMAGE", 0.01)  # 1.5 s: the least that trains at all
+    output, record, _ = large_grey_run(tmp_path, monkeypatch, "--folds", "3")
+    budget = record["plan"]["budget"]
+    assert list(record["members"]) == ["cnn"] and budget["budget_source"] == "default"
+    assert (budget["folds"], budget["epochs"]) == (1, MIN_EPOCHS) and record["plan"]["train"]["cnn_folds"] == 1
+    assert record["blend_rows_scored"] == 50  # one fold of three: the rows it predicted
+    assert (f"budget 0.0 min (the default, 10 ms per training image; --time-limit MINUTES sets another): the CNN "
+            f"planned {MIN_EPOCHS} epochs on 1 of 3 folds, planned from ") in " ".join(output.split())
+    costs = list((tmp_path / "data" / "04_models" / "local" / "shapes" / "costs").glob("cnn-*.json"))
+    assert len(costs) == 1
+
+
+@pytest.mark.slow  # a minute and a half against the clock
+def test_a_time_limit_is_filled_not_only_kept(prefect_server, tmp_path, monkeypatch):
+    """The large grey recipe plans its CNN's epochs and folds from its measured cost to use the time it is given:
+    the run ends within the limit, and not long before it."""
+    limit = 1.5
+    output, record, seconds = large_grey_run(tmp_path, monkeypatch, "--time-limit", str(limit), num_train=600)
+    budget = record["plan"]["budget"]
+    assert budget["budget_source"] == "--time-limit" and budget["epochs"] * budget["folds"] > 10
+    assert 0.8 * 60 * limit <= seconds <= 1.1 * 60 * limit, (seconds, budget)
+    assert "every member finished in time" in output
