@@ -12,16 +12,8 @@ import zipfile
 
 import pytest
 
-from tests.hosting import (  # noqa: F401
-    KEY,
-    USER,
-    assert_no_secret,
-    client_environment,
-    hosted,
-    hosted_factory,
-    labelled_submission,
-    perfect_submission,
-)
+from tests.factories import wait_until
+from tests.hosting import KEY, USER, assert_no_secret, client_environment, labelled_submission, perfect_submission
 
 TINY_KERNEL = '''import os, shutil
 from pathlib import Path
@@ -98,11 +90,7 @@ def test_kernel_push_runs_it_and_serves_its_output(hosted_factory, tmp_path):
         "kernel_type": "script", "enable_internet": False, "competition_sources": ["digits"]}))
     pushed = hosted.kaggle("kernels", "push", "-p", folder).stdout
     assert "successfully pushed" in pushed.lower() and "Kernel version 1" in pushed
-    for _ in range(100):
-        status = hosted.kaggle("kernels", "status", f"{USER}/tiny-kernel").stdout
-        if "COMPLETE" in status or "ERROR" in status:
-            break
-        time.sleep(0.1)
+    status = _kernel_status_once_ended(hosted, f"{USER}/tiny-kernel")
     assert "KernelWorkerStatus.COMPLETE" in status
     hosted.kaggle("kernels", "output", f"{USER}/tiny-kernel", "-p", tmp_path / "output")
     assert (tmp_path / "output" / "submission.csv").read_text().startswith("ImageId,Label")
@@ -185,16 +173,21 @@ def _dataset(hosted, folder, text: str, first: bool) -> None:
         hosted.kaggle("datasets", "version", "-p", folder, "-m", text)
 
 
+def _kernel_status_once_ended(hosted, kernel: str) -> str:
+    """`kaggle kernels status` once it says COMPLETE or ERROR."""
+    def ended() -> str | None:
+        status = hosted.kaggle("kernels", "status", kernel).stdout
+        return status if "COMPLETE" in status or "ERROR" in status else None
+
+    return wait_until(ended, 120, f"kernel {kernel} to end")
+
+
 def _push_and_wait(hosted, folder, metadata: dict) -> str:
     (folder / "kernel-metadata.json").write_text(json.dumps({
         "title": "layout kernel", "code_file": "layout.py", "language": "python", "kernel_type": "script",
         "enable_internet": False, **metadata}))
     hosted.kaggle("kernels", "push", "-p", folder)
-    for _ in range(200):
-        status = hosted.kaggle("kernels", "status", metadata["id"]).stdout
-        if "COMPLETE" in status or "ERROR" in status:
-            break
-        time.sleep(0.1)
+    status = _kernel_status_once_ended(hosted, metadata["id"])
     assert "COMPLETE" in status, status
     hosted.kaggle("kernels", "output", metadata["id"], "-p", folder / "output")
     return (folder / "output" / f"{metadata['id'].split('/')[1]}.log").read_text()

@@ -16,14 +16,7 @@ from tasks.backends.kaggle import (
     kaggle_spec,
 )
 from tasks.errors import SpecError
-from tests.hosting import (  # noqa: F401
-    KEY,
-    USER,
-    assert_no_secret,
-    hosted,
-    hosted_factory,
-    perfect_submission,
-)
+from tests.hosting import KEY, USER, assert_no_secret, perfect_submission
 
 SUBMISSION_RPCS = ("StartSubmissionUpload", "CreateSubmission")
 

@@ -73,12 +73,17 @@ def _server_message(error) -> str:
     return str(error)
 
 
-def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = ()) -> BackendError:
+NOT_RETRIED = "not retried, as Kaggle may have done it all the same: check before you try again"
+
+
+def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = (), retried: bool = True
+                       ) -> BackendError:
     """A client HTTPError as a BackendError whose message says what to do (and carries no secret).
 
     `slug` is a competition's (`digits`) or a dataset's or kernel's (`owner/slug`); a 403 on a competition
     most often means its rules are not accepted, elsewhere the server's message says why (phone
-    verification, a dataset still processing, a deadline passed)."""
+    verification, a dataset still processing, a deadline passed). A 429 or 5xx of a call that is never retried
+    (`retried=False`: a kernel push) is no TransientBackendError, and says so."""
     status, detail = _status_of(error), redact(_server_message(error), secrets)
     if status == 401:
         return AuthenticationError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
@@ -87,6 +92,8 @@ def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] =
     if status == 403:
         return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); if you have not yet, "
                                  f"accept the competition's rules at {rules_url(slug)} (and check the slug)")
+    if (status == 429 or (status is not None and status >= 500)) and not retried:
+        return BackendError(f"Kaggle could not {action} for {slug!r} ({status}: {detail}); {NOT_RETRIED}")
     if status == 429 or (status is not None and status >= 500):
         return TransientBackendError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
                                     "retried with backoff, try again later if it persists")
@@ -129,18 +136,20 @@ def authenticated_api():
     return api
 
 
-def call_kaggle(api, slug: str, action: str, function, *args, **kwargs):
-    """Call one client method, turning its HTTP and connection errors into BackendErrors."""
+def call_kaggle(api, slug: str, action: str, function, *args, retried: bool = True, **kwargs):
+    """Call one client method, turning its HTTP and connection errors into BackendErrors (TransientBackendErrors
+    where it is worth trying again, unless the caller never retries it: `retried=False`)."""
     import requests
 
     secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
     try:
         return function(*args, **kwargs)
     except requests.HTTPError as error:
-        raise explain_http_error(error, slug, action, secrets) from None
+        raise explain_http_error(error, slug, action, secrets, retried) from None
     except (requests.ConnectionError, requests.Timeout) as error:
-        raise TransientBackendError(f"cannot reach Kaggle to {action} for {slug!r} "
-                                    f"({type(error).__name__}); retried with backoff") from None
+        reached = f"cannot reach Kaggle to {action} for {slug!r} ({type(error).__name__})"
+        raise (TransientBackendError(f"{reached}; retried with backoff") if retried
+               else BackendError(f"{reached}; {NOT_RETRIED}")) from None
 
 
 GIVEN_SPEC = ".headstart-given-spec.json"  # the spec a run was given with --spec, for the commands after it
