@@ -91,7 +91,6 @@ def test_labels(plan) -> "np.ndarray":  # noqa: F821
 
 
 def run_variant(base_plan, name: str, overrides: dict, truth) -> dict:
-    import numpy as np
 
     from tasks.fitting import fit_member, load_member
 

@@ -100,10 +100,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               metavar="X", minimum=0.0),
     RunOption("ema", "train.ema", float, "Keras members: the optimiser's moving average of the weights, at this "
               "momentum (e.g. 0.999; 0: off).", metavar="MOMENTUM", minimum=0.0),
-    RunOption("mixup", "train.mixup", float, "Keras members trained on arrays: MixUp's alpha on each batch (0: off).",
-              metavar="ALPHA", minimum=0.0),
-    RunOption("cutmix", "train.cutmix", float, "Keras members trained on arrays: CutMix's factor on each batch (0: "
-              "off).", metavar="X", minimum=0.0),
+    RunOption("mixup", "train.mixup", float, "Keras members on images (cnn, finetune, softmax): MixUp's alpha on "
+              "each batch (0: off).", metavar="ALPHA", minimum=0.0),
+    RunOption("cutmix", "train.cutmix", float, "Keras members on images (cnn, finetune, softmax): CutMix's factor on "
+              "each batch (0: off).", metavar="X", minimum=0.0),
     RunOption("random-erasing", "train.random_erasing", float, "cnn members: RandomErasing's factor (0: off).",
               metavar="X", minimum=0.0),
     RunOption("randaugment", "train.randaugment", int, "cnn members: RandAugment's operations per image (0: off).",

@@ -1,7 +1,8 @@
 """A CNN trained from scratch on pixels, with augmentation: the workshop's comparison model ("small", two blocks),
-and the deeper one of Kaggle's public digit-recognizer ensembles ("deep", three blocks). Its own training tricks
-(bench/RESULTS.md, "Issue 21: real digits at size", measured each): random erasing and RandAugment inside the
-model, test-time shifts, and pseudo-labels: a second round on the test images it predicts with confidence.
+and the deeper one of Kaggle's public digit-recognizer ensembles ("deep", three blocks). Its own training tricks,
+off by default (bench/RESULTS.md, "Issue 21: real digits at size", says which are measured): random erasing and
+RandAugment inside the model, test-time shifts, and pseudo-labels: a second round on the test images it predicts
+with confidence, never on the rows a fold predicts out of fold.
 """
 
 from __future__ import annotations
@@ -13,19 +14,18 @@ import keras
 import numpy as np
 from keras import layers
 
-from tasks.errors import ConfigError
 from tasks.config import TrainConfig
+from tasks.errors import ConfigError
 from tasks.members import (
     FoldFitter,
     MemberContext,
     glorot,
     logits_layer,
     pixel_member,
-    predict_probabilities,
     seed_stream,
-    train_keras_model,
 )
 from tasks.outputs import SINGLE_LABEL
+from tasks.training import predict_probabilities, train_keras_model
 
 MAX_CNN_SIZE = 64  # larger images are resized down: a from-scratch CNN gains little above this on a CPU
 
@@ -169,7 +169,7 @@ def measure_cost(input_shape: tuple[int, int, int], outputs, config: TrainConfig
     import time
 
     from tasks.budget_plan import TrainingCost
-    from tasks.members import compile_once, train_step
+    from tasks.training import compile_once, train_step
     from tasks.tricks import batch_mixer, training_targets
 
     started, rng = time.perf_counter(), np.random.default_rng(0)

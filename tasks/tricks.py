@@ -1,8 +1,8 @@
 """Training tricks that Kaggle's winners use, for every Keras member, each a TrainConfig field: the optimiser
 (Adam or SGD, with `use_ema`, an exponential moving average of the weights), label smoothing (the loss's own
-argument), and MixUp or CutMix on each training batch (Keras' layers). What each one gained and cost on real
-digits is measured in bench/RESULTS.md ("Issue 21: real digits at size"); the CNN's own (random erasing,
-RandAugment, test-time shifts, pseudo-labels) are in tasks/cnn.py.
+argument), and MixUp or CutMix on each batch of images (Keras' layers). bench.mnist_cnn measures what each gains
+and costs on real digits (bench/RESULTS.md, "Issue 21: real digits at size", says which are measured); the CNN's
+own (random erasing, RandAugment, test-time shifts, pseudo-labels) are in tasks/cnn.py.
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ def trained_weights_back(model: keras.Model, trained: list | None) -> None:
 BatchMixer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def batch_mixer(config: TrainConfig, seed: int) -> BatchMixer | None:
-    """MixUp or CutMix (keras.layers) on a training batch and its soft targets; with both asked, each batch gets
-    one of them at random (as timm does). None: neither."""
+def batch_mixer(config: TrainConfig, seed: int, graph: bool = False) -> BatchMixer | None:
+    """MixUp or CutMix (keras.layers) on a batch of images and its soft targets; with both asked, each batch gets
+    one of them at random (as timm does). None: neither. `graph`: on tensors inside a tf.data map (Keras' `fit`
+    loop), else on arrays. Images only: a batch of feature vectors is never mixed (the loops pass none)."""
     mixers = []
     if config.mixup > 0:
         mixers.append(keras.layers.MixUp(alpha=config.mixup, seed=seed))
@@ -79,11 +80,29 @@ def batch_mixer(config: TrainConfig, seed: int) -> BatchMixer | None:
         mixers.append(keras.layers.CutMix(factor=config.cutmix, seed=seed + 1))
     if not mixers:
         return None
+    if graph:
+        return _graph_mixer(mixers, seed)
     rng = np.random.default_rng(seed)
 
     def mix(images: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         layer = mixers[rng.integers(len(mixers))]
         mixed = layer({"images": images.astype(np.float32), "labels": targets.astype(np.float32)}, training=True)
         return np.asarray(mixed["images"]), np.asarray(mixed["labels"])
+
+    return mix
+
+
+def _graph_mixer(mixers: list, seed: int) -> BatchMixer:
+    import tensorflow as tf
+
+    def apply(layer, images, targets):
+        mixed = layer({"images": tf.cast(images, tf.float32), "labels": tf.cast(targets, tf.float32)}, training=True)
+        return mixed["images"], mixed["labels"]
+
+    def mix(images, targets):
+        if len(mixers) == 1:
+            return apply(mixers[0], images, targets)
+        first = tf.random.uniform([], seed=seed) < 0.5
+        return tf.cond(first, lambda: apply(mixers[0], images, targets), lambda: apply(mixers[1], images, targets))
 
     return mix

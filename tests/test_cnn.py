@@ -98,3 +98,39 @@ def test_the_cost_of_a_cnn_is_measured_on_this_machine():
     cost = measure_cost((14, 14, 1), Outputs("multiclass", 10),
                         TrainConfig(batch_size=8, cnn_filters=4, cnn_architecture="deep", mixup=0.2), steps=2)
     assert 0 < cost.train < 1 and 0 < cost.predict < 1 and cost.setup > 0
+
+
+def test_a_cnn_fold_never_trains_stops_or_pseudo_labels_on_its_held_out_rows(tmp_path, monkeypatch):
+    """Honest out-of-fold rows with every CNN trick on: neither round of training (pseudo-labels included) nor its
+    early stopping sees a row of the fold it then predicts; test-time shifts only average fixed views."""
+    import dataclasses
+
+    from tasks import cnn
+    from tasks.budget import Clock
+    from tasks.config import TrainConfig
+    from tasks.fitting import member_job
+    from tasks.index import TRAIN
+    from tasks.members import load_images
+    from tests.factories import separable_digits_plan
+
+    plan = separable_digits_plan(tmp_path, members=("cnn",), folds=3)
+    tricks = TrainConfig(cnn_filters=4, pseudo_epochs=1, pseudo_threshold=0.0, tta_shifts=1, randaugment=1,
+                         random_erasing=0.5, mixup=0.2, label_smoothing=0.1)
+    context = dataclasses.replace(member_job(plan, "cnn").context, train=tricks)
+    seen = []
+
+    def train(model, train, valid, config, *args, **kwargs):
+        seen.extend([train[0], valid[0]])
+        return {"loss": [0.0]}
+
+    monkeypatch.setattr("tasks.members.train_keras_model", train)
+    monkeypatch.setattr("tasks.cnn.train_keras_model", train)
+    folds = context.folds
+    held_out = np.flatnonzero(folds == 0)
+    images = load_images(context.index, TRAIN, context.index.metadata["channels"], None)
+    rows = lambda array: {row.tobytes() for row in np.asarray(array, np.uint8)}
+    assert not rows(images[held_out]) & rows(images[folds != 0])  # every row is told apart by its pixels
+    valid, test, history = cnn.fit_cnn(context).fit_fold(np.flatnonzero(folds != 0), held_out, Clock(None))
+    assert len(seen) == 4 and history["pseudo_labels"] == [context.num_test]  # two rounds: fit and stop rows each
+    assert all(not rows(array) & rows(images[held_out]) for array in seen)
+    assert valid.shape == (len(held_out), 10) and np.allclose(valid.sum(axis=1), 1, atol=1e-5)

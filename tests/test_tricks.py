@@ -4,8 +4,9 @@ import pytest
 
 from tasks.config import TrainConfig
 from tasks.errors import ConfigError
-from tasks.members import learning_rate, softmax_model, train_keras_model
+from tasks.members import softmax_model
 from tasks.outputs import Outputs
+from tasks.training import learning_rate, train_keras_model
 from tasks.tricks import averaged_weights_in, batch_mixer, trained_weights_back, training_loss, training_targets
 
 
@@ -54,14 +55,42 @@ def test_the_moving_average_of_the_weights_is_what_training_keeps():
     assert averaged_weights_in(softmax_model((8, 8, 1), 2)) is None  # no optimiser, no average
 
 
-def test_sample_weights_reach_the_loss():
-    """A row weighted 0 teaches nothing: training on it alone leaves the weights as they were."""
+@pytest.mark.parametrize("loop", ["arrays", "fit"])
+def test_sample_weights_reach_the_loss(loop):
+    """A row weighted 0 teaches nothing: training on it alone leaves the weights as they were, in either loop."""
     images, labels = np.full((16, 4, 4, 1), 200.0, np.float32), np.zeros(16, int)
     model = softmax_model((4, 4, 1), 2)
     before = [variable.numpy() for variable in model.trainable_variables]
     train_keras_model(model, (images, labels, np.zeros(16, np.float32)), (images, labels),
-                      TrainConfig(epochs=2, batch_size=16, patience=2))
+                      TrainConfig(epochs=2, batch_size=16, patience=2), loop=loop)
     assert all(np.allclose(a, b) for a, b in zip(before, [v.numpy() for v in model.trainable_variables]))
+
+
+@pytest.mark.parametrize("task, targets", [("binary", np.arange(32) % 2), ("multilabel", np.arange(96).reshape(32, 3) % 2)])
+@pytest.mark.parametrize("loop", ["arrays", "fit"])
+def test_every_trick_trains_a_sigmoid_head_in_either_loop(task, targets, loop):
+    """Label smoothing (the sigmoid loss's own), MixUp and CutMix, and the moving average, on a binary or multi-label
+    task's targets: training runs and its validation rows are scored as the task scores them."""
+    from tasks.training import metric_monitor
+
+    images = np.random.default_rng(0).uniform(0, 255, (32, 8, 8, 1)).astype("float32")
+    outputs = Outputs(task, 2 if task == "binary" else 3)
+    config = TrainConfig(epochs=2, batch_size=8, patience=2, label_smoothing=0.1, mixup=0.2, cutmix=1.0, ema=0.9)
+    model = softmax_model((8, 8, 1), outputs.units)
+    history = train_keras_model(model, (images, targets), (images[:8], targets[:8]), config, loop=loop,
+                                outputs=outputs,
+                                monitor=metric_monitor("roc_auc" if task == "binary" else "mean_f1", outputs))
+    assert len(history["val_score"]) == 2 and np.isfinite(history["loss"]).all()
+
+
+def test_feature_vectors_are_never_mixed():
+    """MixUp and CutMix are for images: a head on feature vectors trains as if neither were asked."""
+    features, labels = np.random.default_rng(0).normal(size=(32, 6)).astype("float32"), np.arange(32) % 3
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    history = train_keras_model(model, (features, labels), (features, labels),
+                                TrainConfig(epochs=2, batch_size=8, patience=2, mixup=0.4, cutmix=1.0), loop="fit",
+                                outputs=Outputs("multiclass", 3))
+    assert len(history["loss"]) == 2
 
 
 @pytest.mark.parametrize("fields, message", [
