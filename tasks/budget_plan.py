@@ -6,7 +6,7 @@ what the model costs here (`measure_cost`: a few timed training steps and predic
 so that an unchanged re-run plans the same and finds its member cached), and `plan_epochs` spends the budget: the
 fewest folds whose epochs stay within `MAX_EPOCHS_PER_FOLD`, then more folds (each fold model also predicts the
 test set: an ensemble). The budget is what is left of `--time-limit`, or by default `DEFAULT_SECONDS_PER_IMAGE`
-per training image (bench/RESULTS.md, "Issue 21: real digits at size", chose both).
+per training image (both still to be measured: bench/RESULTS.md, "Issue 21: real digits at size").
 """
 
 from __future__ import annotations
@@ -83,6 +83,13 @@ def plan_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, fol
     if epochs < MIN_EPOCHS:
         return 1, MIN_EPOCHS
     return folds, epochs
+
+
+def folds_for_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, epochs: int,
+                     folds_available: int) -> int:
+    """The folds a budget buys at a fixed number of epochs (the config set them): as many as fit, at least one."""
+    usable = PLAN_MARGIN * budget_seconds - cost.setup
+    return max(1, min(folds_available, math.floor(usable / fold_seconds(cost, shape, epochs))))
 
 
 def default_budget_seconds(num_train: int) -> float:

@@ -164,7 +164,14 @@ def budgeted_cnn(config: Config, train: TrainConfig, metadata: dict, device, dea
     """The large grey recipe's CNN with the epochs and folds its budget buys (tasks/budget_plan.py): what is left of
     the time limit less the run's reserve, else the default budget; its cost measured here once per data folder.
     Epochs or CNN folds the config sets itself stand (the other is planned)."""
-    from tasks.budget_plan import FoldShape, cached_cost, default_budget_seconds, fold_seconds, plan_epochs
+    from tasks.budget_plan import (
+        FoldShape,
+        cached_cost,
+        default_budget_seconds,
+        fold_seconds,
+        folds_for_epochs,
+        plan_epochs,
+    )
     from tasks.cnn import MAX_CNN_SIZE, measure_cost
     from tasks.outputs import Outputs
 
@@ -184,8 +191,8 @@ def budgeted_cnn(config: Config, train: TrainConfig, metadata: dict, device, dea
     else:
         seconds, source = default_budget_seconds(num_train), "default"
     planned_folds, epochs = plan_epochs(seconds, cost, fold, train.cnn_folds or folds)
-    if train.epochs != TrainConfig().epochs:  # asked for: the budget buys folds only
-        epochs = train.epochs
+    if train.epochs != TrainConfig().epochs:  # asked for (or a retrain's bigger budget): the budget buys folds only
+        epochs, planned_folds = train.epochs, folds_for_epochs(seconds, cost, fold, train.epochs, folds)
     planned_folds = train.cnn_folds or planned_folds
     train = dataclasses.replace(train, epochs=epochs, cnn_folds=planned_folds, patience=epochs)
     budget = BudgetPlan(round(seconds, 1), source, planned_folds, epochs,

@@ -108,6 +108,7 @@ def test_what_the_config_sets_stands(tmp_path, measured):
     config = Config(data_dir=str(tmp_path), competition="big", train=asked)
     train, budget = budgeted_cnn(config, asked, METADATA, DevicePlan(), None)
     assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (3, "small", 0.01, "onecycle")
+    assert train.cnn_folds == budget.folds == 2  # the default 1,050 s buys two folds of 3 epochs (400 s each)
     folds_asked = dataclasses.replace(asked, epochs=TrainConfig().epochs, cnn_folds=2)
     assert budgeted_cnn(config, folds_asked, METADATA, DevicePlan(), None)[0].cnn_folds == 2
 
