@@ -28,7 +28,8 @@ class TrainConfig:
     stop_fraction: float = 0.1
     schedule: str = "constant"  # or "cosine": decay to 1 % over `epochs`; "onecycle": warm up, then cosine
     optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
-    # Training tricks (issue 21, bench/RESULTS.md "Issue 21: real digits at size" measured each). Keras members:
+    # Training tricks (issue 21; bench.mnist_cnn measures each: bench/RESULTS.md "Issue 21: real digits at size"),
+    # all off by default. Keras members:
     label_smoothing: float = 0.0  # the loss's label_smoothing (0: off)
     ema: float = 0.0  # the optimiser's moving average of the weights (`use_ema`) at this momentum (0: off)
     mixup: float = 0.0  # keras.layers.MixUp's alpha on each training batch (0: off)
