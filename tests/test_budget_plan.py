@@ -128,6 +128,7 @@ def large_grey_run(tmp_path, monkeypatch, *options: str, num_train: int = 150) -
     return output, json.loads(Path(output.strip().splitlines()[-1]).read_text()), time.monotonic() - started
 
 
+@pytest.mark.slow  # 20 s: a run through the CLI, the CNN's cost measured for real
 def test_a_large_grey_run_says_what_its_default_budget_bought(prefect_server, tmp_path, monkeypatch):
     monkeypatch.setattr(budget_plan, "DEFAULT_SECONDS_PER_IMAGE", 0.01)  # 1.5 s: the least that trains at all
     output, record, _ = large_grey_run(tmp_path, monkeypatch, "--folds", "3")

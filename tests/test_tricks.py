@@ -66,8 +66,8 @@ def test_sample_weights_reach_the_loss(loop):
     assert all(np.allclose(a, b) for a, b in zip(before, [v.numpy() for v in model.trainable_variables]))
 
 
-@pytest.mark.parametrize("task, targets", [("binary", np.arange(32) % 2), ("multilabel", np.arange(96).reshape(32, 3) % 2)])
-@pytest.mark.parametrize("loop", ["arrays", "fit"])
+@pytest.mark.parametrize("task, targets, loop", [("binary", np.arange(32) % 2, "arrays"),
+                                                 ("multilabel", np.arange(96).reshape(32, 3) % 2, "fit")])
 def test_every_trick_trains_a_sigmoid_head_in_either_loop(task, targets, loop):
     """Label smoothing (the sigmoid loss's own), MixUp and CutMix, and the moving average, on a binary or multi-label
     task's targets: training runs and its validation rows are scored as the task scores them."""
