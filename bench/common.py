@@ -74,3 +74,17 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def baseline_tree(commit: str, prefix: str) -> tuple[Path, Path]:
+    """A scratch folder, and in it `baseline/`: the files of `commit` (git archive: no worktree to remove), for a
+    benchmark that compares this tree's code with an older commit's side by side."""
+    import subprocess
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    baseline = work / "baseline"
+    baseline.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+    return work, baseline

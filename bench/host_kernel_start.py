@@ -18,11 +18,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import requests
+
+from bench.common import baseline_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, KEY = "alice", "bench-key"
@@ -71,12 +72,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="abf4219", help="the commit whose host to compare with")
     parser.add_argument("--repeats", type=int, default=10)
     arguments = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="host-kernel-start-"))
-    baseline = work / "baseline"
-    baseline.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", arguments.baseline], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+    work, baseline = baseline_tree(arguments.baseline, "host-kernel-start-")
     hosts = {}
     try:
         prepare_data(work / "data")

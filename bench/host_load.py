@@ -18,12 +18,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import requests
+
+from bench.common import baseline_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, KEY = "alice", "bench-key"
@@ -106,10 +107,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="da7117c", help="the commit whose host to compare with")
     parser.add_argument("--seconds", type=float, default=5.0)
     arguments = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="host-load-"))
-    baseline = work / "baseline"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), arguments.baseline],
-                   check=True, capture_output=True)
+    work, baseline = baseline_tree(arguments.baseline, "host-load-")
     try:
         prepare_data(work / "data")
         hosts = {}
@@ -126,7 +124,6 @@ def main() -> None:
             process.terminate()
             process.wait(10)
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     names = list(results)
     print(f"| phase | {names[0]} | {names[1]} | ratio |\n|---|---|---|---|")

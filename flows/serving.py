@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
 from prefect.settings import PREFECT_API_URL
 
@@ -29,12 +30,18 @@ def deployments(config: Config, rules: WatchRules, cron: str | None, watch_every
     trigger = DeploymentEventTrigger(
         name=f"retrain {config.competition} when its leaderboard moves", expect={EVENT},
         match={"prefect.resource.id": resource_id(config.competition)}, parameters=climbing)
+    # One retrain at a time (a second waits its turn: two would write the same members); a watch never overlaps
+    # itself: one due while another is still reading the board is cancelled. Without that, on a busy machine
+    # watches that take longer than their interval piled up, filled the runner's five process slots, and a
+    # triggered retrain waited behind them for minutes.
     retrain = compete.to_deployment(name=f"compete-{config.competition}", cron=cron, parameters=parameters,
-                                    triggers=[trigger], description=f"Retrain and submit {config.competition}")
+                                    triggers=[trigger], description=f"Retrain and submit {config.competition}",
+                                    concurrency_limit=ConcurrencyLimitConfig(limit=1))
     watcher = watch_flow.to_deployment(
         name=f"watch-{config.competition}", interval=watch_every,
         parameters={**parameters, "rules": dataclasses.asdict(rules), "retrain": False},
-        description=f"Watch {config.competition}'s leaderboard; emit {EVENT} when it moves")
+        description=f"Watch {config.competition}'s leaderboard; emit {EVENT} when it moves",
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW))
     return [retrain, watcher]
 
 

@@ -109,8 +109,12 @@ def test_an_unknown_recipe_is_a_config_error():
 
 @pytest.mark.slow  # about three minutes: the default digits recipe, trained for real
 def test_the_default_digits_recipe_reaches_its_cv_floor(digits_store, tmp_path):
-    """The default `headstart run` (digits) must keep CV >= 0.99 (issue 10), as the blend scores on rows its weights
-    never saw (the nested estimate), while training in minutes (README: under 3 minutes for the whole command)."""
+    """The default `headstart run` (digits), scored honestly: each member's out-of-fold rows chose none of its epochs
+    or weights (issue 21), and the blend is scored on rows its weights never saw (the nested estimate). Issue 10's
+    0.99 was measured on optimistic out-of-fold rows; honest, the blend scores 0.982-0.987 and its nested estimate
+    moves by half a point between near-identical members on these 1,257 rows (bench/digits_honest.py,
+    bench/RESULTS.md), so the floors sit under that: a member that breaks falls far below them. The run trains in
+    minutes (README: under 3 minutes for the whole command)."""
     import shutil
     import time
 
@@ -123,7 +127,8 @@ def test_the_default_digits_recipe_reaches_its_cv_floor(digits_store, tmp_path):
     record = RunRecord.read(stages.compete(Config(data_dir=str(data_dir), submit=False)))
     seconds = time.monotonic() - started
     assert set(record.members) == {"svm", "cnn"} and record.plan["cnn_size"] == 14
-    assert record.blend_nested_cv_score >= 0.99, (record.members, record.blend_nested_cv_score)
+    assert record.members["svm"] >= 0.98 and record.members["cnn"] >= 0.96, record.members
+    assert record.blend_nested_cv_score >= 0.98, (record.members, record.blend_nested_cv_score)
     assert seconds < 180, f"the default digits recipe took {seconds:.0f} s"
 
 

@@ -310,6 +310,11 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
         assert _flow_run(api, in_flight)["state_type"] == "CANCELLED", _flow_run(api, in_flight)["state"]
         served = [item for item in _post(api, "/deployments/filter", {}) if item["name"].endswith("-digits")]
         assert len(served) == 2 and all(item["paused"] for item in served), served
+        # One retrain at a time, and a watch never overlaps itself: watches slower than their 10 s interval on a
+        # busy machine are cancelled, not queued into the runner's process slots ahead of the retrain.
+        limits = {item["name"]: (item["global_concurrency_limit"]["limit"],
+                                 (item["concurrency_options"] or {}).get("collision_strategy")) for item in served}
+        assert limits == {"compete-digits": (1, "ENQUEUE"), "watch-digits": (1, "CANCEL_NEW")}, limits
         # prefect.yaml deploys the same two onto a process work pool.
         root = Path(__file__).resolve().parents[1]
         for command in (["work-pool", "create", "headstart", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
