@@ -90,6 +90,32 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "scored on their rows).", metavar="N", minimum=1),
     RunOption("finetune-epochs", "train.finetune_epochs", int, "finetune members: epochs of fine-tuning per fold.",
               metavar="N", minimum=1),
+    RunOption("cnn-architecture", "train.cnn_architecture", help="cnn members: small (two blocks) or deep (three, "
+              "BatchNorm throughout).", choices=("small", "deep"), default_text="deep for large grey competitions, "
+              "else small"),
+    RunOption("cnn-folds", "train.cnn_folds", int, "cnn members: folds fitted (the first N; the blend is scored on "
+              "their rows).", metavar="N", minimum=1, default_text="planned from the budget for large grey "
+              "competitions, else all"),
+    RunOption("label-smoothing", "train.label_smoothing", float, "Keras members: the loss's label smoothing.",
+              metavar="X", minimum=0.0),
+    RunOption("ema", "train.ema", float, "Keras members: the optimiser's moving average of the weights, at this "
+              "momentum (e.g. 0.999; 0: off).", metavar="MOMENTUM", minimum=0.0),
+    RunOption("mixup", "train.mixup", float, "Keras members on images (cnn, finetune, softmax): MixUp's alpha on "
+              "each batch (0: off).", metavar="ALPHA", minimum=0.0),
+    RunOption("cutmix", "train.cutmix", float, "Keras members on images (cnn, finetune, softmax): CutMix's factor on "
+              "each batch (0: off).", metavar="X", minimum=0.0),
+    RunOption("random-erasing", "train.random_erasing", float, "cnn members: RandomErasing's factor (0: off).",
+              metavar="X", minimum=0.0),
+    RunOption("randaugment", "train.randaugment", int, "cnn members: RandAugment's operations per image (0: off).",
+              metavar="N", minimum=0),
+    RunOption("tta-shifts", "train.tta_shifts", int, "cnn members: predictions also average four copies shifted "
+              "by this many pixels (0: off).", metavar="PIXELS", minimum=0),
+    RunOption("pseudo-epochs", "train.pseudo_epochs", int, "cnn members: epochs of a second round that adds the test "
+              "images predicted with confidence (0: off).", metavar="N", minimum=0),
+    RunOption("pseudo-threshold", "train.pseudo_threshold", float, "cnn members: the top probability a test image "
+              "needs to join the second round.", metavar="P", minimum=0.0),
+    RunOption("pseudo-weight", "train.pseudo_weight", float, "cnn members: the sample weight of those test images.",
+              metavar="W", minimum=0.0),
     RunOption("time-limit", "time_limit", float, "Finish within this many minutes: members share the time, those "
               "that would overrun end early (keeping their finished folds) or are skipped.", metavar="MINUTES",
               minimum=0.1, default_text="none"),

@@ -26,12 +26,31 @@ class TrainConfig:
     # Rows of a fold's training part that Keras members hold back for early stopping (an inner split): the fold's
     # own held-out rows never choose epochs or weights, so out-of-fold predictions stay honest (issue 21).
     stop_fraction: float = 0.1
-    schedule: str = "constant"  # or "cosine": decay to 1 % over `epochs`
+    schedule: str = "constant"  # or "cosine": decay to 1 % over `epochs`; "onecycle": warm up, then cosine
+    optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
+    # Training tricks (issue 21; bench.mnist_cnn measures each: bench/RESULTS.md "Issue 21: real digits at size"),
+    # all off by default. Keras members:
+    label_smoothing: float = 0.0  # the loss's label_smoothing (0: off)
+    ema: float = 0.0  # the optimiser's moving average of the weights (`use_ema`) at this momentum (0: off)
+    mixup: float = 0.0  # keras.layers.MixUp's alpha on each training batch (0: off)
+    cutmix: float = 0.0  # keras.layers.CutMix's factor on each training batch (0: off; with mixup, one or the other)
+    # The CNN only: augmentation inside the model (shifts, rotations, zooms always), test-time augmentation,
+    # and pseudo-labels (a second round on test images predicted with confidence, never on out-of-fold rows).
+    augmentation: float = 1.0  # scales the CNN's random shifts (10 %), rotations (14 degrees) and zooms (10 %); 0: none
+    random_erasing: float = 0.0  # keras.layers.RandomErasing's factor (0: off)
+    randaugment: int = 0  # keras.layers.RandAugment's operations per image (0: off)
+    tta_shifts: int = 0  # predictions also average four copies shifted by this many pixels (0: off)
+    pseudo_epochs: int = 0  # epochs of the second round (0: no pseudo-labels)
+    pseudo_threshold: float = 0.995  # test images whose top probability reaches this join it
+    pseudo_weight: float = 0.5  # their sample weight (the training rows' is 1)
     image_size: int | None = None  # None: the competition's native size (pixel members)
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
     mlp_units: int = 512
     cnn_filters: int = 32  # the CNN's first block; the second has twice as many
     cnn_size: int | None = None  # the CNN's working size: larger images are resized down (None: native, <= 64)
+    cnn_architecture: str | None = None  # tasks/cnn.py: "small" (two blocks) or "deep" (three); None: the recipe's
+    # ("deep" for large grey-image competitions, else "small")
+    cnn_folds: int | None = None  # the CNN fits only the first N folds (None: every fold); cf. finetune_folds
     svm_c: float = 5.0  # the SVM's inverse regularisation (tasks/svm.py)
     # Rows an SVM fold trains on at most: its fit grows with their square or faster (grey photos here: 1,000 rows
     # 1.6 s, 2,000 8 s, 4,000 37 s), while a CNN's cost only grows linearly.
@@ -51,6 +70,16 @@ class TrainConfig:
     finetune_batch_size: int = 32
     finetune_fraction: float = 1.0
     finetune_head_c: float = 1.0  # inverse L2 strength of the warm-up head (weaker than the probe's: it trains on)
+
+    def __post_init__(self) -> None:
+        choices = {"schedule": ("constant", "cosine", "onecycle"), "optimizer": ("adam", "sgd"),
+                   "cnn_architecture": (None, "small", "deep")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"train.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        for name in ("label_smoothing", "ema", "random_erasing", "pseudo_threshold", "pseudo_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"train.{name} must be between 0 and 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

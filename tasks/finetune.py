@@ -36,11 +36,10 @@ from tasks.members import (
     MemberContext,
     load_images,
     logits_layer,
-    predict_probabilities,
     seed_stream,
-    train_keras_model,
 )
 from tasks.outputs import Outputs
+from tasks.training import predict_probabilities, train_keras_model
 
 
 def unfreeze_top(extractor: keras.Model, fraction: float) -> int:

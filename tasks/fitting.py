@@ -66,9 +66,11 @@ class MemberJob:
         return (self.directory / "member.json").is_file()
 
     def folds(self) -> tuple[int, ...]:
-        """The folds it fits: every fold, or the first `finetune_folds` for a finetune member."""
+        """The folds it fits: every fold, or the first `finetune_folds` of a finetune member, `cnn_folds` of a CNN."""
         numbers = tuple(int(fold) for fold in np.unique(self.context.folds))
-        return numbers[:self.context.train.finetune_folds] if self.name.kind == "finetune" else numbers
+        train = self.context.train
+        limit = {"finetune": train.finetune_folds, "cnn": train.cnn_folds}.get(self.name.kind)
+        return numbers[:limit] if limit else numbers
 
 
 def member_job(plan, name: str) -> MemberJob:

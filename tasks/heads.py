@@ -21,10 +21,9 @@ from tasks.members import (
     for_task,
     glorot,
     logits_layer,
-    predict_probabilities,
     seed_stream,
-    train_keras_model,
 )
+from tasks.training import predict_probabilities, train_keras_model
 
 
 def _views(context: MemberContext) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -43,6 +43,10 @@ class DataPaths:
     def member_pictures(self, competition: str, name: str) -> Path:
         return self._layer("04_models", competition) / "members" / name
 
+    def costs(self, competition: str) -> Path:
+        """What models cost per image on this machine, measured once (tasks/budget_plan.py)."""
+        return self._layer("04_models", competition) / "costs"
+
     def submissions(self, competition: str) -> Path:
         return self._layer("06_submissions", competition)
 

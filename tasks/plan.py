@@ -11,16 +11,19 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from tasks.budget import run_deadline
+from tasks.budget import reserve_seconds, run_deadline
+from tasks.budget_plan import LARGE_GREY_IMAGES, BudgetPlan
 from tasks.competitions import CompetitionSpec
-from tasks.config import DEFAULT_BACKBONES, Config
+from tasks.config import DEFAULT_BACKBONES, Config, TrainConfig
 from tasks.errors import ConfigError, WeightsUnavailableError
 from tasks.recipes import (
     HEAD_MEMBERS,
+    LARGE_GREY_TRAINING,
     MIN_HALVED_CNN_SIZE,
     MemberName,
     default_members,
@@ -68,10 +71,11 @@ class MemberChoice:
     views: tuple[str, ...]
     image_size: int | None = None  # the features' input size when the config leaves it open
     cnn_size: int | None = None  # the CNN's working size when the config leaves it open
+    large_grey: bool = False  # the large grey-image recipe: its CNN's epochs and folds are bought with the budget
 
 
 def plan_members(config: Config, layout: str, channels: int, search_dirs: list[Path], warn=print,
-                 native_size: int | None = None) -> MemberChoice:
+                 native_size: int | None = None, num_train: int = 0) -> MemberChoice:
     """Resolve members and backbone weights; default backbones without weights are skipped with a warning,
     a backbone asked for by name fails with an error naming the file to place and where. Only the backbones the
     members use are looked for (a softmax-only run builds and looks up none)."""
@@ -95,8 +99,9 @@ def plan_members(config: Config, layout: str, channels: int, search_dirs: list[P
                 raise
             warn(f"skipping default backbone: {error}")
     backbones = tuple(weights)
+    large = is_large_grey(config, layout, channels, num_train)
     members = (expand_members(config.members, backbones) if config.members
-               else default_members(layout, channels, backbones, config.recipe))
+               else default_members(layout, channels, backbones, config.recipe, large))
     if not members:
         raise ConfigError(f"no members to train: {list(config.members)} need a backbone (--backbone NAME)")
     # A finetune member's warm-up needs features at its size: the heads share them (one extraction, not two).
@@ -105,7 +110,13 @@ def plan_members(config: Config, layout: str, channels: int, search_dirs: list[P
                                   if any(MemberName.parse(m).backbone == b for m in members)},
                         config.features.views or default_views(layout, channels),
                         config.train.finetune_size if tuned and config.features.image_size is None else None,
-                        halved_cnn_size(config, layout, channels, native_size))
+                        None if large else halved_cnn_size(config, layout, channels, native_size), large)
+
+
+def is_large_grey(config: Config, layout: str, channels: int, num_train: int) -> bool:
+    """Whether the default recipe is the large grey-image one (tasks/recipes.py, DIGITS_LARGE_RECIPE)."""
+    return (not config.members and config.recipe == "default" and is_grey_pixels(layout, channels)
+            and num_train >= LARGE_GREY_IMAGES)
 
 
 def halved_cnn_size(config: Config, layout: str, channels: int, native_size: int | None) -> int | None:
@@ -127,12 +138,76 @@ def plan_run(config: Config, spec: CompetitionSpec, raw_dir: Path, index_dir: Pa
     search_dirs = weights_search_dirs(config.weights_dirs, os.environ.get("KERAS_HOME"),
                                       Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")))
     choice = plan_members(config, metadata["layout"], metadata["channels"], search_dirs, warn=logger.warning,
-                          native_size=max(metadata["image_height"], metadata["image_width"]))
+                          native_size=max(metadata["image_height"], metadata["image_width"]),
+                          num_train=metadata["num_train"])
     features, train = config.features, config.train
     if choice.image_size is not None:
         features = dataclasses.replace(features, image_size=choice.image_size)
     if choice.cnn_size is not None:
         train = dataclasses.replace(train, cnn_size=choice.cnn_size)
+    device, deadline, budget = resolve_device_plan(config.device), run_deadline(config.time_limit, started), None
+    if choice.large_grey:
+        train, budget = budgeted_cnn(config, train, metadata, device, deadline)
     return RunPlan(config, run_id, spec, Path(raw_dir), Path(index_dir), choice.members, choice.weights,
-                   choice.views, features, train, resolve_device_plan(config.device),
-                   run_deadline(config.time_limit, started))
+                   choice.views, features, train, device, deadline, budget)
+
+
+def large_grey_training(train: TrainConfig) -> TrainConfig:
+    """The large grey recipe's training settings, where the config leaves TrainConfig's defaults."""
+    defaults = TrainConfig()
+    return dataclasses.replace(train, **{name: value for name, value in LARGE_GREY_TRAINING.items()
+                                         if getattr(train, name) == getattr(defaults, name)})
+
+
+def budgeted_cnn(config: Config, train: TrainConfig, metadata: dict, device, deadline: float | None
+                 ) -> tuple[TrainConfig, BudgetPlan]:
+    """The large grey recipe's CNN with the epochs and folds its budget buys (tasks/budget_plan.py): what is left of
+    the time limit less the run's reserve, else the default budget; its cost measured here once per data folder.
+    Epochs or CNN folds the config sets itself stand (the other is planned)."""
+    from tasks.budget_plan import (
+        FoldShape,
+        cached_cost,
+        default_budget_seconds,
+        fold_seconds,
+        folds_for_epochs,
+        plan_epochs,
+    )
+    from tasks.cnn import MAX_CNN_SIZE, measure_cost
+    from tasks.outputs import Outputs
+
+    train = large_grey_training(train)
+    num_train, folds = metadata["num_train"], config.folds
+    height, width, size = metadata["image_height"], metadata["image_width"], train.image_size or train.cnn_size
+    size = size or (MAX_CNN_SIZE if max(height, width) > MAX_CNN_SIZE else None)  # as the CNN loads its images
+    shape = (size, size, metadata["channels"]) if size else (height, width, metadata["channels"])
+    outputs = Outputs(metadata["spec"].get("task", "multiclass"), len(metadata["spec"]["class_names"]))
+    cost = cached_cost(config.paths.costs(config.competition) / f"cnn-{cost_key(train, shape, device)}.json",
+                       lambda: measure_cost(shape, outputs, train, device.training_jit))
+    fit = round((1 - 1 / folds) * num_train * (1 - train.stop_fraction))
+    fold = FoldShape(fit, round((1 - 1 / folds) * num_train) - fit, num_train // folds + metadata["num_test"],
+                     5 if train.tta_shifts else 1, train.pseudo_epochs, fit + metadata["num_test"])
+    if deadline is not None:
+        seconds, source = deadline - time.time() - reserve_seconds(config.time_limit), "--time-limit"
+    else:
+        seconds, source = default_budget_seconds(num_train), "default"
+    planned_folds, epochs = plan_epochs(seconds, cost, fold, train.cnn_folds or folds)
+    if train.epochs != TrainConfig().epochs:  # asked for (or a retrain's bigger budget): the budget buys folds only
+        epochs, planned_folds = train.epochs, folds_for_epochs(seconds, cost, fold, train.epochs, folds)
+    planned_folds = train.cnn_folds or planned_folds
+    train = dataclasses.replace(train, epochs=epochs, cnn_folds=planned_folds, patience=epochs)
+    budget = BudgetPlan(round(seconds, 1), source, planned_folds, epochs,
+                        round(cost.setup + planned_folds * fold_seconds(cost, fold, epochs), 1), cost)
+    logger.info("budget %s s (%s): the CNN trains %d epochs on %d fold(s)", budget.budget_seconds, source, epochs,
+                planned_folds)
+    return train, budget
+
+
+def cost_key(train: TrainConfig, shape: tuple, device) -> str:
+    """What a CNN's cost per image depends on: the model, its input, its batch, its tricks, the device, the cores."""
+    from tasks.files import sha256_text
+
+    parts = {name: getattr(train, name) for name in ("cnn_architecture", "cnn_filters", "batch_size", "optimizer",
+                                                     "ema", "mixup", "cutmix", "randaugment", "random_erasing",
+                                                     "augmentation", "label_smoothing")}
+    parts |= {"shape": list(shape), "device": dataclasses.asdict(device), "cores": os.cpu_count()}
+    return sha256_text(json.dumps(parts, sort_keys=True))[:16]

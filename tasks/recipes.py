@@ -26,6 +26,13 @@ EPOCHLESS = ("logistic", "svm")  # scikit-learn members: a fold is one fit, no e
 # (real CIFAR-10) fine-tuning the backbone beats every head on frozen features, and the heads add to its blend.
 DIGITS_RECIPE = ("svm", "cnn")
 DIGITS_FULL_RECIPE = ("cnn#0", "cnn#1", "cnn#2")
+# From LARGE_GREY_IMAGES training images (tasks/budget_plan.py) the grey recipe is the deep CNN alone, at full size,
+# on a one-cycle schedule whose epochs and folds the plan stage buys with the run's budget (issue 21: on real digits
+# at Kaggle's size it beats the SVM + half-size CNN by far, and the SVM no longer adds to its blend). These settings
+# replace TrainConfig's defaults only: a value the config sets otherwise stands.
+DIGITS_LARGE_RECIPE = ("cnn",)
+LARGE_GREY_TRAINING = {"cnn_architecture": "deep", "schedule": "onecycle", "batch_size": 128, "learning_rate": 2e-3,
+                       "images_per_fold": None}
 COLOUR_RECIPE = ("finetune", "logistic", "mlp")
 FALLBACK = ("cnn#0",)
 MIN_HALVED_CNN_SIZE = 14  # the default digits recipe's CNN works at half the native size, down to this
@@ -75,10 +82,12 @@ def is_grey_pixels(layout: str, channels: int) -> bool:
     return layout == "pixels_csv" and channels == 1
 
 
-def default_members(layout: str, channels: int, backbones: tuple[str, ...], recipe: str = "default") -> tuple[str, ...]:
-    """The recipe for a competition when no --member is given."""
+def default_members(layout: str, channels: int, backbones: tuple[str, ...], recipe: str = "default",
+                    large: bool = False) -> tuple[str, ...]:
+    """The recipe for a competition when no --member is given (`large`: a large grey-image competition's)."""
     if is_grey_pixels(layout, channels):
-        return (DIGITS_FULL_RECIPE if recipe == "full" else DIGITS_RECIPE) + expand_members(("logistic",), backbones)
+        grey = DIGITS_FULL_RECIPE if recipe == "full" else DIGITS_LARGE_RECIPE if large else DIGITS_RECIPE
+        return grey + expand_members(("logistic",), backbones)
     if backbones:
         return expand_members(COLOUR_RECIPE, backbones)
     return FALLBACK

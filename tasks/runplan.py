@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from tasks.budget_plan import BudgetPlan
 from tasks.competitions import CompetitionSpec
 from tasks.config import Config, FeatureConfig, TrainConfig
 
@@ -51,6 +52,7 @@ class RunPlan:
     train: TrainConfig = field(default_factory=TrainConfig)  # the asked block, the CNN's size resolved
     device: DevicePlan = field(default_factory=DevicePlan)
     deadline: float | None = None  # wall-clock seconds since the epoch by which the run ends (--time-limit)
+    budget: BudgetPlan | None = None  # what the budget bought the large grey recipe's CNN (tasks/budget_plan.py)
 
     @property
     def competition(self) -> str:
@@ -64,4 +66,5 @@ class RunPlan:
         """The plan as plain values, for run.json."""
         return {"members": list(self.members), "weights": {name: path and str(path) for name, path in self.weights.items()},
                 "views": list(self.views), "image_size": self.features.image_size, "cnn_size": self.train.cnn_size,
-                "device": dataclasses.asdict(self.device), "deadline": self.deadline, "spec": self.spec.to_dict()}
+                "device": dataclasses.asdict(self.device), "deadline": self.deadline, "spec": self.spec.to_dict(),
+                **({"budget": self.budget.summary(), "train": dataclasses.asdict(self.train)} if self.budget else {})}

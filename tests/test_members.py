@@ -157,13 +157,15 @@ def test_a_clock_due_after_the_last_epoch_does_not_mark_the_training_cut_short()
     assert len(history["loss"]) == 1 and not clock.ended_early  # all the epochs asked for ran
 
 
-@pytest.mark.parametrize("kind", ["softmax", "mlp"])
+@pytest.mark.parametrize("kind", ["softmax", "mlp", "cnn"])
 def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(tmp_path, kind):
     """Honest out-of-fold rows: scrambling the held-out fold's labels leaves its predictions unchanged, bit for bit
-    (early stopping watches an inner split of the training part, never the rows the fold then predicts)."""
+    (early stopping watches an inner split of the training part, never the rows the fold then predicts; the CNN's
+    pseudo-labels come from test images only)."""
     import dataclasses
 
     from tasks.backbones import backbone_spec
+    from tasks.cnn import fit_cnn
     from tasks.config import FeatureConfig
     from tasks.features import Extractor, cache_feature_set
     from tasks.heads import fit_mlp
@@ -174,6 +176,10 @@ def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(
     index = fitting.member_job(plan, "softmax").context.index
     # Slow learning, every epoch watched: the best epoch by the true labels is a late one.
     train = TrainConfig(epochs=10, batch_size=16, learning_rate=0.0005, patience=10)
+    if kind == "cnn":  # every trick on: soft targets, mixed batches, the average of the weights, a second round
+        train = TrainConfig(epochs=2, batch_size=16, cnn_filters=4, patience=2, schedule="onecycle", ema=0.9,
+                            label_smoothing=0.1, mixup=0.2, cutmix=1.0, tta_shifts=1, pseudo_epochs=1,
+                            pseudo_threshold=0.0)
     feature_dirs = ()
     if kind == "mlp":
         model = tiny_backbone_file(tmp_path / "tiny.keras")
@@ -185,7 +191,7 @@ def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(
 
     def predictions(table) -> np.ndarray:
         context = MemberContext(dataclasses.replace(index, table=table), train, feature_dirs=feature_dirs)
-        fitter = (fit_mlp if kind == "mlp" else fit_softmax)(context)
+        fitter = {"mlp": fit_mlp, "softmax": fit_softmax, "cnn": fit_cnn}[kind](context)
         return fitter.fit_fold(np.flatnonzero(folds != 0), held_out, Clock(None))[0]
 
     scrambled = index.table.copy()

@@ -149,9 +149,9 @@ def test_the_full_recipe_trains_three_cnns_at_full_size(prefect_server, digits_s
     from tasks.fitting import load_member
     from tasks.record import RunRecord
 
-    built, real_cnn_model = [], cnn.cnn_model
-    monkeypatch.setattr(cnn, "cnn_model", lambda shape, *arguments: built.append(tuple(shape)) or real_cnn_model(
-        shape, *arguments))  # Prefect runs the tasks in this process's threads
+    built, real_cnn_model = [], cnn.ARCHITECTURES["small"]
+    monkeypatch.setitem(cnn.ARCHITECTURES, "small", lambda shape, *arguments: built.append(tuple(shape)) or
+                        real_cnn_model(shape, *arguments))  # Prefect runs the tasks in this process's threads
     data_dir = tmp_path / "data"
     shutil.copytree(digits_store, data_dir)
     result = CliRunner().invoke(app, ["run", "digits", "--recipe", "full", "--epochs", "8", "--folds", "2",

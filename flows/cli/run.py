@@ -61,6 +61,8 @@ def show_run(record: RunRecord) -> None:
         console.print(decision_line(record.decision), soft_wrap=True, highlight=False)
     if record.time_limit:
         console.print(time_limit_line(record.time_limit), soft_wrap=True)
+    if record.plan.get("budget"):
+        console.print(budget_line(record.plan["budget"], record.config.get("folds")), soft_wrap=True, highlight=False)
     result = record.backend_result
     if result is not None:
         console.print(f"public leaderboard score: {score_text(result.get('public_score'))} "
@@ -76,6 +78,18 @@ def decision_line(decision: dict) -> str:
     what = "thresholds per tag" if decision["kind"] == "thresholds" else "cut points between grades"
     shown = ", ".join(f"{value:.2f}" for value in values[:8]) + (", ..." if len(values) > 8 else "")
     return f"decision fitted on the out-of-fold rows: {what} {shown}"
+
+
+def budget_line(budget: dict, folds: int | None) -> str:
+    """What the budget bought the large grey recipe's CNN, in one line."""
+    from tasks.budget_plan import DEFAULT_SECONDS_PER_IMAGE
+
+    source = ("what --time-limit left" if budget["budget_source"] == "--time-limit" else
+              f"the default, {1000 * DEFAULT_SECONDS_PER_IMAGE:g} ms per training image; --time-limit MINUTES sets another")
+    per_image = 1000 * budget["cost"]["train"]
+    return (f"budget {budget['budget_seconds'] / 60:.1f} min ({source}): the CNN planned {budget['epochs']} epochs "
+            f"on {budget['folds']} of {folds} folds, planned from {per_image:.1f} ms per training image measured here "
+            f"(about {budget['estimated_seconds'] / 60:.1f} min)")
 
 
 def time_limit_line(report: dict) -> str:

@@ -1,0 +1,154 @@
+"""What a budget buys the large grey recipe's CNN: epochs and folds planned from its measured cost per image."""
+
+import dataclasses
+import json
+import time
+
+import pytest
+
+from tasks import budget_plan
+from tasks.budget_plan import (
+    MAX_EPOCHS_PER_FOLD,
+    MIN_EPOCHS,
+    FoldShape,
+    TrainingCost,
+    cached_cost,
+    fold_seconds,
+    plan_epochs,
+)
+from tasks.config import Config, TrainConfig
+from tasks.plan import budgeted_cnn, plan_members
+from tasks.recipes import DIGITS_LARGE_RECIPE, DIGITS_RECIPE
+from tasks.runplan import DevicePlan
+
+COST = TrainingCost(train=0.004, predict=0.001, setup=5.0)
+SHAPE = FoldShape(fit=30_000, stop=3_000, predict=26_000)  # 42,000 images, 5 folds: 120 + 3 s an epoch, 26 s more
+
+
+def test_a_fold_costs_its_epochs_and_its_predictions():
+    assert fold_seconds(COST, SHAPE, 10) == pytest.approx(10 * 123 + 26)
+    shifted = dataclasses.replace(SHAPE, views=5)
+    assert fold_seconds(COST, shifted, 10) == pytest.approx(10 * 123 + 130)
+    pseudo = dataclasses.replace(SHAPE, second_round_epochs=2, second_round_rows=48_000)
+    assert fold_seconds(COST, pseudo, 10) == pytest.approx(10 * 123 + 2 * (192 + 3) + 2 * 26)
+
+
+def test_the_budget_buys_epochs_first_then_more_folds_and_never_fewer_than_the_minimum():
+    folds, epochs = plan_epochs(1000, COST, SHAPE, 5)
+    assert folds == 1 and epochs == 7 and fold_seconds(COST, SHAPE, epochs) + COST.setup <= 1000  # (950 - 31) / 123
+    folds, epochs = plan_epochs(6000, COST, SHAPE, 5)
+    assert folds == 3 and epochs <= MAX_EPOCHS_PER_FOLD  # 45 epochs' worth: three folds of 15
+    assert 3 * fold_seconds(COST, SHAPE, epochs) + COST.setup <= 6000 < 3 * fold_seconds(COST, SHAPE, epochs + 1.5)
+    assert plan_epochs(100_000, COST, SHAPE, 5)[0] == 5 and plan_epochs(100_000, COST, SHAPE, 5)[1] > 100  # all folds
+    assert plan_epochs(10, COST, SHAPE, 5) == (1, MIN_EPOCHS)  # too little: the least that trains at all
+
+
+def test_a_measured_cost_is_kept_for_the_next_plan(tmp_path):
+    measured = []
+
+    def measure():
+        measured.append(1)
+        return COST
+
+    path = tmp_path / "costs" / "cnn.json"
+    assert cached_cost(path, measure) == COST and cached_cost(path, measure) == COST and measured == [1]
+    assert json.loads(path.read_text())["cost"] == dataclasses.asdict(COST)
+
+
+def test_large_grey_competitions_get_the_deep_cnn_alone_at_full_size(tmp_path):
+    plan = lambda config, num_train: plan_members(config, "pixels_csv", 1, [tmp_path], native_size=28,
+                                                  num_train=num_train)
+    large = plan(Config(), budget_plan.LARGE_GREY_IMAGES)
+    assert large.members == DIGITS_LARGE_RECIPE and large.large_grey and large.cnn_size is None
+    small = plan(Config(), budget_plan.LARGE_GREY_IMAGES - 1)
+    assert small.members == DIGITS_RECIPE and not small.large_grey and small.cnn_size == 14
+    assert not plan(Config(members=("cnn",)), 42_000).large_grey  # members named: the config decides
+    assert not plan(Config(recipe="full"), 42_000).large_grey
+
+
+METADATA = {"num_train": 42_000, "num_test": 18_000, "image_height": 28, "image_width": 28, "channels": 1,
+            "spec": {"class_names": [str(digit) for digit in range(10)], "task": "multiclass"}}
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """The CNN's cost, as if measured (the real measurement is tested with the CNN)."""
+    calls = []
+
+    def measure(shape, outputs, train, jit):
+        calls.append((shape, train.cnn_architecture, train.batch_size))
+        return COST
+
+    monkeypatch.setattr("tasks.cnn.measure_cost", measure)
+    return calls
+
+
+def test_the_default_budget_scales_with_the_training_images(tmp_path, measured):
+    config = Config(data_dir=str(tmp_path), competition="big")
+    train, budget = budgeted_cnn(config, config.train, METADATA, DevicePlan(), None)
+    assert budget.budget_source == "default" and budget.budget_seconds == 42_000 * budget_plan.DEFAULT_SECONDS_PER_IMAGE
+    assert (train.cnn_architecture, train.schedule, train.images_per_fold) == ("deep", "onecycle", None)
+    assert (train.epochs, train.cnn_folds) == (budget.epochs, budget.folds) and train.patience == train.epochs
+    assert measured == [((28, 28, 1), "deep", 128)]
+    again, _ = budgeted_cnn(config, config.train, METADATA, DevicePlan(), None)
+    assert again == train and len(measured) == 1  # measured once per data folder: an unchanged re-run plans the same
+
+
+def test_a_longer_time_limit_buys_more_training(tmp_path, measured):
+    def planned(minutes: float) -> TrainConfig:
+        config = Config(data_dir=str(tmp_path), competition="big", time_limit=minutes)
+        return budgeted_cnn(config, config.train, METADATA, DevicePlan(), time.time() + 60 * minutes)[0]
+
+    short, long = planned(10), planned(60)
+    assert short.epochs * short.cnn_folds < long.epochs * long.cnn_folds and long.cnn_folds > 1
+
+
+def test_what_the_config_sets_stands(tmp_path, measured):
+    asked = TrainConfig(epochs=3, cnn_architecture="small", learning_rate=0.01)
+    config = Config(data_dir=str(tmp_path), competition="big", train=asked)
+    train, budget = budgeted_cnn(config, asked, METADATA, DevicePlan(), None)
+    assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (3, "small", 0.01, "onecycle")
+    assert train.cnn_folds == budget.folds == 2  # the default 1,050 s buys two folds of 3 epochs (400 s each)
+    folds_asked = dataclasses.replace(asked, epochs=TrainConfig().epochs, cnn_folds=2)
+    assert budgeted_cnn(config, folds_asked, METADATA, DevicePlan(), None)[0].cnn_folds == 2
+
+
+def large_grey_run(tmp_path, monkeypatch, *options: str, num_train: int = 150) -> tuple[str, dict, float]:
+    """`headstart run` on a grey competition the large recipe takes (its threshold lowered to this one's size): the
+    output, run.json, and the seconds it took."""
+    from pathlib import Path
+
+    from tests.factories import shapes_competition_args
+    from tests.test_cli import invoke
+
+    monkeypatch.setattr("tasks.plan.LARGE_GREY_IMAGES", 100)
+    invoke(*shapes_competition_args(tmp_path, num_train=num_train))
+    started = time.monotonic()
+    output = invoke("run", "shapes", "--data-dir", tmp_path / "data", "--no-submit", *options)
+    return output, json.loads(Path(output.strip().splitlines()[-1]).read_text()), time.monotonic() - started
+
+
+@pytest.mark.slow  # 20 s: a run through the CLI, the CNN's cost measured for real
+def test_a_large_grey_run_says_what_its_default_budget_bought(prefect_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(budget_plan, "DEFAULT_SECONDS_PER_IMAGE", 0.01)  # 1.5 s: the least that trains at all
+    output, record, _ = large_grey_run(tmp_path, monkeypatch, "--folds", "3")
+    budget = record["plan"]["budget"]
+    assert list(record["members"]) == ["cnn"] and budget["budget_source"] == "default"
+    assert (budget["folds"], budget["epochs"]) == (1, MIN_EPOCHS) and record["plan"]["train"]["cnn_folds"] == 1
+    assert record["blend_rows_scored"] == 50  # one fold of three: the rows it predicted
+    assert (f"budget 0.0 min (the default, 10 ms per training image; --time-limit MINUTES sets another): the CNN "
+            f"planned {MIN_EPOCHS} epochs on 1 of 3 folds, planned from ") in " ".join(output.split())
+    costs = list((tmp_path / "data" / "04_models" / "local" / "shapes" / "costs").glob("cnn-*.json"))
+    assert len(costs) == 1
+
+
+@pytest.mark.slow  # a minute and a half against the clock
+def test_a_time_limit_is_filled_not_only_kept(prefect_server, tmp_path, monkeypatch):
+    """The large grey recipe plans its CNN's epochs and folds from its measured cost to use the time it is given:
+    the run ends within the limit, and not long before it."""
+    limit = 1.5
+    output, record, seconds = large_grey_run(tmp_path, monkeypatch, "--time-limit", str(limit), num_train=600)
+    budget = record["plan"]["budget"]
+    assert budget["budget_source"] == "--time-limit" and budget["epochs"] * budget["folds"] > 10
+    assert 0.8 * 60 * limit <= seconds <= 1.1 * 60 * limit, (seconds, budget)
+    assert "every member finished in time" in output
