@@ -86,11 +86,11 @@ def compete(config: Config = Config(), run_id: str | None = None, started: float
 
 
 def leaderboard_position(backend, record: RunRecord) -> int | None:
-    """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed)."""
+    """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed): as
+    the submit stage read it (one request, the competition's userRank), never by paging through the board."""
     if record.backend_result is None:
         return None
-    team = backend.team
-    return next((row["rank"] for row in backend.leaderboard() if row["team"] == team), None)
+    return record.backend_result.get("rank")
 
 
 def publish_pictures(config: Config, record: RunRecord) -> None:

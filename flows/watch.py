@@ -33,8 +33,8 @@ def resource_id(competition: str) -> str:
 def snapshot_now(backend: Backend) -> dict:
     """The competition as the backend answers now: leaderboard, our submissions, the file listing."""
     team = backend.team  # on Kaggle, read from our submissions: once, not once per use
-    return watch.take_snapshot(backend.leaderboard(), backend.submissions(team), backend.data_files(), team,
-                               metric_of(backend))
+    return watch.take_snapshot(backend.leaderboard(limit=watch.ROWS_READ), backend.submissions(team),
+                               backend.data_files(), team, metric_of(backend), rank=backend.rank())
 
 
 def metric_of(backend: Backend) -> str:

@@ -313,7 +313,7 @@ def test_bodies_are_typed_and_capped(hosted_factory):
 
 def test_every_served_rpc_is_one_of_the_clients(hosted):
     """The routes are checked against kagglesdk's own service definitions: a renamed RPC fails here."""
-    from tasks.host.api import ROUTES
+    from tasks.host.routes import ROUTES
     from tasks.host.rpc import rpc_types
 
     assert set(ROUTES) <= set(rpc_types())

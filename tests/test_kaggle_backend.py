@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.backends.kaggle import (
-    AccessDeniedError,
-    AuthenticationError,
-    BackendError,
-    KaggleBackend,
-    UploadError,
-    kaggle_spec,
-)
-from tasks.errors import SpecError
+from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+from tasks.errors import AccessDeniedError, AuthenticationError, BackendError, SpecError, UploadError
 from tests.hosting import (  # noqa: F401
     KEY,
     USER,
@@ -43,7 +36,12 @@ def test_download_unpacks_and_skips_when_unchanged(hosted, tmp_path):
     first = (raw / "train.csv").stat().st_mtime_ns
     assert backend.download(raw) == backend.spec
     assert (raw / "train.csv").stat().st_mtime_ns == first  # not unpacked again
-    assert len(sent(hosted, "DownloadDataFiles")) == 2
+    # Nor downloaded again: Kaggle rate-limits DownloadDataFiles for 30 minutes and more (kaggle-cli issue 931); the
+    # file listing (names, sizes, dates) said nothing changed.
+    assert sent(hosted, "DownloadDataFiles", "ListDataFiles") == ["ListDataFiles", "DownloadDataFiles", "ListDataFiles"]
+    (raw / "train.csv").unlink()  # a file gone from here: downloaded again
+    backend.download(raw)
+    assert (raw / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 2
 
 
 def test_submit_polls_until_scored_then_lists(hosted, tmp_path):
@@ -133,8 +131,9 @@ def test_unknown_competition_and_missing_spec(hosted):
         kaggle_spec("my-own-competition")
 
 
-def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
-    """503 twice, then the download works: Prefect's retry condition lets only 429/5xx through."""
+def test_transient_failures_are_retried_by_the_call_then_by_the_task(prefect_server, hosted, caplog):
+    """A 503 and a 429 are tried again by the call itself; past its 5 tries, Prefect runs the step again (its retry
+    condition lets only 429/5xx through); a 403 is tried once. Every wait says what it waits for."""
     from flows.compete import STAGES
     from tasks.config import Config
 
@@ -145,10 +144,14 @@ def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
     hosted.host.fail_next(429, count=1, path_contains="DownloadDataFiles")
     spec, raw = fetch(config, backend)
     assert (Path(raw) / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 3
-    hosted.host.fail_next(403, count=5, path_contains="DownloadDataFiles")
+    assert "Kaggle could not download the competition files for 'digits' (503): waiting" in caplog.text
+    hosted.host.fail_next(503, count=6, path_contains="ListDataFiles")  # the call's 5 tries, then the task's second
+    fetch(config, backend)
+    assert len(sent(hosted, "ListDataFiles")) == 1 + 7 and len(sent(hosted, "DownloadDataFiles")) == 3
+    hosted.host.fail_next(403, count=5, path_contains="ListDataFiles")
     with pytest.raises(AccessDeniedError):
         fetch(config, backend)
-    assert len(sent(hosted, "DownloadDataFiles")) == 4  # a 403 is not retried
+    assert len(sent(hosted, "ListDataFiles")) == 9  # a 403 is not retried
 
 
 def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, capfd, monkeypatch):
@@ -218,7 +221,7 @@ def _http_error(status: int, message: str):
 
 def test_a_403_gets_rules_advice_only_for_competitions():
     """Dataset and kernel calls are refused for other reasons: the server's message says which."""
-    from tasks.backends.kaggle import explain_http_error
+    from tasks.backends.kaggle_client import explain_http_error
 
     dataset = explain_http_error(_http_error(403, "Dataset is still processing"), "alice/headstart-kit",
                                  "create a dataset version")

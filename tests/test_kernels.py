@@ -81,11 +81,12 @@ def test_a_push_without_a_version_number_is_a_clear_error(tmp_path):
     """kagglesdk's push response has an optional version number: never int(None)."""
     from types import SimpleNamespace
 
-    from tasks.backends.kernels import push_kernel
+    from tasks.backends.kernel_runs import push_kernel
     from tasks.errors import BackendError
 
     folder = render_kernel(tmp_path, USER, "digits", KernelConfig())
-    api = SimpleNamespace(config_values={}, kernels_push=lambda folder: SimpleNamespace(error="", version_number=None))
+    api = SimpleNamespace(config_values={}, kernels_push=lambda folder, **options: SimpleNamespace(error="",
+                                                                                       version_number=None))
     with pytest.raises(BackendError, match="accepted alice/headstart-digits but named no version"):
         push_kernel(api, folder)
 
@@ -207,7 +208,7 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
 def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_path):
     """Kaggle processes a dataset version asynchronously and refuses a new one meanwhile (403): publishing
     waits for the last version, and returns only once the new one is ready."""
-    from tasks.backends.kaggle import authenticated_api
+    from tasks.backends.kaggle_client import authenticated_api
     from tasks.backends.kernels import publish_kit
     from tasks.config import Config
 
@@ -226,8 +227,8 @@ def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_pa
 def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_path):
     """Kaggle pushes (and runs) a kernel whose sources it could not attach, naming them in
     invalidDatasetSources etc., not in `error`: the kit must not carry on with a kernel missing its inputs."""
-    from tasks.backends.kaggle import authenticated_api
-    from tasks.backends.kernels import push_kernel
+    from tasks.backends.kaggle_client import authenticated_api
+    from tasks.backends.kernel_runs import push_kernel
     from tasks.errors import BackendError
 
     hosted = hosted_factory(run_kernels=False)
