@@ -258,3 +258,43 @@ def test_code_competitions_are_recognised_by_the_competition_itself(hosted_facto
     code = hosted_factory(run_kernels=False, code_competition=True)  # the client now goes to this host
     assert open_backend(code).is_code_competition() is True
     assert "GetCompetition" in sent(code, "GetCompetition") and not sent(code, "ListCompetitions")
+
+
+def test_a_rejected_access_token_says_so_and_how_to_make_one(hosted, monkeypatch):
+    """The client drops a token Kaggle calls inactive and says so only in a debug log: not "no credentials"."""
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_" + "0" * 32)
+    with pytest.raises(AuthenticationError) as alone:
+        open_backend(hosted)
+    assert "rejected the access token in KAGGLE_API_TOKEN (expired or revoked)" in str(alone.value)
+    assert "Generate New Token" in str(alone.value) and "no Kaggle credentials" not in str(alone.value)
+    # Beside a good key the client falls back to it, yet sends the rejected token with every call (a 401 each).
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    with pytest.raises(AuthenticationError, match="rejected the access token in KAGGLE_API_TOKEN"):
+        open_backend(hosted)
+
+
+def test_kernel_status_and_output_refusals_get_the_same_help(hosted_factory, tmp_path, monkeypatch):
+    """kernels_status and kernels_output turn 401 and 403 into ValueError: the kit explains them as every call."""
+    from tasks.backends.kernel_runs import download_output, kernel_status
+
+    hosted = hosted_factory(run_kernels=False, users=((USER, KEY), ("bob", "bob-key")))
+    folder = tmp_path / "bobs"
+    folder.mkdir()
+    (folder / "run.py").write_text("print(1)\n")
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": "bob/private-kernel", "title": "private kernel", "code_file": "run.py", "language": "python",
+        "kernel_type": "script"}))
+    hosted.kaggle("kernels", "push", "-p", folder, KAGGLE_USERNAME="bob", KAGGLE_KEY="bob-key")
+    backend = open_backend(hosted)
+    with pytest.raises(AccessDeniedError, match=r"refused to check the kernel for 'bob/private-kernel/1' \(403: "
+                                                 r"Permission 'kernels.get' was denied"):
+        kernel_status(backend.api, "bob/private-kernel/1")
+    record = {"kernel": "bob/private-kernel", "version": 1, "competition": "digits"}
+    with pytest.raises(AccessDeniedError, match="refused to download the kernel output"):
+        download_output(backend, tmp_path / "out", record)
+    monkeypatch.setenv("KAGGLE_KEY", "wrong")
+    with pytest.raises(AuthenticationError, match="401.*KAGGLE_API_TOKEN"):
+        kernel_status(open_backend(hosted).api, "bob/private-kernel/1")
