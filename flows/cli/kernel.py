@@ -135,6 +135,37 @@ def output(competition: Slug, data_dir: DataDir = Path("data")) -> None:
                   f"{', '.join(names) or 'none'}", soft_wrap=True, highlight=False, markup=False)
 
 
+def export(
+    competition: Slug,
+    backbone: Annotated[list[str], typer.Option(
+        "--backbone", help="A backbone to export: a registered name (its weights file, found on disk) or "
+                           "file:PATH.keras (repeatable).")],
+    weights_dir: Annotated[Optional[list[str]], typer.Option(
+        "--weights-dir", help="Folder to look for weights files in, before Keras' cache (repeatable).")] = None,
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Publish backbones as your dataset <you>/headstart-models-<competition>, each file with the Keras and
+    TensorFlow versions that saved it; attach it with `kernel push --dataset` (a kernel has no internet to download
+    weights), which first checks those versions against Kaggle's image."""
+    import os
+
+    from tasks.backends import backend_for
+    from tasks.backends.model_export import backbone_files, export_models
+    from tasks.config import Config
+    from tasks.plan import weights_search_dirs
+
+    config = Config(competition=competition, data_dir=str(data_dir), backend="kaggle")
+    search = weights_search_dirs(tuple(weights_dir or ()), os.environ.get("KERAS_HOME"),
+                                 Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")))
+    record = export_models(config, backend_for(config), config.paths.kernels(competition),
+                           backbone_files(tuple(backbone), search))
+    for name, versions in record["models"].items():
+        console.print(f"{name}: saved with keras {versions.get('keras') or 'unknown'}, tensorflow "
+                      f"{versions.get('tensorflow') or 'unknown'}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"exported as {record['dataset']}: attach it with `headstart kernel push {competition} --dataset "
+                  f"{record['dataset']}`", soft_wrap=True, highlight=False, markup=False)
+
+
 def tutorial(
     competition: Annotated[Optional[str], typer.Argument(
         help="Competition (local); default: the --config file's, else digits.", show_default=False)] = None,
@@ -152,5 +183,5 @@ def tutorial(
 
 
 kernel_app.command("push")(with_run_options(kernel_push_command, needs_competition=True))
-for command in (collect, status, output):
+for command in (collect, status, output, export):
     kernel_app.command()(command)

@@ -10,6 +10,7 @@ may leave byte for byte the same).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,10 +24,13 @@ from tasks.backends.kernels import (
     kernel_slug,
     render_kernel,
 )
+from tasks.backends.model_export import attached_models
 from tasks.errors import BackendError, ConfigError
 from tasks.files import atomic_write_json, poll, sha256_file
+from tasks.saved_models import check_attachable
 
 PUSHED = "pushed.json"  # <kernel_dir>/pushed.json: the competition's last push
+logger = logging.getLogger("headstart")
 
 
 def push_kernel(api, folder: Path, session_timeout: float = KAGGLE_SESSION_LIMIT) -> int:
@@ -58,6 +62,9 @@ def push_kernel_version(config, backend, kernel: KernelConfig, kernel_dir: Path,
     """Render the kernel into <kernel_dir>/kernel, attached to `kit` (the published kit's pinned ref), push it, and
     record the push in <kernel_dir>/pushed.json (before anything else can fail); the record."""
     api, kernel_dir = backend.api, Path(kernel_dir)
+    attached = attached_models(kernel_dir, kernel.datasets)
+    if attached:  # before anything is pushed: a model Kaggle's image cannot load fails here, both versions named
+        logger.info("%s", check_attachable(attached, kernel_dir.parent))
     owner = kernel_owner(api)
     folder = render_kernel(kernel_dir / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec), kit)
     version = push_kernel(api, folder, kernel.session_timeout)
