@@ -85,3 +85,12 @@ def test_a_retry_after_of_half_an_hour_is_not_sat_out(hosted_factory):
     hosted.host.fail_next(429, path_contains="GetSubmissionLimits", retry_after=1800)
     with pytest.raises(TransientBackendError, match="asks to wait 30 min"):
         KaggleBackend(kaggle_spec("digits", hosted.spec_file)).limits()
+
+
+def test_rate_limits_are_given_as_method_calls_per_seconds():
+    from tasks.errors import ConfigError
+    from tasks.host.common import parse_rate_limits
+
+    assert parse_rate_limits(["DownloadDataFiles=1/1800"]) == (("DownloadDataFiles", 1, 1800.0),)
+    with pytest.raises(ConfigError, match="expected METHOD=CALLS/SECONDS"):
+        parse_rate_limits(["DownloadDataFiles=often"])
