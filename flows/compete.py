@@ -70,22 +70,43 @@ def stages_for(runner: Runner) -> stages.Stages:
 
 @flow(name="compete")
 def compete(config: Config = Config(), run_id: str | None = None, started: float | None = None,
-            runner: Runner = Runner(), options_file: str | None = None) -> Path:
+            runner: Runner = Runner(), options_file: str | None = None, rung: int | None = None,
+            new_data: bool = False) -> Path:
     """Fetch, index, extract features, fit members, blend, write a validated submission, submit. With `options_file`
     (a .toml of run options or a run.json, as `headstart run --config` takes: what prefect.yaml passes) the file's
-    config and runner are run instead of `config` and `runner`."""
+    config and runner are run instead of `config` and `runner`. With a `rung` (the watcher's event says which),
+    one rung up the retrain ladder, submitted only if its CV beats the best submitted (flows/climb.py)."""
     if options_file:
         config, runner = read_options_file(Path(options_file))
     flow_stages = stages_for(runner)
     backend = flow_stages.open(config)
+    if rung is not None:
+        return climb_and_record(config, flow_stages, backend, runner, rung, new_data)
     run_json = stages.compete(config, flow_stages, run_id, started, dataclasses.asdict(runner), backend)
     record = RunRecord.read(run_json)
-    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(backend, record)))
+    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(record)))
     best_effort("the run's pictures", lambda: publish_pictures(config, record))
     return run_json
 
 
-def leaderboard_position(backend, record: RunRecord) -> int | None:
+def climb_and_record(config: Config, flow_stages, backend, runner: Runner, rung: int, new_data: bool) -> Path:
+    """The served retrain of a move: climb one rung (flows/climb.py) and record the outcome in the watch's history,
+    where the next move's rung and the best submitted CV are read."""
+    from datetime import datetime, timezone
+
+    from flows.climb import climb
+    from tasks.watch import WatchHistory
+
+    action, details = climb(config, rung, new_data,
+                            lambda settings: stages.compete(settings, flow_stages, stages.new_run_id(),
+                                                            runner=dataclasses.asdict(runner), backend=backend),
+                            lambda submission: flow_stages.submit(config, backend, submission))
+    WatchHistory(config.paths.watch(config.competition)).decisions.append(
+        {"retrain": True, "action": action, "date": datetime.now(timezone.utc).isoformat(), **details})
+    return Path(details["run"])
+
+
+def leaderboard_position(record: RunRecord) -> int | None:
     """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed): as
     the submit stage read it (one request, the competition's userRank), never by paging through the board."""
     if record.backend_result is None:
@@ -110,12 +131,16 @@ def publish_scores(record: RunRecord, position: int | None = None) -> None:
     create_table_artifact(key="cv-scores", table=rows + [
         {"member": f"blend ({record.blend})", "cv_score": record.blend_cv_score, "weight": 1.0},
         {"member": f"blend ({record.blend}), nested", "cv_score": record.blend_nested_cv_score, "weight": 1.0}])
-    result = record.backend_result
-    if result is not None:
-        place = f", leaderboard position {position}" if position is not None else ""
-        create_markdown_artifact(key="submission", markdown=(
-            f"**{record.competition}**: public score {result.get('public_score')} "
-            f"(status {result.get('status')}){place}, file `{Path(record.submission).name}`"))
+    if record.backend_result is not None:
+        publish_submission(record.competition, record.backend_result, Path(record.submission), position)
+
+
+def publish_submission(competition: str, result: dict, submission: Path, position: int | None) -> None:
+    """The submission's score and our leaderboard position, as a Prefect artifact."""
+    place = f", leaderboard position {position}" if position is not None else ""
+    create_markdown_artifact(key="submission", markdown=(
+        f"**{competition}**: public score {result.get('public_score')} (status {result.get('status')}){place}, "
+        f"file `{Path(submission).name}`"))
 
 
 def run_compete(config: Config, runner: Runner = Runner(), started: float | None = None) -> Path:

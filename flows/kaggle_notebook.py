@@ -35,7 +35,11 @@ def notebook_config(competition: str, input_dir: Path, data_dir: Path, spec: str
 
     base = Config(competition=competition, data_dir=str(data_dir), backend="kaggle", spec=spec,
                   input_dir=str(input_dir), submit=False)
-    config, _ = apply_options(base, Runner(), options_from_mapping(dict(settings or {}), "the kernel's settings"))
+    values = options_from_mapping(dict(settings or {}), "the kernel's settings")
+    for name in ("backbone", "member"):  # local KerasHub presets travel in the kit bundle, under presets/
+        if name in values:
+            values[name] = tuple(value.replace("hub:presets/", f"hub:{KIT_ROOT}/presets/") for value in values[name])
+    config, _ = apply_options(base, Runner(), values)
     return config
 
 

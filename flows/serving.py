@@ -24,9 +24,11 @@ def deployments(config: Config, rules: WatchRules, cron: str | None, watch_every
     """The `compete` deployment (cron + the event trigger) and the `watch` deployment (interval), both with the
     whole run config: a served retrain runs as `headstart run` with the same options would."""
     parameters = {"config": config_json(config), "runner": dataclasses.asdict(runner)}
+    # The retrain climbs the ladder: the watcher's event says to which rung, and whether the data is new.
+    climbing = {**parameters, "rung": "{{ event.payload.rung }}", "new_data": "{{ event.payload.new_data }}"}
     trigger = DeploymentEventTrigger(
         name=f"retrain {config.competition} when its leaderboard moves", expect={EVENT},
-        match={"prefect.resource.id": resource_id(config.competition)}, parameters=parameters)
+        match={"prefect.resource.id": resource_id(config.competition)}, parameters=climbing)
     retrain = compete.to_deployment(name=f"compete-{config.competition}", cron=cron, parameters=parameters,
                                     triggers=[trigger], description=f"Retrain and submit {config.competition}")
     watcher = watch_flow.to_deployment(

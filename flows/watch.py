@@ -4,26 +4,21 @@ Standalone (`headstart watch`), the retrain is the `compete` flow as a subflow. 
 the watch only emits `headstart.leaderboard.moved`, and the `compete` deployment's event trigger runs
 the retrain: the UI then shows the retrain as caused by the watcher's event.
 """
-# ruff: noqa: E402  (TensorFlow is imported quietly before the imports below load it)
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from flows.quiet import import_tensorflow_quietly
-
-# Before the stages import it: a served deployment's run process (or a Prefect worker's) starts at this module.
-import_tensorflow_quietly()
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.climb import climb
 from flows.options import Runner, read_options_file
 from flows.orchestration import best_effort, run_or_fall_back, stage_task
-from tasks import stages, watch
-from tasks.backends import Backend, backend_for
+from tasks import ladder, watch
+from tasks.backends import Backend, backend_for, submit_file
 from tasks.config import Config
-from tasks.record import RunRecord
 
 
 def resource_id(competition: str) -> str:
@@ -56,13 +51,28 @@ open_backend = stage_task(backend_for, network=True, task_run_name="open the bac
 
 take_snapshot = stage_task(snapshot_now, network=True)
 read_quota = stage_task(remaining_quota, network=True)
+submit_to_backend = stage_task(submit_file, network=True)
 
 
-def emit_moved(competition: str, decision: watch.Decision, snapshot_name: str) -> None:
+def send_submission(config: Config, backend: Backend, submission: Path) -> dict:
+    """A climbed retrain's submission sent (a task, retried on network errors), then its score and our position
+    as a Prefect artifact."""
+    from flows.compete import publish_submission
+
+    result = submit_to_backend(config, backend, submission)  # with our rank as the submit read it (userRank)
+    best_effort("the submission",
+                lambda: publish_submission(config.competition, result, submission, result.get("rank")))
+    return result
+
+
+def emit_moved(competition: str, decision: watch.Decision, snapshot_name: str, rung: int = 0,
+               new_data: bool = False) -> None:
+    """The event the compete deployment's trigger retrains on, with the rung to climb to."""
     from prefect.events import emit_event
 
     emit_event(event=watch.EVENT, resource={"prefect.resource.id": resource_id(competition)},
-               payload={"reason": decision.line(), "numbers": decision.numbers, "snapshot": snapshot_name})
+               payload={"reason": decision.line(), "numbers": decision.numbers, "snapshot": snapshot_name,
+                        "rung": rung, "new_data": new_data})
 
 
 def publish_decision(competition: str, previous: dict | None, snapshot: dict, decision: watch.Decision,
@@ -74,7 +84,8 @@ def publish_decision(competition: str, previous: dict | None, snapshot: dict, de
 
 
 def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=snapshot_now,
-               quota=remaining_quota, retrain_run=None, emit=None, publish=None, open=backend_for) -> dict:
+               quota=remaining_quota, retrain_run=None, emit=None, publish=None, open=backend_for,
+               send=submit_file) -> dict:
     """One watch, with the steps passed in (Prefect tasks in the flow, plain calls without Prefect); the backend is
     opened once, for the snapshot and the quota."""
     history = watch.WatchHistory(config.paths.watch(config.competition))
@@ -93,9 +104,13 @@ def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=
             history.record(path, decision, "none", handled=True)
             action = "nothing to do"
         else:
+            new_data = "files_changed" in decision.numbers
+            rung = ladder.next_rung(history.decisions.read(), new_data)
             if emit is not None:
-                best_effort("the leaderboard event", lambda: emit(config.competition, decision, path.name))
-            action, handled, details = _act(config, retrain, lambda: quota(backend), retrain_run)
+                best_effort("the leaderboard event", lambda: emit(config.competition, decision, path.name, rung,
+                                                                   new_data))
+            action, handled, details = _act(config, retrain, lambda: quota(backend), retrain_run, rung, new_data,
+                                            lambda submission: send(config, backend, submission))
             history.record(path, decision, action, handled, **details)
             summary.update(details)
         if publish is not None:
@@ -104,25 +119,16 @@ def watch_once(config: Config, rules: watch.WatchRules, retrain: bool, snapshot=
     return {**summary, "action": action, "line": f"{config.competition}: {word}: {decision.line()} → {action}"}
 
 
-def _act(config: Config, retrain: bool, quota, retrain_run) -> tuple[str, bool, dict]:
+def _act(config: Config, retrain: bool, quota, retrain_run, rung: int, new_data: bool, send) -> tuple[str, bool, dict]:
     if not retrain:
-        return f"event {watch.EVENT} emitted; the compete deployment retrains", True, {}
+        return f"event {watch.EVENT} emitted; the compete deployment retrains at rung {rung}", True, {}
     limits = quota() if config.submit else None
     if limits is not None and limits["remaining"] <= 0:
         reason = (f"quota used ({limits['used']}/{limits['daily_limit']} today)" if not limits.get("limited_by_total")
                   else "the competition's lifetime submission cap is reached")
         return f"retrain and submission postponed: {reason}; the next watch acts on this move", False, {}
-    run_json = Path(retrain_run(config))
-    record = RunRecord.read(run_json)
-    result = record.backend_result or {}
-    details = {"run": str(run_json), "blend_cv_score": record.blend_cv_score,
-               "public_score": result.get("public_score"), "submission_status": result.get("status")}
-    if not config.submit:
-        return "retrained (not submitted: --no-submit)", True, details
-    if result.get("duplicate"):  # the same members on the same data: the same file, which the guard never resends
-        return (f"retrained; the submission is the file already sent as ref {result.get('ref')}, not sent again",
-                True, details)
-    return f"retrained and submitted (public score {watch.number(result.get('public_score'))})", True, details
+    action, details = climb(config, rung, new_data, retrain_run, send)
+    return action, True, details
 
 
 @flow(name="watch")
@@ -134,6 +140,7 @@ def watch_flow(config: Config = Config(), rules: watch.WatchRules = watch.WatchR
         config, runner = read_options_file(Path(options_file))
     from flows.compete import compete
     from flows.orchestration import dask_task_runner
+    from tasks import stages
 
     retrain_flow = compete.with_options(task_runner=dask_task_runner(runner.dask_address)) \
         if runner.task_runner == "dask" else compete
@@ -142,7 +149,7 @@ def watch_flow(config: Config = Config(), rules: watch.WatchRules = watch.WatchR
         return retrain_flow(settings, stages.new_run_id(), runner=runner)
 
     return watch_once(config, rules, retrain, snapshot=take_snapshot, quota=read_quota, retrain_run=retrain_run,
-                      emit=emit_moved, publish=publish_decision, open=open_backend)
+                      emit=emit_moved, publish=publish_decision, open=open_backend, send=send_submission)
 
 
 def run_watch(config: Config, rules: watch.WatchRules = watch.WatchRules(), retrain: bool = True,

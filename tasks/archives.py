@@ -111,8 +111,8 @@ def unpack_archive(archive: Path, destination: Path, max_bytes: int = MAX_UNPACK
         raise CompetitionDataError(f"{archive}: cannot unpack ({error})") from None
     if entries is not None:
         check_entries(archive, entries, max_bytes, max_ratio)
-    destination.mkdir(parents=True, exist_ok=True)
     _check_free_space(archive, destination, sum(entry.size for entry in entries or []))
+    destination.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination, prefix=".unpack-"))
     try:
         if archive.suffix == ".7z":
@@ -144,7 +144,9 @@ def _entries(archive: Path) -> list[Entry] | None:
 
 
 def _check_free_space(archive: Path, destination: Path, needed: int) -> None:
-    free = shutil.disk_usage(destination).free
+    """Refuse, before anything is written (not even `destination`), an archive that would not fit on its disk."""
+    existing = next(folder for folder in (destination, *destination.parents) if folder.exists())
+    free = shutil.disk_usage(existing).free
     if needed > free:
         raise CompetitionDataError(f"{archive}: unpacks to {needed:,} bytes but {destination} has only {free:,} free; "
                                    "free some space and run again")

@@ -15,6 +15,15 @@ from keras import layers
 
 from tasks.errors import ConfigError, WeightsUnavailableError
 from tasks.files import sha256_file
+from tasks.hub import (
+    HUB_PREFIX,
+    build_hub_extractor,
+    is_preset_folder,
+    kaggle_handle,
+    preset_hash,
+    preset_input_size,
+    resolve_preset,
+)
 
 FILE_PREFIX = "file:"
 
@@ -39,7 +48,14 @@ class BackboneSpec:
     @property
     def label(self) -> str:
         """A short name for progress bars and folders."""
+        if self.builder == "hub":
+            return "hub-" + Path(self.weights_file.rstrip("/")).name
         return Path(self.weights_file).stem if self.builder == "file" else self.name
+
+    @property
+    def own_weights(self) -> bool:
+        """Its weights come with it (a model file, a preset): never random, never from Keras' ImageNet download."""
+        return self.builder in ("file", "hub")
 
 
 def _spec(name, builder, size, width, preprocessing, weights_file, min_size=32) -> BackboneSpec:
@@ -73,15 +89,20 @@ BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in (
 
 
 def backbone_spec(name: str) -> BackboneSpec:
-    """A registered spec, or one for a bring-your-own `file:PATH.keras` model."""
+    """A registered spec, one for a bring-your-own `file:PATH.keras` model, or a KerasHub preset (`hub:PRESET`)."""
+    if name.startswith(HUB_PREFIX):
+        preset = name[len(HUB_PREFIX):]
+        if not is_preset_folder(Path(preset)):
+            kaggle_handle(preset)  # an unknown preset name is an error now, before any work
+        return BackboneSpec(name, "hub", preset_input_size(preset), 0, "", preset, min_size=8)
     if name.startswith(FILE_PREFIX):
         path = Path(name[len(FILE_PREFIX):])
         if path.suffix != ".keras":
             raise ConfigError(f"backbone {name!r}: expected file:PATH.keras (a Keras 3 model file)")
         return BackboneSpec(name, "file", 224, 0, "", str(path), min_size=8)
     if name not in BACKBONES:
-        raise ConfigError(f"unknown backbone {name!r}; known backbones are {sorted(BACKBONES)} "
-                          "or file:PATH.keras")
+        raise ConfigError(f"unknown backbone {name!r}; known backbones are {sorted(BACKBONES)}, "
+                          "file:PATH.keras or hub:PRESET")
     return BACKBONES[name]
 
 
@@ -102,8 +123,9 @@ def find_weights(spec: BackboneSpec, search_dirs: list[Path]) -> Path | None:
 
 
 def weights_hash(path: Path | None) -> str:
-    """sha256 of a weights file ('none' for random weights), part of the feature cache key."""
-    return sha256_file(path)
+    """sha256 of a weights file, or of a preset folder's config and weights ('none' for random weights): part of
+    the feature cache key."""
+    return preset_hash(path) if path is not None and Path(path).is_dir() else sha256_file(path)
 
 
 def missing_weights_message(spec: BackboneSpec, search_dirs: list[Path]) -> str:
@@ -120,6 +142,10 @@ def build_extractor(spec: BackboneSpec, weights: Path | None, image_size: int | 
     size = image_size or spec.input_size
     if size < spec.min_size:
         raise ConfigError(f"backbone {spec.name}: image size {size} is below its minimum {spec.min_size}")
+    if spec.builder == "hub":
+        if weights is None:
+            raise WeightsUnavailableError(f"backbone {spec.name}: a preset is never built with random weights")
+        return build_hub_extractor(Path(weights), size)
     inputs = keras.Input(shape=(size, size, 3), name="pixels")
     if spec.builder == "file":
         from tasks.devices import in_policy
@@ -151,7 +177,9 @@ def download_weights(spec: BackboneSpec) -> None:
 
 
 def resolve_weights(spec: BackboneSpec, search_dirs: list[Path], allow_download: bool = True) -> Path:
-    """Local weights file for a pretrained backbone; never silently random weights."""
+    """Local weights file (a preset's folder) for a pretrained backbone; never silently random weights."""
+    if spec.builder == "hub":
+        return resolve_preset(spec.weights_file, search_dirs, allow_download)
     found = find_weights(spec, search_dirs)
     if found is None and allow_download and spec.builder != "file":
         try:

@@ -44,10 +44,15 @@ class Clock:
     """Times the repeated steps of one piece of work (folds, epochs) against a deadline."""
 
     deadline: float | None
-    started: float = field(default_factory=time.time)
+    started: float | None = None  # default: now
     steps: int = 0
     ended_early: bool = False
     on_tick: Callable[[], None] | None = None  # told of every step (a progress bar's advance)
+    now: Callable[[], float] = field(default=time.time, repr=False)  # the wall clock (a test's moves when told)
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.now()
 
     def tick(self) -> None:
         self.steps += 1
@@ -59,7 +64,7 @@ class Clock:
         remembered: the work ended early."""
         if self.deadline is None or self.steps == 0:
             return True
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         room = now + (now - self.started) / self.steps <= self.deadline
         self.ended_early |= not room
         return room

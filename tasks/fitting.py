@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -105,22 +106,22 @@ def member_units(plan) -> list[MemberFold]:
     return units
 
 
-def member_clock(plan, job: MemberJob) -> Clock:
+def member_clock(plan, job: MemberJob, now: Callable[[], float] = time.time) -> Clock:
     """The member's share of the time limit, fixed when its first fold starts and kept in its fold store (a fold
     fitted later, or in another process, reads it), with the folds it has finished: members share what is left of
-    the run as the run goes (tasks/budget.py)."""
+    the run as the run goes (tasks/budget.py). `now`: the wall clock."""
     if plan.deadline is None:
-        return Clock(None)
+        return Clock(None, now=now)
     path, store = job.fold_store.directory / "budget.json", job.fold_store
     if path.is_file():
         budget = json.loads(path.read_text())
     else:
-        reserve = reserve_seconds(plan.config.time_limit or 0.0)
-        budget = {"started": time.time(),
-                  "deadline": member_deadline(plan.deadline, reserve, len(plan.members) - job.position)}
+        reserve, started = reserve_seconds(plan.config.time_limit or 0.0), now()
+        budget = {"started": started,
+                  "deadline": member_deadline(plan.deadline, reserve, len(plan.members) - job.position, now=started)}
         atomic_write_json(path, budget)
     finished = sum(store.load(fold, partial_ok=True) is not None for fold in job.folds())
-    return Clock(budget["deadline"], started=budget["started"], steps=finished)
+    return Clock(budget["deadline"], started=budget["started"], steps=finished, now=now)
 
 
 _PREPARED: dict[str, FoldFitter] = {}  # this process's prepared member (the last one): its folds reuse it
@@ -136,19 +137,19 @@ def prepared_member(job: MemberJob) -> FoldFitter:
         return _PREPARED[job.key]
 
 
-def fit_member_unit(plan, unit: MemberFold) -> Path | None:
+def fit_member_unit(plan, unit: MemberFold, now: Callable[[], float] = time.time) -> Path | None:
     """Fit one fold of a member into its fold store (unless it is there, or the member is finished); the fold's file,
-    or None when the time limit left no room for it."""
+    or None when the time limit left no room for it. `now`: the wall clock the deadline is judged by."""
     from tasks.devices import device_scope
 
     job = member_job(plan, unit.member)
     store = job.fold_store
     if job.done or store.load(unit.fold, partial_ok=plan.deadline is not None):
         return store.path(unit.fold)
-    clock = member_clock(plan, job)
+    clock = member_clock(plan, job, now)
     # No fold starts that would end after the member's share (its first fold always starts, unless time is up and
     # another member is there to blend); the first member always fits one fold: a run never ends with none.
-    if clock.steps == 0 and job.position > 0 and clock.deadline is not None and clock.deadline <= time.time():
+    if clock.steps == 0 and job.position > 0 and clock.deadline is not None and clock.deadline <= now():
         return None
     if clock.steps > 0 and not clock.room_for_another():
         return None
@@ -159,7 +160,7 @@ def fit_member_unit(plan, unit: MemberFold) -> Path | None:
                                                  unit="folds" if kind in EPOCHLESS else "epochs") as advance:
         fitter = prepared_member(job)
         folds, started = job.context.folds, time.perf_counter()
-        fold_clock = Clock(clock.deadline, on_tick=advance)
+        fold_clock = Clock(clock.deadline, on_tick=advance, now=now)
         valid, test, history = fitter.fit_fold(np.flatnonzero(folds != unit.fold), np.flatnonzero(folds == unit.fold),
                                                fold_clock)
         advance(max(0, epochs - fold_clock.steps))  # early stopping, or a member without epochs: done all the same

@@ -85,7 +85,7 @@ def plan_members(config: Config, layout: str, channels: int, search_dirs: list[P
     weights: dict[str, Path | None] = {}
     for name in candidates:
         spec = backbone_spec(name)
-        if config.features.weights == "none" and spec.builder != "file":
+        if config.features.weights == "none" and not spec.own_weights:
             weights[name] = None
             continue
         try:

@@ -52,3 +52,31 @@ def digits_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("digits-data")
     ensure_digits(DataPaths(root).local("digits"))
     return root
+
+
+@pytest.fixture
+def hosted_factory(tmp_path, digits_store, monkeypatch):
+    """Start `headstart host`s of the digits competition with given settings (tests/hosting.py); the client
+    environment points at the last one started."""
+    from tests.hosting import hosts_for_a_test
+
+    start, servers = hosts_for_a_test(tmp_path, digits_store, monkeypatch)
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sandbox() -> None:
+    """Skip a test that needs the bubblewrap sandbox where there is none; with HEADSTART_REQUIRE_SANDBOX=1 (CI
+    sets it) fail it instead: a security test that skips in CI protects nothing."""
+    from tasks.host.sandbox import sandbox_problem
+    from tests.hosting import require_sandbox
+
+    require_sandbox(sandbox_problem())
+
+
+@pytest.fixture
+def hosted(hosted_factory):
+    """The digits competition served to user alice, kernels marked complete without running."""
+    return hosted_factory(run_kernels=False)

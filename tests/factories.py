@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,39 @@ HEADSTART = str(Path(sys.executable).with_name("headstart"))
 # What a user's shell has: without the quieter logging the tests set for themselves (tests/conftest.py).
 USER_ENVIRONMENT = {name: value for name, value in os.environ.items()
                     if name not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_LEVEL")}
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], seconds: float, what: str, process: subprocess.Popen | None = None,
+               interval: float = 0.1) -> T:
+    """Call `condition` every `interval` seconds until it returns something true, and return that. Fail, saying
+    `what` was awaited, after `seconds`, or as soon as `process` (when given) has ended, with the end of its
+    output when that is a pipe."""
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        if process is not None and process.poll() is not None:
+            output = process.stdout.read() if process.stdout is not None else ""
+            raise AssertionError(f"waiting for {what}: the process ended first (exit {process.returncode})\n"
+                                 f"{str(output)[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waiting for {what}: not within {seconds:g} s")
+        time.sleep(interval)
+    return result
+
+
+class FakeTime:
+    """A wall clock that moves only when told (`advance`): for code that takes `now=` and a test that would
+    otherwise sleep for time to pass."""
+
+    def __init__(self, start: float = 1_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def write_digit_recognizer(folder: Path, num_train: int = 60, num_test: int = 20, seed: int = 0) -> pd.DataFrame:
@@ -144,3 +180,19 @@ def fit_every_fold(context, fitter):
         tests.append(test)
         histories.append(history)
     return MemberResult(oof, np.mean(tests, axis=0), histories)
+
+
+def tiny_preset_folder(folder: Path, size: int = 32) -> Path:
+    """A KerasHub preset saved to a local folder: a one-layer ViT with random weights (seeded) and its image
+    converter, as `save_to_preset` writes a real one (config.json, model.weights.h5, image_converter.json)."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ViTBackbone(image_shape=(size, size, 3), patch_size=8, num_layers=1, num_heads=2,
+                                            hidden_dim=16, mlp_dim=32)
+    converter = keras_hub.layers.ViTImageConverter(image_size=(size, size), scale=1 / 127.5, offset=-1.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    backbone.save_to_preset(str(folder))
+    converter.save_to_preset(str(folder))
+    return folder

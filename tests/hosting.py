@@ -1,4 +1,5 @@
-"""A `headstart host` on 127.0.0.1 for the tests, and the environment that points the real kaggle client at it.
+"""A `headstart host` on 127.0.0.1 for the tests (the `hosted` and `hosted_factory` fixtures in tests/conftest.py start
+it), and the environment that points the real kaggle client at it.
 
 The client goes to http://localhost (KAGGLE_API_ENVIRONMENT=LOCALHOST, set in conftest before any
 import of kaggle) through HTTP_PROXY=<host URL>; NO_PROXY=127.0.0.1 keeps Prefect's own client (and the
@@ -24,7 +25,6 @@ import pytest
 
 from tasks.backends.local import LocalBackend
 from tasks.host.common import HostSettings
-from tasks.host.sandbox import sandbox_problem
 from tasks.host.server import HostServer
 from tasks.host.state import CompetitionHost
 
@@ -35,13 +35,6 @@ KAGGLE_CLI = str(Path(sys.executable).with_name("kaggle"))
 KERNELS = "/api/v1/kernels.KernelsApiService/"
 DATASETS = "/api/v1/datasets.DatasetApiService/"
 COMPETITIONS = "/api/v1/competitions.CompetitionApiService/"
-
-
-@pytest.fixture
-def sandbox() -> None:
-    """Skip a test that needs the bubblewrap sandbox where there is none; with HEADSTART_REQUIRE_SANDBOX=1 (CI
-    sets it) fail it instead: a security test that skips in CI protects nothing."""
-    require_sandbox(sandbox_problem())
 
 
 def require_sandbox(problem: str | None) -> None:
@@ -131,13 +124,13 @@ def start_host(data_dir: Path, digits_store: Path, **settings) -> tuple[Competit
     root = data_dir / "local" / "digits"
     if not root.exists():
         shutil.copytree(digits_store / "local" / "digits", root)
-    host = CompetitionHost(LocalBackend(root), HostSettings(**{"users": ((USER, KEY),), **settings}))
+    host = CompetitionHost(LocalBackend(root, board="hosted"), HostSettings(**{"users": ((USER, KEY),), **settings}))
     return host, HostServer(host, "127.0.0.1", 0).start()
 
 
-@pytest.fixture
-def hosted_factory(tmp_path, digits_store, monkeypatch):
-    """Start hosts with given settings; the client environment points at the last one started."""
+def hosts_for_a_test(tmp_path: Path, digits_store: Path, monkeypatch):
+    """A function that starts hosts with given settings (the client environment points at the last one started),
+    and the servers it started, to stop after the test (the `hosted_factory` fixture, tests/conftest.py)."""
     servers = []
 
     def start(**settings) -> Hosted:
@@ -150,15 +143,7 @@ def hosted_factory(tmp_path, digits_store, monkeypatch):
             monkeypatch.setenv(name, value)
         return Hosted(host, server, data_dir, home, {**os.environ, **environment})
 
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def hosted(hosted_factory) -> Hosted:
-    """The digits competition served to user alice, kernels marked complete without running."""
-    return hosted_factory(run_kernels=False)
+    return start, servers
 
 
 def perfect_submission(hosted: Hosted, path: Path) -> Path:

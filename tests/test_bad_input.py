@@ -300,6 +300,28 @@ def test_an_archive_over_the_size_limit_is_refused(files, tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
+def test_an_archive_larger_than_the_free_disk_is_refused(prefect_server, digits_store, tmp_path, monkeypatch):
+    """`headstart run` on a disk with 100,000 bytes free: the competition's zip is refused before anything is
+    unpacked, in one error line that says how much it needs and where, and no stage after it runs."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    real_disk_usage = shutil.disk_usage
+
+    def small_disk(path):
+        usage = real_disk_usage(path)
+        return usage._replace(free=100_000) if Path(path).resolve().is_relative_to(data_dir) else usage
+
+    monkeypatch.setattr(shutil, "disk_usage", small_disk)  # the one that tasks/archives.py calls
+    result = CliRunner().invoke(app, ["run", "digits", "--data-dir", str(data_dir), "--member", "softmax",
+                                      "--no-submit"])
+    with zipfile.ZipFile(data_dir / "local" / "digits" / "public" / "digits.zip") as zipped:
+        needed = sum(member.file_size for member in zipped.infolist())
+    assert_one_error_line(result, 1, [f"digits.zip: unpacks to {needed:,} bytes but {data_dir / '01_raw'}",
+                                      "has only 100,000 free; free some space and run again"])
+    assert not (data_dir / "01_raw" / "local" / "digits").exists()  # nothing unpacked, not even its folder
+    assert not (data_dir / "02_index").exists()
+
+
 def test_a_link_in_a_7z_archive_is_refused(tmp_path):
     import py7zr
 

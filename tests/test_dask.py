@@ -15,7 +15,7 @@ import pytest
 
 from tasks import fitting, stages
 from tasks.config import Config, FeatureConfig, TrainConfig
-from tests.factories import separable_digits_plan, shapes_competition_args, tiny_backbone_file
+from tests.factories import separable_digits_plan, shapes_competition_args, tiny_backbone_file, wait_until
 from tests.test_cli import invoke
 from tests.test_members import fake_kind
 
@@ -212,21 +212,21 @@ def test_a_local_cluster_gives_the_single_process_results_even_when_a_worker_is_
     process = subprocess.Popen([*run_arguments(shapes, data_dir), "--task-runner", "dask"],
                                env=environment(PREFECT_API_URL.value()), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    killed = None
+
+    def kill_a_worker() -> int | None:
+        if list(data_dir.glob("05_predictions/local/shapes/members/cnn-*.folds/fold-*.npz")):
+            workers = worker_processes(psutil.Process(process.pid))
+            if workers:  # mid-run: the CNN's folds are being fitted, by both workers
+                workers[0].kill()
+                return workers[0].pid
+        return None
+
     try:
-        deadline = time.time() + 300
-        while killed is None and process.poll() is None and time.time() < deadline:
-            if list(data_dir.glob("05_predictions/local/shapes/members/cnn-*.folds/fold-*.npz")):
-                workers = worker_processes(psutil.Process(process.pid))
-                if workers:  # mid-run: the CNN's folds are being fitted, by both workers
-                    killed = workers[0].pid
-                    workers[0].kill()
-            time.sleep(0.2)
+        killed = wait_until(kill_a_worker, 300, "a worker to kill mid-run", process, interval=0.2)
         stdout, stderr = process.communicate(timeout=600)
     finally:
         if process.poll() is None:
             process.kill()
-    assert killed is not None, "no worker to kill before the run ended"
     assert process.returncode == 0, stderr[-3000:]
     assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
     assert_same_arrays(single_process, data_dir)
@@ -259,10 +259,8 @@ def test_a_scheduler_at_an_address_gives_the_single_process_results(shapes, sing
     cluster = [subprocess.Popen([DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--no-dashboard",
                                  "--host", "127.0.0.1", "--port", "0"], env=env, stderr=subprocess.DEVNULL)]
     try:
-        for _ in range(300):
-            if scheduler_file.is_file() and scheduler_file.stat().st_size:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: scheduler_file.is_file() and scheduler_file.stat().st_size, 30, "the scheduler's file",
+                   cluster[0])
         address = json.loads(scheduler_file.read_text())["address"]
         cluster.append(subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1",
                                          "--preload", "flows.dask_worker", "--no-dashboard"], env=env,

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from tasks.features import (
     plan_shards,
 )
 from tasks.index import ensure_index, read_index
-from tests.factories import tiny_backbone_file, write_digit_recognizer
+from tests.factories import tiny_backbone_file, wait_until, write_digit_recognizer
 
 CONFIG = FeatureConfig(batch_size=8, shard_size=16, image_size=32)
 
@@ -140,13 +139,12 @@ def test_sigkill_resumes_to_identical_features(setup, tmp_path):
                                 str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     manifest = tmp_path / "killed" / "manifest.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if manifest.is_file() and len(json.loads(manifest.read_text())["shards"]) >= 2:
-            break
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    try:
+        wait_until(lambda: manifest.is_file() and len(json.loads(manifest.read_text())["shards"]) >= 2, 120,
+                   "two shards extracted", process, interval=0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     state = json.loads(manifest.read_text())
     assert not state["complete"] and 2 <= len(state["shards"]) < 13, "the kill should land mid-extraction"
     done_before = len(state["shards"])

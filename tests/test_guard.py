@@ -23,13 +23,7 @@ from tasks.backends.guard import (
 from tasks.backends.kaggle import KaggleBackend, kaggle_spec
 from tasks.errors import ConfigError, DuplicateSubmissionError, QuotaError, SubmissionError, TransientBackendError
 from tasks.files import JsonLines, sha256_file
-from tests.hosting import (  # noqa: F401
-    assert_no_secret,
-    hosted,
-    hosted_factory,
-    labelled_submission,
-    perfect_submission,
-)
+from tests.hosting import labelled_submission, perfect_submission
 
 NOW = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
 

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -15,14 +14,13 @@ import pytest
 
 from tasks.backends.local import score_submission
 from tasks.submission import read_submission
-from tests.hosting import (  # noqa: F401
+from tests.factories import wait_until
+from tests.hosting import (
     KEY,
     USER,
     assert_no_secret,
     call,
     client_environment,
-    hosted,
-    hosted_factory,
     labelled_submission,
     perfect_submission,
 )
@@ -102,11 +100,7 @@ def test_kernel_push_runs_it_and_serves_its_output(hosted_factory, tmp_path):
         "kernel_type": "script", "enable_internet": False, "competition_sources": ["digits"]}))
     pushed = hosted.kaggle("kernels", "push", "-p", folder).stdout
     assert "successfully pushed" in pushed.lower() and "Kernel version 1" in pushed
-    for _ in range(100):
-        status = hosted.kaggle("kernels", "status", f"{USER}/tiny-kernel").stdout
-        if "COMPLETE" in status or "ERROR" in status:
-            break
-        time.sleep(0.1)
+    status = _kernel_status_once_ended(hosted, f"{USER}/tiny-kernel")
     assert "KernelWorkerStatus.COMPLETE" in status
     hosted.kaggle("kernels", "output", f"{USER}/tiny-kernel", "-p", tmp_path / "output")
     assert (tmp_path / "output" / "submission.csv").read_text().startswith("ImageId,Label")
@@ -189,16 +183,21 @@ def _dataset(hosted, folder, text: str, first: bool) -> None:
         hosted.kaggle("datasets", "version", "-p", folder, "-m", text)
 
 
+def _kernel_status_once_ended(hosted, kernel: str) -> str:
+    """`kaggle kernels status` once it says COMPLETE or ERROR."""
+    def ended() -> str | None:
+        status = hosted.kaggle("kernels", "status", kernel).stdout
+        return status if "COMPLETE" in status or "ERROR" in status else None
+
+    return wait_until(ended, 120, f"kernel {kernel} to end")
+
+
 def _push_and_wait(hosted, folder, metadata: dict) -> str:
     (folder / "kernel-metadata.json").write_text(json.dumps({
         "title": "layout kernel", "code_file": "layout.py", "language": "python", "kernel_type": "script",
         "enable_internet": False, **metadata}))
     hosted.kaggle("kernels", "push", "-p", folder)
-    for _ in range(200):
-        status = hosted.kaggle("kernels", "status", metadata["id"]).stdout
-        if "COMPLETE" in status or "ERROR" in status:
-            break
-        time.sleep(0.1)
+    status = _kernel_status_once_ended(hosted, metadata["id"])
     assert "COMPLETE" in status, status
     hosted.kaggle("kernels", "output", metadata["id"], "-p", folder / "output")
     return (folder / "output" / f"{metadata['id'].split('/')[1]}.log").read_text()
@@ -276,6 +275,12 @@ sample.to_csv(working / "submission.csv", index=False)
 '''
 
 
+def _kernel_run_ended(hosted, slug: str) -> dict:
+    """The host's record of the user's kernel once its run is COMPLETE or ERROR."""
+    return wait_until(lambda: (record := hosted.host.kernels.record(USER, slug))["status"] in ("COMPLETE", "ERROR")
+                      and record, 60, f"kernel {slug} to end")
+
+
 def test_code_submissions_are_scored_from_the_kernels_second_run(hosted_factory, tmp_path):
     """Kaggle scores a code submission from the notebook run again on the hidden test set, not from the file its
     first run left: here that run (KAGGLE_IS_COMPETITION_RERUN set) answers 7 everywhere where the visible file
@@ -288,21 +293,15 @@ def test_code_submissions_are_scored_from_the_kernels_second_run(hosted_factory,
         "id": f"{USER}/coded", "title": "coded", "code_file": "rerun.py", "language": "python",
         "kernel_type": "script", "competition_sources": ["digits"], "enable_internet": False}))
     hosted.kaggle("kernels", "push", "-p", folder)
-    for _ in range(600):
-        if hosted.host.kernels.record(USER, "coded")["status"] in ("COMPLETE", "ERROR"):
-            break
-        time.sleep(0.1)
+    _kernel_run_ended(hosted, "coded")
     visible = pd.read_csv(hosted.host.kernels.output_file(USER, "coded", 1, "submission.csv"))
     assert set(visible["Label"]) == {1}
     hosted.kaggle("competitions", "submit", "digits", "-k", f"{USER}/coded", "-v", "1", "-f", "submission.csv",
                   "-m", "code")
     assert "PENDING" in hosted.kaggle("competitions", "submissions", "digits").stdout
     assert hosted.backend.leaderboard() == []
-    for _ in range(600):
-        if hosted.backend.submissions()[0]["status"] != "pending":
-            break
-        time.sleep(0.1)
-    scored = hosted.backend.submissions()[0]
+    scored = wait_until(lambda: next((record for record in hosted.backend.submissions()
+                                      if record["status"] != "pending"), None), 60, "the code submission's score")
     sevens = labelled_submission(hosted, tmp_path / "sevens.csv", "7")
     expected = score_submission(read_submission(sevens), hosted.backend.solution(), hosted.backend.spec)
     assert scored["status"] == "complete" and scored["public_score"] == expected["public"]
@@ -323,10 +322,7 @@ def test_a_failed_scoring_run_is_an_error_without_a_description(hosted_factory, 
     from tasks.backends.kaggle import KaggleBackend, kaggle_spec
 
     backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.1, poll_timeout=120)
-    for _ in range(600):
-        if hosted.host.kernels.record(USER, "failing")["status"] in ("COMPLETE", "ERROR"):
-            break
-        time.sleep(0.1)
+    _kernel_run_ended(hosted, "failing")
     record = backend.wait(backend.send_code(f"{USER}/failing", 1, "submission.csv")["ref"])
     assert record["status"] == "error" and record["error"] is None
     listing = call(hosted.server.url + "/api/v1/competitions.CompetitionApiService/ListSubmissions",

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.hosting import USER, call, hosted, hosted_factory, perfect_submission  # noqa: F401
+from tests.hosting import USER, call, perfect_submission
 
 KERNEL, DATASET = f"{USER}/my-kernel", f"{USER}/my-dataset"
 # Each leaf command and its arguments ({tmp} is the test's folder). Run after a submission, a dataset and a kernel

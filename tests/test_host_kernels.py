@@ -5,11 +5,11 @@ enable_internet."""
 import json
 import socket
 import threading
-import time
 
 import pytest
 
-from tests.hosting import USER, hosted, hosted_factory, sandbox  # noqa: F401
+from tests.factories import wait_until
+from tests.hosting import USER
 
 LISTING = '''import os
 from pathlib import Path
@@ -31,11 +31,9 @@ def push(hosted, folder, source: str, *options: str, **metadata) -> str:
 
 
 def finished(hosted, slug: str, seconds: float = 120) -> dict:
-    deadline = time.monotonic() + seconds
-    while (record := hosted.host.kernels.record(USER, slug))["status"] not in ("COMPLETE", "ERROR"):
-        assert time.monotonic() < deadline, record
-        time.sleep(0.05)
-    return record
+    """The host's record of the kernel once its run is COMPLETE or ERROR."""
+    return wait_until(lambda: (record := hosted.host.kernels.record(USER, slug))["status"] in ("COMPLETE", "ERROR")
+                      and record, seconds, f"kernel {slug} to end", interval=0.05)
 
 
 def log_of(hosted, slug: str) -> str:

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from tests.hosting import KEY, USER, hosted, hosted_factory, labelled_submission  # noqa: F401
+from tests.hosting import labelled_submission
 
 CLIENTS, REQUESTS, BURST, DAILY_LIMIT = 8, 1000, 64, 12
 USERS = tuple((f"user{number}", f"key-{number}") for number in range(CLIENTS))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.hosting import DATASETS, KERNELS, KEY, USER, call, hosted, hosted_factory, perfect_submission  # noqa: F401
+from tests.hosting import DATASETS, KERNELS, KEY, USER, call, perfect_submission
 
 
 def post(hosted, rpc: str, payload: dict, user: str = USER, key: str = KEY) -> tuple[int, dict]:

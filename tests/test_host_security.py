@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosting import (  # noqa: F401
+from tests.hosting import (
     COMPETITIONS,
     DATASETS,
     DIRECT,
@@ -21,10 +21,7 @@ from tests.hosting import (  # noqa: F401
     KEY,
     USER,
     call,
-    hosted,
-    hosted_factory,
     perfect_submission,
-    sandbox,
     start_real_host,
 )
 

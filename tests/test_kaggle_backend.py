@@ -9,14 +9,7 @@ import pytest
 
 from tasks.backends.kaggle import KaggleBackend, kaggle_spec
 from tasks.errors import AccessDeniedError, AuthenticationError, BackendError, SpecError, UploadError
-from tests.hosting import (  # noqa: F401
-    KEY,
-    USER,
-    assert_no_secret,
-    hosted,
-    hosted_factory,
-    perfect_submission,
-)
+from tests.hosting import KEY, USER, assert_no_secret, perfect_submission
 
 SUBMISSION_RPCS = ("StartSubmissionUpload", "CreateSubmission")
 

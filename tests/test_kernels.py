@@ -21,7 +21,7 @@ from tasks.competitions import DIGIT_RECOGNIZER
 from tasks.errors import ConfigError, UploadError
 from tasks.host.kernels import notebook_to_script
 from tasks.submission import read_submission, validate_submission
-from tests.hosting import KEY, USER, assert_no_secret, hosted, hosted_factory  # noqa: F401
+from tests.hosting import KEY, USER, assert_no_secret
 
 SETTINGS = {"member": ["softmax"], "epochs": 1, "folds": 2}
 NO_PREFECT = """
@@ -224,6 +224,27 @@ def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_pa
     publish_kit(config, backend, tmp_path, poll_interval=0.1)  # at once: the new version must wait, not be refused
     assert hosted.host.datasets.files_dir(USER, "headstart-kit").parent.name == "2"
     assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
+
+
+def test_a_kernel_push_is_never_retried(prefect_server, hosted, tmp_path):
+    """A 503 on the push (Kaggle may have saved a version all the same): `headstart kernel push` fails at once, in
+    one error line that says it was not retried, with exactly one push sent; the kit's publishing before it, a
+    network step, is retried through a 503 of its own."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    hosted.host.fail_next(503, path_contains="CreateDataset")
+    hosted.host.fail_next(503, path_contains="SaveKernel")
+    result = CliRunner().invoke(app, ["kernel", "push", "digits", "--spec", hosted.spec_file, "--data-dir",
+                                      str(hosted.data_dir), "--member", "softmax", "--epochs", "1", "--folds", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.output == ("error: Kaggle could not push the kernel for 'alice/headstart-digits' (503: Injected "
+                             "failure (503)); not retried, as Kaggle may have done it all the same: check before you "
+                             "try again\n")
+    rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
+    assert rpcs.count("CreateDataset") == 2 and rpcs.count("SaveKernel") == 1
+    assert rpcs[-1] == "SaveKernel"  # nothing after it: no status poll, no output, no submission
 
 
 def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_path):

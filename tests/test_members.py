@@ -1,3 +1,4 @@
+import functools
 import json
 import time
 
@@ -10,7 +11,7 @@ from tasks.config import TrainConfig
 from tasks.members import FoldFitter, evaluate_arrays, softmax_model, train_keras_model
 from tasks.metrics import score_probabilities
 from tasks.stages import MEMBERS, each_in_turn, run_mapped
-from tests.factories import separable_digits_plan
+from tests.factories import FakeTime, separable_digits_plan
 
 
 def fake_kind(monkeypatch, fit_fold, folds=None):
@@ -73,35 +74,19 @@ def test_softmax_member_learns(tmp_path):
     assert meta["folds_trained"] == 2 and len(meta["epochs_per_fold"]) == 2
 
 
-class FakeTime:
-    """time.time() as the tests say: it moves only when a fold 'trains' (no sleeping, no load on the machine)."""
-
-    def __init__(self, now: float = 1_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def fake_time(monkeypatch) -> FakeTime:
-    clock = FakeTime()
-    for module in ("tasks.fitting", "tasks.budget"):
-        monkeypatch.setattr(f"{module}.time.time", clock)
-    return clock
-
-
 def test_a_deadline_ends_folds_that_would_overrun_and_keeps_the_finished_ones(tmp_path, monkeypatch):
-    now = fake_time(monkeypatch)
+    now = FakeTime()
     plan = separable_digits_plan(tmp_path, folds=5, deadline=now() + 12.0, time_limit=1.0)
 
     def fit_fold(train, valid, clock):
-        now.now += 0.5  # each fold takes half a second
+        now.advance(0.5)  # each fold takes half a second
         return np.full((len(valid), 10), 0.1), np.full((10, 10), 0.1), {}
 
     fake_kind(monkeypatch, fit_fold)
     # The reserve is 10 s of the run's 1 minute: the member has 2 s, so four folds fit and the fifth (ending at
     # 2.5 s) never starts.
-    members = run_mapped(fitting_stages(), MEMBERS, plan)
+    each_in_turn(functools.partial(fitting.fit_member_unit, now=now), plan, MEMBERS.units(plan))
+    members = MEMBERS.gather(plan)
     meta, oof, test = fitting.load_member(members.directories[0])
     assert members.directories[0].name.endswith("-partial") and meta["ended_by_time_limit"]
     assert meta["folds_trained"] == 4 and np.isnan(oof).any() and np.allclose(test, 0.1)

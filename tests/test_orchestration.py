@@ -13,7 +13,7 @@ import pytest
 
 from flows.orchestration import ExpectedErrorFilter, RepeatFilter, prefect_unavailable, run_or_fall_back
 from tasks.errors import CompetitionDataError
-from tests.factories import HEADSTART, USER_ENVIRONMENT
+from tests.factories import HEADSTART, USER_ENVIRONMENT, wait_until
 
 QUICK_RUN = ["--member", "softmax", "--epochs", "2", "--folds", "2"]
 
@@ -149,16 +149,20 @@ def test_a_run_completes_when_prefect_dies_mid_run(tmp_path):
                                 "--folds", "2", "--data-dir", str(data_dir)], cwd=tmp_path, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**USER_ENVIRONMENT, "PREFECT_HOME": str(tmp_path / "prefect")})
-    deadline = time.monotonic() + 300
-    while not (data_dir / "02_index" / "local" / "digits" / "index.json").is_file() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    server = _child_server(process.pid)
-    if server is None:
-        process.kill()
-        pytest.fail("no temporary Prefect server under the run: " + "".join(process.communicate()[1])[-3000:])
-    os.kill(server, 9)
-    started = time.monotonic()
-    stdout, stderr = process.communicate(timeout=1100)
+    try:
+        wait_until((data_dir / "02_index" / "local" / "digits" / "index.json").is_file, 300, "the run's index",
+                   process, interval=0.5)
+        server = _child_server(process.pid)
+        if server is None:
+            process.kill()
+            pytest.fail("no temporary Prefect server under the run: " + "".join(process.communicate()[1])[-3000:])
+        os.kill(server, 9)
+        started = time.monotonic()
+        stdout, stderr = process.communicate(timeout=1100)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     print(f"after the kill the run took {time.monotonic() - started:.0f} s")
     run_json = assert_completed(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
     assert run_json.parent.parent.name == "digits"

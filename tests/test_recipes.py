@@ -125,3 +125,38 @@ def test_the_default_digits_recipe_reaches_its_cv_floor(digits_store, tmp_path):
     assert set(record.members) == {"svm", "cnn"} and record.plan["cnn_size"] == 14
     assert record.blend_nested_cv_score >= 0.99, (record.members, record.blend_nested_cv_score)
     assert seconds < 180, f"the default digits recipe took {seconds:.0f} s"
+
+
+@pytest.mark.slow  # about three minutes here: three CNNs at full size, on two folds of eight epochs
+def test_the_full_recipe_trains_three_cnns_at_full_size(prefect_server, digits_store, tmp_path, monkeypatch):
+    """`headstart run --recipe full` on the built-in digits: three CNN members (seeds 0, 1, 2), each built at the
+    native 28 px (none halved in the plan), three different models, each far above chance (0.1) after a few
+    epochs, and a blend of them that holds up on rows its weights never saw."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tasks import cnn
+    from tasks.fitting import load_member
+    from tasks.record import RunRecord
+
+    built, real_cnn_model = [], cnn.cnn_model
+    monkeypatch.setattr(cnn, "cnn_model", lambda shape, *arguments: built.append(tuple(shape)) or real_cnn_model(
+        shape, *arguments))  # Prefect runs the tasks in this process's threads
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    result = CliRunner().invoke(app, ["run", "digits", "--recipe", "full", "--epochs", "8", "--folds", "2",
+                                      "--no-submit", "--json", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    record = RunRecord.read(Path(json.loads(result.stdout)["run_json"]))
+    assert record.plan["members"] == list(DIGITS_FULL_RECIPE) and list(record.members) == ["cnn", "cnn#1", "cnn#2"]
+    assert record.plan["cnn_size"] is None and built == [(28, 28, 1)] * 3
+    oofs = [load_member(Path(directory))[1] for directory in record.member_dirs]
+    assert not np.allclose(oofs[0], oofs[1]) and not np.allclose(oofs[1], oofs[2])  # three seeds, three models
+    print(f"members {record.members}, blend {record.blend_cv_score:.4f}, nested {record.blend_nested_cv_score:.4f}")
+    assert all(score > 0.4 for score in record.members.values()), record.members
+    assert record.blend_nested_cv_score > max(record.members.values())  # three seeds blend better than one

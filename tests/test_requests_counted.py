@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tests.hosting import USER, hosted, hosted_factory  # noqa: F401
+from tests.hosting import USER
 
 TEAMS = 5000
 
@@ -20,7 +20,8 @@ def crowd(hosted, teams: int = TEAMS) -> None:
                          "file_name": "submission.csv", "sha256": f"{ref:064x}", "description": "",
                          "public_score": round(rng.uniform(0.5, 0.99), 5), "private_score": 0.5, "error": None,
                          "status": "complete"}) for ref in range(1, teams + 1)]
-    (hosted.backend.root / "submissions.jsonl").write_text("\n".join(lines) + "\n")
+    hosted.backend.board_dir.mkdir(exist_ok=True)
+    (hosted.backend.board_dir / "submissions.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def counted(hosted, since: int) -> Counter:

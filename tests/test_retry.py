@@ -12,7 +12,7 @@ import pytest
 
 from tasks.backends.retry import Backoff, retry_after_seconds, with_backoff
 from tasks.errors import TransientBackendError
-from tests.hosting import DIRECT, KEY, USER, call, hosted, hosted_factory  # noqa: F401
+from tests.hosting import DIRECT, KEY, USER, call
 
 
 def test_the_real_policy_waits_minutes_with_jitter():

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.errors import ConfigError
 from tasks.saved_models import incompatibility, load_model, record_versions, running_versions, saved_versions
-from tests.hosting import USER, hosted, hosted_factory  # noqa: F401
+from tests.hosting import USER
 
 
 def keras_file(path, keras_version: str):

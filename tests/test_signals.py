@@ -14,8 +14,7 @@ import pytest
 
 from flows.temporary_server import _PopenDyingWithParent, tie_temporary_server_to_this_process
 from tasks.files import sha256_file
-from tests.factories import HEADSTART, USER_ENVIRONMENT, tiny_backbone_file
-from tests.hosting import hosted_factory  # noqa: F401
+from tests.factories import HEADSTART, USER_ENVIRONMENT, tiny_backbone_file, wait_until
 
 
 @pytest.mark.slow
@@ -27,11 +26,9 @@ def test_sigterm_stops_a_run_cleanly_and_leaves_no_orphan(digits_store, tmp_path
                                 "--epochs", "200", "--folds", "5", "--no-submit"], cwd=tmp_path, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while not list(data_dir.glob("02_index/*/*/index.json")) and time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.5)
-        time.sleep(2)  # inside the flow, training
+        # Inside the flow, training: the first fold is saved, the second one is being fitted.
+        wait_until(lambda: list(data_dir.glob("05_predictions/*/*/members/*.folds/fold-*")), 180,
+                   "the run's first fold", process, interval=0.2)
         children = psutil.Process(process.pid).children(recursive=True)
         assert children, "expected the run's temporary Prefect server as a child process"
         process.send_signal(signal.SIGTERM)  # as `kill PID` or a scheduler sends it: to the run only
@@ -57,10 +54,11 @@ def _ended(process: psutil.Process) -> bool:
 
 
 def _wait_ended(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """The processes still running after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while any(not _ended(process) for process in processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    """The processes still running after `timeout` seconds (none: at once)."""
+    try:
+        wait_until(lambda: all(_ended(process) for process in processes), timeout, "the processes to end")
+    except AssertionError:
+        pass
     return [process for process in processes if not _ended(process)]
 
 
@@ -126,13 +124,9 @@ def test_sigkill_leaves_no_temporary_prefect_server(digits_store, tmp_path):
                                stderr=subprocess.DEVNULL, start_new_session=True)
     tree = []
     try:
-        deadline, servers = time.monotonic() + 180, []
-        while not servers and time.monotonic() < deadline:
-            assert process.poll() is None, "the run ended before its Prefect server started"
-            servers = [child for child in psutil.Process(process.pid).children(recursive=True)
-                       if "prefect.server.api.server" in _command(child)]
-            time.sleep(0.2)
-        assert servers, "expected the run's temporary Prefect server as a child process"
+        wait_until(lambda: [child for child in psutil.Process(process.pid).children(recursive=True)
+                            if "prefect.server.api.server" in _command(child)], 180,
+                   "the run's temporary Prefect server", process, interval=0.2)
         time.sleep(1)  # the server past its start
         tree = psutil.Process(process.pid).children(recursive=True)
         process.kill()
@@ -164,7 +158,7 @@ def test_a_run_killed_while_training_resumes_and_reuses_what_finished(digits_sto
     process = subprocess.Popen(command, cwd=tmp_path, env=USER_ENVIRONMENT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     _kill_when(process, lambda: list(members.glob("*/member.json")),
-               "the run ended (or 4 minutes passed) before its first member was done")
+               "the first member to finish")
     finished = [path.parent for path in members.glob("*/member.json")]
     assert [folder.name[:8] for folder in finished] == ["logistic"], "the kill should land mid-softmax"
     features = data_dir / "03_features" / "local" / "digits"
@@ -216,7 +210,7 @@ def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_
                                stderr=subprocess.DEVNULL, start_new_session=True)
     seen = set()
     _kill_when(process, lambda: any(path.is_file() and path.stat().st_size >= 2**20 for path in (partial, archive)),
-               "no download under way to kill", poll_seconds=0.01,
+               "a download under way to kill", poll_seconds=0.01,
                on_poll=lambda: seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else [])))
     seen.update(_files_under(data_dir) + ([str(archive)] if archive.exists() else []))
     assert seen == set(), f"files under their final names before the download finished: {seen}"
@@ -234,15 +228,15 @@ def test_a_run_killed_while_downloading_resumes_and_leaves_no_half_file(prefect_
     assert not [path for path in data_dir.rglob("*") if path.name.startswith(".unpack-") or path.suffix == ".tmp"]
 
 
-def _kill_when(process, ready, message: str, poll_seconds: float = 0.05, on_poll=lambda: None) -> None:
-    """SIGKILL the process once `ready()`, as the OOM killer would (no atexit, no clean-up); fail if it ends
-    first or four minutes pass."""
+def _kill_when(process, ready, what: str, poll_seconds: float = 0.05, on_poll=lambda: None) -> None:
+    """SIGKILL the process once `ready()`, as the OOM killer would (no atexit, no clean-up); fail, saying `what` was
+    awaited, if it ends first or four minutes pass."""
+    def polled():
+        on_poll()
+        return ready()
+
     try:
-        deadline = time.monotonic() + 240
-        while not ready():
-            assert process.poll() is None and time.monotonic() < deadline, message
-            on_poll()
-            time.sleep(poll_seconds)
+        wait_until(polled, 240, what, process, interval=poll_seconds)
         process.kill()
         process.wait()
     finally:

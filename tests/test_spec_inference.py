@@ -21,7 +21,6 @@ from tasks.spec_inference import (
     write_spec_toml,
 )
 from tests.factories import write_cifar, write_digit_recognizer
-from tests.hosting import hosted, hosted_factory  # noqa: F401
 from tests.test_errors import assert_one_clear_error, headstart
 
 

@@ -17,7 +17,7 @@ from tasks.backends.notebooks import inject_parameters, parameter_names
 from tasks.errors import ConfigError
 from tasks.host.kernels import notebook_to_script
 from tests.factories import kaggle_zip, tiny_backbone_file
-from tests.hosting import USER, hosted, hosted_factory  # noqa: F401
+from tests.hosting import USER
 from tests.test_kernels import NO_PREFECT, kaggle_layout, run_and_check_submission
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tasks.watch import WatchHistory, WatchRules, decide, take_snapshot
-from tests.factories import HEADSTART, USER_ENVIRONMENT
-from tests.hosting import (  # noqa: F401
-    USER,
-    assert_no_secret,
-    hosted,
-    hosted_factory,
-    labelled_submission,
-    perfect_submission,
-)
+from tasks.record import RunRecord
+from tasks.watch import WatchHistory, WatchRules, decide, number, take_snapshot
+from tests.factories import HEADSTART, USER_ENVIRONMENT, wait_until
+from tests.hosting import USER, assert_no_secret, labelled_submission, perfect_submission
 
 RETRAIN = ("--member", "softmax", "--epochs", "2", "--folds", "2")
 
@@ -88,6 +84,45 @@ def _sent(hosted) -> int:
     return [rpc.split("/")[-1] for rpc in hosted.host.rpcs()].count("CreateSubmission")
 
 
+HOLD_THE_LOCK = """
+import sys
+from pathlib import Path
+from tasks.watch import WatchHistory
+
+with WatchHistory(Path(sys.argv[1])).exclusive() as alone:
+    print("held" if alone else "not held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_only_one_watch_of_a_competition_at_a_time(prefect_server, digits_store, tmp_path):
+    """While another process holds the competition's watch lock, `headstart watch` says so, does nothing and exits
+    0; once the lock is released, the watch runs."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(digits_store, data_dir)
+    folder = data_dir / "08_watch" / "local" / "digits"
+    arguments = ["watch", "digits", "--data-dir", str(data_dir), "--no-retrain"]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        refused = CliRunner().invoke(app, arguments)
+        assert refused.exit_code == 0, refused.output
+        assert refused.output == "another watch of digits is running; nothing done\n"
+        assert not (folder / "snapshots").exists() and not WatchHistory(folder).decisions.read()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    watched = CliRunner().invoke(app, arguments)
+    assert watched.exit_code == 0, watched.output
+    assert watched.output == "digits: no move: first snapshot: nothing to compare with yet → nothing to do\n"
+    assert len(list((folder / "snapshots").glob("*.json"))) == 1 and len(WatchHistory(folder).decisions.read()) == 1
+
+
 def _other_team_submits(hosted, tmp_path, label: str, team: str = "bob") -> None:
     hosted.backend.submit(labelled_submission(hosted, tmp_path / f"{team}-{label}.csv", label), "theirs", team=team)
 
@@ -102,13 +137,44 @@ def test_a_move_retrains_once_and_nothing_twice(prefect_server, hosted, tmp_path
     hosted.backend.submit(perfect_submission(hosted, tmp_path / "perfect.csv"), "a perfect one", team="carol")
     moved = run_watch(config)
     assert moved["moved"] and "the other teams' best score went None → 1 " in moved["line"]
-    assert "retrained and submitted" in moved["action"]
-    assert _sent(hosted) == 1 and moved["submission_status"] == "complete"
+    assert re.match(r"retrained at rung 0 \(the same recipe\): CV [0-9.]+ beats nothing submitted before → "
+                    r"submitted \(public score [0-9.]+\)", moved["action"]), moved["action"]
+    assert _sent(hosted) == 1 and moved["submission_status"] == "complete" and moved["submitted"]
     again = run_watch(config)
     assert not again["moved"] and _sent(hosted) == 1  # our own new row is not a move
     decisions = WatchHistory(config.paths.watch("digits")).decisions.read()
     assert [record["action"].split(" ")[0] for record in decisions] == ["none", "retrained", "none"]
+    assert decisions[1]["rung"] == 0 and decisions[1]["cv"] == moved["cv"]
     assert len(list(config.paths.watch("digits").joinpath("snapshots").glob("*.json"))) == 3
+
+
+def test_each_move_climbs_a_rung_and_submits_only_what_beats_the_best_cv(prefect_server, hosted, tmp_path,
+                                                                         monkeypatch):
+    """The second move retrains one rung up (another seed), not the same recipe again; it is submitted only if
+    its CV beats the best submitted: here it is made to score lower, so it is not sent, and the decision says
+    why."""
+    from flows import climb as climbing
+    from flows.watch import run_watch
+
+    config = _config(hosted)
+    run_watch(config)
+    _other_team_submits(hosted, tmp_path, "1")
+    first = run_watch(config)
+    assert first["rung"] == 0 and first["submitted"] and _sent(hosted) == 1
+    real = climbing.RunRecord.read
+
+    def worse(path):  # the rung-1 run, as if it had scored lower than the one submitted
+        record = real(path)
+        return climbing.dataclasses.replace(record, blend_nested_cv_score=first["cv"] - 0.01)
+
+    monkeypatch.setattr(climbing.RunRecord, "read", staticmethod(worse))
+    _other_team_submits(hosted, tmp_path, "2")
+    second = run_watch(config)
+    assert second["rung"] == 1 and second["rung_name"] == "another seed" and not second["submitted"]
+    assert second["action"] == (f"retrained at rung 1 (another seed): CV {number(first['cv'] - 0.01)} does not beat "
+                                f"the best submitted {number(first['cv'])}; not submitted")
+    assert _sent(hosted) == 1
+    assert RunRecord.read(Path(second["run"])).config["seed"] == config.seed + 1
 
 
 def test_a_used_quota_postpones_the_retrain_with_its_reason(prefect_server, hosted, tmp_path):
@@ -123,7 +189,7 @@ def test_a_used_quota_postpones_the_retrain_with_its_reason(prefect_server, host
     assert postponed["moved"] and "postponed: quota used (1/1 today)" in postponed["action"] and _sent(hosted) == 0
     hosted.set_daily_limit(5)  # a new day
     acted = run_watch(config)  # the same move, not handled yet, is acted on now
-    assert acted["moved"] and "retrained and submitted" in acted["action"] and _sent(hosted) == 1
+    assert acted["moved"] and "→ submitted" in acted["action"] and _sent(hosted) == 1
 
 
 def test_new_data_triggers_a_download_and_a_retrain(prefect_server, hosted, tmp_path):
@@ -153,7 +219,8 @@ def test_the_watch_command_prints_one_line(prefect_server, hosted, tmp_path):
     second = subprocess.run([*arguments, "--json"], env=environment, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     result = json.loads(second.stdout)
-    assert result["moved"] and result["action"] == "retrained (not submitted: --no-submit)"
+    assert result["moved"] and re.fullmatch(r"retrained at rung 0 \(the same recipe\): CV [0-9.]+; not submitted "
+                                            r"\(--no-submit\)", result["action"]), result["action"]
     assert "Traceback" not in second.stderr
     assert_no_secret(first.stdout, first.stderr, second.stdout, second.stderr)
 
@@ -197,8 +264,6 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
     import os
     import signal
     import socket
-    import time
-    import urllib.request
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -213,28 +278,21 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
                               stderr=subprocess.DEVNULL, start_new_session=True)
     serving = None
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{api}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "prefect server did not start"
-                time.sleep(1)
+        wait_until(lambda: _answers(f"{api}/health"), 180, "the prefect server", server, interval=1)
         environment = {**hosted.env, **prefect_env}
         serving = subprocess.Popen(
             [HEADSTART, "serve", "digits", "--backend", "kaggle", "--spec", hosted.spec_file, "--data-dir",
              str(hosted.data_dir), "--watch-every", "10", "--cron", "0 0 1 1 *", *RETRAIN],
             env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         decisions = WatchHistory(hosted.data_dir / "08_watch" / "kaggle" / "digits").decisions
-        wait_until(lambda: len(decisions.read()) >= 1, 240, serving)  # the first watch: a baseline
+        wait_until(lambda: len(decisions.read()) >= 1, 240, "the first watch: a baseline", serving, 1)
         _other_team_submits(hosted, tmp_path, "5")
-        wait_until(lambda: any(record["moved"] for record in decisions.read()), 120, serving)
+        wait_until(lambda: any(record["moved"] for record in decisions.read()), 120, "a move seen", serving, 1)
         moved = next(record for record in decisions.read() if record["moved"])
         assert moved["action"].startswith("event headstart.leaderboard.moved emitted")
-        wait_until(lambda: _sent(hosted) >= 1, 300, serving)  # the triggered compete run submitted
+        wait_until(lambda: _sent(hosted) >= 1, 300, "the triggered compete run to submit", serving, 1)
         wait_until(lambda: any(run["state_type"] == "COMPLETED" for run in _flow_runs(api)
-                               if run["name_of_flow"] == "compete"), 120, serving)
+                               if run["name_of_flow"] == "compete"), 120, "the compete run to complete", serving, 1)
         retrains = [run for run in _flow_runs(api) if run["name_of_flow"] == "compete" and run["state_type"] != "SCHEDULED"]
         assert [(run["created_by"], run["state_type"]) for run in retrains] == [("AUTOMATION", "COMPLETED")]
         assert _sent(hosted) == 1
@@ -242,7 +300,7 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
         # crash with the process, and both deployments' schedules are paused.
         compete = next(item for item in _post(api, "/deployments/filter", {}) if item["name"] == "compete-digits")
         in_flight = _post(api, f"/deployments/{compete['id']}/create_flow_run", {})["id"]
-        wait_until(lambda: _flow_run(api, in_flight)["state_type"] == "RUNNING", 120, serving)
+        wait_until(lambda: _flow_run(api, in_flight)["state_type"] == "RUNNING", 120, "a run in flight", serving, 1)
         serving.send_signal(signal.SIGTERM)
         serving.wait(120)
         assert _flow_run(api, in_flight)["state_type"] == "CANCELLED", _flow_run(api, in_flight)["state"]
@@ -266,15 +324,14 @@ def test_serve_retrains_on_the_watchers_event(hosted, tmp_path):
                     os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_until(condition, seconds: float, process: subprocess.Popen) -> None:
-    import time
+def _answers(url: str) -> bool:
+    import urllib.request
 
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"the process ended ({process.returncode}): {process.stdout.read()[-3000:]}")
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(1)
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
 
 
 def _post(api: str, path: str, body: dict) -> list:
@@ -316,3 +373,31 @@ def test_the_metric_of_a_kaggle_competition_without_a_spec_yet():
             return "Multi Class Log Loss"
 
     assert metric_of(NotDownloaded()) == "log_loss"
+
+
+def test_a_served_retrain_climbs_its_rung_and_records_it(prefect_server, hosted, tmp_path):
+    """The compete deployment a watcher's event triggers (rung in its parameters): one rung up, submitted when it
+    beats the best submitted, the outcome in the watch's history where the next move reads it."""
+    from flows.compete import compete
+
+    config = _config(hosted)
+    run_json = compete(config, rung=0)
+    record = RunRecord.read(Path(run_json))
+    assert record.config["seed"] == config.seed and _sent(hosted) == 1
+    history = WatchHistory(config.paths.watch("digits")).decisions.read()
+    assert history[-1]["rung"] == 0 and history[-1]["submitted"] and history[-1]["cv"] is not None
+    compete(config, rung=1)
+    history = WatchHistory(config.paths.watch("digits")).decisions.read()
+    assert history[-1]["rung"] == 1 and history[-1]["run"] != history[-2]["run"]
+    assert _sent(hosted) == (2 if history[-1]["submitted"] else 1)
+
+
+def test_a_served_watch_loads_no_tensorflow():
+    """A served watch runs every few minutes in a process of its own: it imports neither TensorFlow nor Keras (seconds
+    and a gigabyte each time, which starved the runner's other runs under load); only a retrain does."""
+    import subprocess
+    import sys
+
+    probe = "import sys, flows.watch; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]

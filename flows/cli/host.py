@@ -65,13 +65,15 @@ def host(
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
+    from tasks.backends.local import LocalBackend
     from tasks.errors import ConfigError
     from tasks.host.common import HostSettings, parse_rate_limits, parse_users
     from tasks.host.sandbox import kernel_refusal
     from tasks.host.server import HostServer
     from tasks.host.state import CompetitionHost
 
-    backend = competition_backend(name, data_dir, "local", None)
+    # The hosted board: this machine's own practice runs (`headstart run NAME`) never show on it.
+    backend = LocalBackend(competition_backend(name, data_dir, "local", None).root, board="hosted")
     settings = HostSettings(users=parse_users(user or []), code_competition=code_competition,
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
                             run_kernels=run_kernels, unsafe_kernels=unsafe_kernels,

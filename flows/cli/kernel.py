@@ -18,10 +18,16 @@ NOT_FOR_NOTEBOOKS = ("competition", "data_dir", "backend", "spec", "no_submit", 
 
 
 def notebook_settings(config, runner) -> dict:
-    """The run options a notebook is given: those set (not the defaults) and meant for the run inside it."""
+    """The run options a notebook is given: those set (not the defaults) and meant for the run inside it; a local
+    KerasHub preset folder as the kit bundle carries it."""
     from flows.options import options_of
+    from tasks.hub import bundled_name
 
-    return {name: value for name, value in options_of(config, runner).items() if name not in NOT_FOR_NOTEBOOKS}
+    settings = {name: value for name, value in options_of(config, runner).items() if name not in NOT_FOR_NOTEBOOKS}
+    for name in ("backbone", "member"):
+        if name in settings:
+            settings[name] = [bundled_name(value) for value in settings[name]]
+    return settings
 
 
 PollInterval = Annotated[float, typer.Option(help="Seconds between status checks.")]
@@ -55,10 +61,13 @@ def kernel_push_command(
     import dataclasses
 
     from tasks.backends.kernels import KernelConfig
+    from tasks.hub import model_sources
 
     config = dataclasses.replace(config, backend="kaggle")
+    # The run's hub backbones go along as attached Kaggle models (their weights mount under /kaggle/input/models).
+    models = tuple(dict.fromkeys([*(model or ()), *model_sources(config.backbones, config.members)]))
     kernel = KernelConfig(kernel_type=kernel_type, notebook=notebook, accelerator=accelerator, datasets=tuple(dataset or ()),
-                          models=tuple(model or ()), settings=notebook_settings(config, runner),
+                          models=models, settings=notebook_settings(config, runner),
                           poll_interval=poll_interval, session_timeout=session_timeout, timeout=timeout,
                           submit=config.submit)
     from flows.kernel import kernel_push

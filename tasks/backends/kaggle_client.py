@@ -65,12 +65,17 @@ def _retry_after(error) -> float | None:
     return retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
 
 
-def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = ()) -> BackendError:
+NOT_RETRIED = "not retried, as Kaggle may have done it all the same: check before you try again"
+
+
+def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = (), retried: bool = True
+                       ) -> BackendError:
     """A client HTTPError as a BackendError whose message says what to do (and carries no secret).
 
     `slug` is a competition's (`digits`) or a dataset's or kernel's (`owner/slug`); a 403 on a competition
     most often means its rules are not accepted, elsewhere the server's message says why (phone
-    verification, a dataset still processing, a deadline passed)."""
+    verification, a dataset still processing, a deadline passed). A 429 or 5xx of a call that is never retried
+    (`retried=False`: a kernel push) is no TransientBackendError, and says so."""
     status, detail = _status_of(error), redact(_server_message(error), secrets)
     if status == 401:
         return AuthenticationError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
@@ -79,6 +84,8 @@ def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] =
     if status == 403:
         return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); if you have not yet, "
                                  f"accept the competition's rules at {rules_url(slug)} (and check the slug)")
+    if (status == 429 or (status is not None and status >= 500)) and not retried:
+        return BackendError(f"Kaggle could not {action} for {slug!r} ({status}: {detail}); {NOT_RETRIED}")
     if status == 429 or (status is not None and status >= 500):
         return TransientBackendError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
                                      "retried with backoff, try again later if it persists", status,
@@ -154,10 +161,12 @@ def _access_refusal(error: ValueError, slug: str, action: str, secrets: tuple[st
     return None
 
 
-def call_kaggle(api, slug: str, action: str, function, *args, retry: bool = True, **kwargs):
+def call_kaggle(api, slug: str, action: str, function, *args, retry: bool = True, retried: bool = True, **kwargs):
     """Call one client method, turning its HTTP and connection errors into BackendErrors; a rate limit, a 5xx or a
     dropped connection is tried again after Retry-After or a backoff with jitter (tasks/backends/retry.py), unless
-    `retry` is False (a call that must not be made twice: a push, a submission, a new dataset version)."""
+    `retry` is False (a call that must not be made twice in a row: a new dataset, a new dataset version; the task
+    around it may still try again, after it looked). With `retried=False` no one tries again (a kernel push: one that
+    failed on the way back may have saved a version), and the error is no TransientBackendError and says so."""
     import requests
 
     from tasks.backends.retry import with_backoff
@@ -168,14 +177,15 @@ def call_kaggle(api, slug: str, action: str, function, *args, retry: bool = True
         try:
             return function(*args, **kwargs)
         except requests.HTTPError as error:
-            raise explain_http_error(error, slug, action, secrets) from None
+            raise explain_http_error(error, slug, action, secrets, retried) from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise TransientBackendError(f"cannot reach Kaggle to {action} for {slug!r} "
-                                        f"({type(error).__name__}); retried with backoff") from None
+            reached = f"cannot reach Kaggle to {action} for {slug!r} ({type(error).__name__})"
+            raise (TransientBackendError(f"{reached}; retried with backoff") if retried
+                   else BackendError(f"{reached}; {NOT_RETRIED}")) from None
         except ValueError as error:
             refusal = _access_refusal(error, slug, action, secrets)
             if refusal is None:
                 raise
             raise refusal from None
 
-    return with_backoff(once, f"{action} for {slug!r}") if retry else once()
+    return with_backoff(once, f"{action} for {slug!r}") if retry and retried else once()

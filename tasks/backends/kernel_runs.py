@@ -38,7 +38,7 @@ def push_kernel(api, folder: Path, session_timeout: float = KAGGLE_SESSION_LIMIT
     retried: a retry after Kaggle accepted the push would push a second version."""
     metadata = json.loads((folder / "kernel-metadata.json").read_text())
     response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder),
-                           timeout=str(int(session_timeout)), retry=False)
+                           timeout=str(int(session_timeout)), retried=False)
     if response.error:
         raise BackendError(f"pushing {metadata['id']} failed: {response.error}")
     invalid = {kind: list(getattr(response, f"invalid_{kind}_sources", None) or [])

@@ -13,6 +13,8 @@ from tasks.backends.kaggle_client import call_kaggle
 from tasks.backends.notebooks import inject_parameters, options_as_parameters
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
 from tasks.files import atomic_write_json, poll, sha256_text
+from tasks.hub import BUNDLED as BUNDLED_PRESETS
+from tasks.hub import local_preset, run_presets
 
 KIT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = KIT_ROOT / "kernels"
@@ -103,8 +105,9 @@ def bundle_files(root: Path = KIT_ROOT) -> list[Path]:
 
 
 def build_bundle(destination: Path, owner: str, spec_file: Path | None = None,
-                 secrets: tuple[str, ...] = (), root: Path = KIT_ROOT) -> Path:
-    """A dataset folder: dataset-metadata.json and headstart-kit.zip (the kit, plus the spec if given)."""
+                 secrets: tuple[str, ...] = (), root: Path = KIT_ROOT, presets: tuple[Path, ...] = ()) -> Path:
+    """A dataset folder: dataset-metadata.json and headstart-kit.zip (the kit, plus the spec and local KerasHub
+    preset folders if given, under specs/ and presets/<name>/)."""
     destination.mkdir(parents=True, exist_ok=True)
     archive = destination / BUNDLE_NAME
     with zipfile.ZipFile(archive.with_suffix(".tmp"), "w", compression=zipfile.ZIP_DEFLATED) as zipped:
@@ -115,6 +118,10 @@ def build_bundle(destination: Path, owner: str, spec_file: Path | None = None,
             zipped.writestr(path.relative_to(root).as_posix(), content)
         if spec_file is not None:
             zipped.write(spec_file, f"specs/{Path(spec_file).name}")
+        for folder in presets:
+            for path in sorted(Path(folder).iterdir()):
+                if path.is_file():
+                    zipped.write(path, f"{BUNDLED_PRESETS}/{Path(folder).name}/{path.name}")
     archive.with_suffix(".tmp").replace(archive)
     atomic_write_json(destination / "dataset-metadata.json", {
         "id": f"{owner}/{BUNDLE_SLUG}", "title": "headstart kit", "licenses": [{"name": BUNDLE_LICENSE}],
@@ -250,5 +257,7 @@ def publish_kit(config, backend, kernel_dir: Path, poll_interval: float = 5.0) -
     owner = kernel_owner(api)
     spec_file = Path(config.spec) if config.spec and config.spec.endswith(SPEC_FILES) else None
     secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
-    folder = build_bundle(Path(kernel_dir) / "bundle", owner, spec_file, secrets)
+    presets = tuple(folder for name in run_presets(config.backbones, config.members)
+                    if (folder := local_preset(name)) is not None)
+    folder = build_bundle(Path(kernel_dir) / "bundle", owner, spec_file, secrets, presets=presets)
     return publish_bundle(api, folder, f"{owner}/{BUNDLE_SLUG}", poll_interval)

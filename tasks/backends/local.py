@@ -36,11 +36,20 @@ __all__ = ["LocalBackend", "create_local_competition", "score_submission", "spec
 DEFAULT_DAILY_LIMIT = 5
 
 
-class LocalBackend:
-    """A directory holding one competition: public zip, hidden solution, submissions and leaderboard."""
+BOARDS = ("practice", "hosted")
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+
+class LocalBackend:
+    """A directory holding one competition: public zip, hidden solution, submissions and leaderboard.
+
+    Its submissions go to one of two boards: `practice` (this machine's own runs, as "you") and `hosted` (what
+    `headstart host` serves to its users): a local run never shows on the hosted leaderboard, nor a hosted user's
+    submission in the practice quota."""
+
+    def __init__(self, root: Path, board: str = "practice"):
+        if board not in BOARDS:
+            raise ConfigError(f"board must be one of {BOARDS}, got {board!r}")
+        self.root, self.board = Path(root), board
         settings_path = self.root / "competition.json"
         if not settings_path.is_file():
             raise NotFoundError(f"{self.root}: no local competition here (missing competition.json); "
@@ -88,8 +97,13 @@ class LocalBackend:
             return pd.read_csv(stream, dtype=str, keep_default_na=False)
 
     @property
+    def board_dir(self) -> Path:
+        """Where this board's submissions live (the practice board at the competition's top, as it always was)."""
+        return self.root if self.board == "practice" else self.root / self.board
+
+    @property
     def log(self) -> JsonLines:
-        return JsonLines(self.root / "submissions.jsonl")
+        return JsonLines(self.board_dir / "submissions.jsonl")
 
     def submit(self, path: Path, description: str = "", team: str = "you", now: datetime | None = None) -> dict:
         """Score a submission file and log it; an invalid file is logged with status 'error', as on Kaggle."""
@@ -149,7 +163,7 @@ class LocalBackend:
 
     def stored_file(self, record: dict) -> Path:
         """Where the file of a submission is kept (what DownloadSubmission serves)."""
-        return self.root / "submissions" / f"{record['ref']}-{Path(record['file_name']).name}"
+        return self.board_dir / "submissions" / f"{record['ref']}-{Path(record['file_name']).name}"
 
     team = "you"  # the team this machine submits as (`headstart host` serves other users under their names)
 
