@@ -260,16 +260,18 @@ class KernelStore:
         record = json.loads((directory / "kernel.json").read_text())
         with self.slots:
             self._update(directory, status="RUNNING", started=time.time())
+            outcome = {"status": "ERROR", "failureMessage": "the run was interrupted"}
             try:
                 failure, stdout, stderr = self._run_in_scratch(directory, directory, record, self.run_settings(record))
                 self._write_log(directory, stdout, stderr)
-                self._update(directory, status="COMPLETE" if not failure else "ERROR", failureMessage=failure)
+                outcome = {"status": "COMPLETE" if not failure else "ERROR", "failureMessage": failure}
             except (OSError, HostError, ValueError) as error:
-                self._update(directory, status="ERROR", failureMessage=getattr(error, "message", str(error)))
+                outcome["failureMessage"] = getattr(error, "message", str(error))
             except Exception as error:  # a bug: still an ERROR with a message, never a kernel RUNNING forever
-                self._update(directory, status="ERROR", failureMessage=f"internal error ({type(error).__name__})")
+                outcome["failureMessage"] = f"internal error ({type(error).__name__})"
             finally:
-                self._update(directory, ended=time.time())
+                # In one update: whoever sees the run ended (COMPLETE or ERROR) also sees when it ended.
+                self._update(directory, **outcome, ended=time.time())
 
     def rerun(self, owner: str, slug: str, version: int, name: str) -> tuple[str, Path]:
         """Run a version again, as a code competition scores it: the same source and sources, mounted afresh, with
