@@ -188,7 +188,10 @@ class KaggleBackend:
 
     def send(self, path: Path, description: str = "") -> dict:
         """The three-step upload; returns the pending submission. A failed upload raises (nothing was sent)."""
-        response = self._call("submit", self.api.competition_submit, str(path), description, self.name, quiet=True)
+        # Not tried again within the call: one Kaggle accepted before the error would be two submissions (the
+        # submit step runs again only through the guard, which looks at the submissions first).
+        response = self._call("submit", self.api.competition_submit, str(path), description, self.name, quiet=True,
+                              retry=False)
         if not getattr(response, "ref", 0):
             raise UploadError(f"{self.name}: uploading {Path(path).name} failed "
                                         f"({response.message or 'no submission was created'}); nothing was submitted")
@@ -198,7 +201,8 @@ class KaggleBackend:
     def send_code(self, kernel: str, version: int, file_name: str, description: str = "") -> dict:
         """Submit a kernel version's output file to a code competition; returns the pending submission."""
         response = self._call("submit the notebook output", self.api.competition_submit_code, file_name,
-                              description, self.name, kernel=kernel, kernel_version=version, quiet=True)
+                              description, self.name, kernel=kernel, kernel_version=version, quiet=True,
+                              retry=False)  # as a file's: never twice within the call
         if not getattr(response, "ref", 0):
             raise BackendError(f"{self.name}: code submission of {kernel} v{version} was not created "
                                f"({response.message or 'no reason given'})")
