@@ -105,12 +105,16 @@ def expire_token(host, user: str | None, request):
 def introspect_token(host, user: str | None, request) -> IntrospectTokenResponse:
     """Whether a token is active, and whose: a token `kaggle auth login` was given, to anyone holding it (the client
     asks without credentials right after the exchange); a user's key taken as a token, only to that user, never
-    whose another key is."""
+    whose another key is. `user` is None when the call came with no credentials at all (then any other token is a
+    401: no oracle for keys), "" when with credentials that are not good (a rejected token asking about itself is
+    answered inactive, as Kaggle does: the client then drops it)."""
     users, token = dict(host.settings.users), request.token or ""
     issued = host.tokens.user_of(token)
     if issued:
-        owner = issued if user in (None, issued) else None
+        owner = issued if not user or user == issued else None
     elif user is None:
+        raise HostError(401, "Unauthenticated: IntrospectToken answers about a key only to its holder")
+    elif not user:
         owner = None
     else:
         own = secrets.compare_digest(users[user], token) if user in users else not users and bool(token)

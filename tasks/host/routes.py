@@ -21,22 +21,22 @@ from tasks.host.unimitated import UNIMITATED_ROUTES
 ROUTES = {**COMPETITION_ROUTES, **KERNEL_ROUTES, **DATASET_ROUTES, **MODEL_ROUTES, **AUTH_ROUTES, **UNIMITATED_ROUTES}
 
 
-def dispatch(host: CompetitionHost, rpc: str, caller, request):
+def dispatch(host: CompetitionHost, rpc: str, caller, request, credentials_given: bool = True):
     """Answer one RPC for the caller (`caller()` authenticates them: a 401 if unknown), within the rate limits."""
     handler = ROUTES.get(rpc)
     if handler is None:
         raise HostError(404, f"{rpc} is not supported by headstart host")
-    user = _optional(caller) if rpc in ANONYMOUS else caller()
+    user = _optional(caller, credentials_given) if rpc in ANONYMOUS else caller()
     host.check_rate(user or "", rpc.rpartition("/")[2])
     return handler(host, user, request)
 
 
-def _optional(caller) -> str | None:
-    """The caller when their credentials are good; None when they gave none, or none that are good."""
+def _optional(caller, credentials_given: bool) -> str | None:
+    """The caller when their credentials are good; "" when the ones they gave are not; None when they gave none."""
     try:
         return caller()
     except HostError:
-        return None
+        return "" if credentials_given else None
 
 
 def _inside(root: Path, relative: str) -> Path | None:

@@ -177,7 +177,8 @@ def create_app(host: CompetitionHost) -> FastAPI:
         credentials = (basic.username, basic.password) if basic else None
         token = bearer.credentials if bearer and bearer.scheme.lower() == "bearer" else None
         result = await run_in_threadpool(
-            lambda: dispatch(host, name, lambda: host.authenticate(credentials, token), _parse(name, body)))
+            lambda: dispatch(host, name, lambda: host.authenticate(credentials, token), _parse(name, body),
+                             credentials_given=credentials is not None or token is not None))
         return _answer(result)
 
     for prefix in RPC_PREFIXES:
