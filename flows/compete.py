@@ -84,7 +84,7 @@ def compete(config: Config = Config(), run_id: str | None = None, started: float
         return climb_and_record(config, flow_stages, backend, runner, rung, new_data)
     run_json = stages.compete(config, flow_stages, run_id, started, dataclasses.asdict(runner), backend)
     record = RunRecord.read(run_json)
-    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(backend, record)))
+    best_effort("the run's scores", lambda: publish_scores(record, leaderboard_position(record)))
     best_effort("the run's pictures", lambda: publish_pictures(config, record))
     return run_json
 
@@ -106,16 +106,12 @@ def climb_and_record(config: Config, flow_stages, backend, runner: Runner, rung:
     return Path(details["run"])
 
 
-def leaderboard_position(backend, record: RunRecord) -> int | None:
-    """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed)."""
+def leaderboard_position(record: RunRecord) -> int | None:
+    """Our team's rank on the public leaderboard after the run's submission (None: not submitted, not listed): as
+    the submit stage read it (one request, the competition's userRank), never by paging through the board."""
     if record.backend_result is None:
         return None
-    return our_rank(backend)
-
-
-def our_rank(backend) -> int | None:
-    team = backend.team
-    return next((row["rank"] for row in backend.leaderboard() if row["team"] == team), None)
+    return record.backend_result.get("rank")
 
 
 def publish_pictures(config: Config, record: RunRecord) -> None:

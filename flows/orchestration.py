@@ -22,7 +22,6 @@ from typing import Callable, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from flows.temporary_server import tie_temporary_server_to_this_process
 from tasks.errors import ConfigError, HeadstartError, TransientBackendError
@@ -31,11 +30,21 @@ T = TypeVar("T")
 logger = logging.getLogger("headstart")
 
 
+# After a call's own tries (tasks/backends/retry.py: Retry-After, or about 4, 8, 16, 32 s with jitter), a network
+# step that still fails is run again this much later, with up to half as much again of jitter: minutes, not seconds.
+NETWORK_DELAYS = [30, 120, 300]
+
+
 def _transient(task, task_run, state) -> bool:
-    """Retry condition: only rate limits, server errors and dropped connections are worth another try."""
+    """Retry condition: only rate limits, server errors and dropped connections are worth another try; says what
+    is waited for."""
     try:
         state.result()
-    except TransientBackendError:
+    except TransientBackendError as error:
+        retry = task_run.run_count if task_run is not None else 1
+        if retry <= len(NETWORK_DELAYS):
+            logger.warning("%s failed for now (%s); running it again in about %d s (retry %d of %d)", task.name,
+                           error, NETWORK_DELAYS[retry - 1], retry, len(NETWORK_DELAYS))
         return True
     except BaseException:
         return False
@@ -43,8 +52,8 @@ def _transient(task, task_run, state) -> bool:
 
 
 # The only retries in the kit: on the steps that talk to a competition's backend.
-NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),
-                       retry_jitter_factor=0.2, retry_condition_fn=_transient)
+NETWORK_RETRIES = dict(retries=len(NETWORK_DELAYS), retry_delay_seconds=NETWORK_DELAYS, retry_jitter_factor=0.5,
+                       retry_condition_fn=_transient)
 
 
 def stage_task(function: Callable, network: bool = False, **options):

@@ -28,8 +28,8 @@ def resource_id(competition: str) -> str:
 def snapshot_now(backend: Backend) -> dict:
     """The competition as the backend answers now: leaderboard, our submissions, the file listing."""
     team = backend.team  # on Kaggle, read from our submissions: once, not once per use
-    return watch.take_snapshot(backend.leaderboard(), backend.submissions(team), backend.data_files(), team,
-                               metric_of(backend))
+    return watch.take_snapshot(backend.leaderboard(limit=watch.ROWS_READ), backend.submissions(team),
+                               backend.data_files(), team, metric_of(backend), rank=backend.rank())
 
 
 def metric_of(backend: Backend) -> str:
@@ -57,10 +57,11 @@ submit_to_backend = stage_task(submit_file, network=True)
 def send_submission(config: Config, backend: Backend, submission: Path) -> dict:
     """A climbed retrain's submission sent (a task, retried on network errors), then its score and our position
     as a Prefect artifact."""
-    from flows.compete import our_rank, publish_submission
+    from flows.compete import publish_submission
 
-    result = submit_to_backend(config, backend, submission)
-    best_effort("the submission", lambda: publish_submission(config.competition, result, submission, our_rank(backend)))
+    result = submit_to_backend(config, backend, submission)  # with our rank as the submit read it (userRank)
+    best_effort("the submission",
+                lambda: publish_submission(config.competition, result, submission, result.get("rank")))
     return result
 
 

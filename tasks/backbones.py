@@ -149,8 +149,9 @@ def build_extractor(spec: BackboneSpec, weights: Path | None, image_size: int | 
     inputs = keras.Input(shape=(size, size, 3), name="pixels")
     if spec.builder == "file":
         from tasks.devices import in_policy
+        from tasks.saved_models import load_model
 
-        base = in_policy(keras.saving.load_model(spec.weights_file, compile=False))
+        base = in_policy(load_model(spec.weights_file))  # its Keras and TensorFlow versions checked first
     else:
         base = getattr(keras.applications, spec.builder)(
             include_top=False, weights=None if weights is None else str(weights), input_shape=(size, size, 3))

@@ -61,7 +61,12 @@ class NotFoundError(BackendError):
 
 
 class TransientBackendError(BackendError):
-    """429, 5xx or a dropped connection: worth retrying later (the network steps do)."""
+    """429, 5xx or a dropped connection: worth retrying later (the network steps do). `status` is the HTTP status
+    (None: no answer); `retry_after` the seconds the server asked to wait (None: it did not say)."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
 
 
 class UploadError(BackendError):

@@ -24,6 +24,10 @@ from tasks.files import JsonLines, atomic_write_json, sha256_text
 
 LOWER_IS_BETTER = {"log_loss"}
 EVENT = "headstart.leaderboard.moved"
+# The rows of the board a watch reads: one page (Kaggle's 20). Our rank comes from the competition's own userRank
+# (one request), so a 5,000-team board is 2 requests, not 250; a team passing us below these rows shows as our rank
+# falling (the rank rule), not by name.
+ROWS_READ = 20
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,9 @@ def _better(metric: str):
 
 
 def take_snapshot(leaderboard: list[dict], submissions: list[dict], files: list[dict], team: str, metric: str,
-                  now: datetime | None = None) -> dict:
-    """A snapshot from what the backend answered: the board (best first), our submissions, the file listing."""
+                  now: datetime | None = None, rank: int | None = None) -> dict:
+    """A snapshot from what the backend answered: the board (best first, its first rows), our submissions, the file
+    listing, and our rank (given, else found among the rows)."""
     better = _better(metric)
     scores = [record["public_score"] for record in submissions if record.get("public_score") is not None]
     best = None
@@ -72,11 +77,14 @@ def take_snapshot(leaderboard: list[dict], submissions: list[dict], files: list[
     listing = sorted((str(item["name"]), int(item.get("size") or 0), str(item.get("date") or "")) for item in files)
     return {"taken": (now or datetime.now(timezone.utc)).isoformat(), "team": team, "metric": metric,
             "leaderboard": [{"rank": row["rank"], "team": row["team"], "score": row["score"]} for row in leaderboard],
+            "rank": rank if rank is not None else next((row["rank"] for row in leaderboard if row["team"] == team), None),
             "our_best": best, "files": [list(item) for item in listing],
             "files_digest": sha256_text(json.dumps(listing))[:16]}
 
 
 def _rank(snapshot: dict) -> int | None:
+    if snapshot.get("rank") is not None:
+        return snapshot["rank"]
     return next((row["rank"] for row in snapshot["leaderboard"] if row["team"] == snapshot["team"]), None)
 
 

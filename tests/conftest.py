@@ -23,6 +23,12 @@ for _name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
 import prefect.main  # noqa: E402, F401  (configures logging)
 import pytest  # noqa: E402
 
+import tasks.backends.retry as _retry  # noqa: E402
+
+# Kaggle calls that fail for now are tried again after a backoff of seconds to minutes; in tests, of milliseconds
+# (a Retry-After the host sends is still waited as given). tests/test_retry.py checks the real policy.
+_retry.DEFAULT = _retry.Backoff(base=0.02, cap=0.1)
+
 # Prefect configures logging when first imported, closing the handlers that exist then. Imported later,
 # inside a CliRunner (which swaps sys.stderr), it would close TensorFlow's absl handler and with it the
 # stderr stream pytest captured when TensorFlow was imported. Importing it first keeps that from happening.

@@ -109,7 +109,7 @@ class Hosted:
         settings_path = self.backend.root / "competition.json"
         settings = json.loads(settings_path.read_text())
         settings_path.write_text(json.dumps({**settings, "daily_limit": limit}))
-        self.host.backend = LocalBackend(self.backend.root)
+        self.host.backend = LocalBackend(self.backend.root, board=self.backend.board)  # still the hosted board
 
 
 def client_environment(url: str, home: Path, user: str = USER, key: str = KEY) -> dict:

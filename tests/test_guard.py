@@ -88,7 +88,7 @@ def test_quota_falls_back_to_the_local_log(hosted, tmp_path):
     backend, sample, log = kaggle_backend(hosted), sample_path(hosted, tmp_path), tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps({"ref": ref, "date": NOW.isoformat(), "sha256": str(ref), "status": "complete"})
                            + "\n" for ref in range(1, 6)))
-    hosted.host.fail_next(500, path_contains="GetSubmissionLimits")
+    hosted.host.fail_next(500, count=5, path_contains="GetSubmissionLimits")  # every one of the call's tries
     with pytest.raises(QuotaError, match=r"\(5/5 today by the local log\)"):
         guarded_submit(backend, labelled_submission(hosted, tmp_path / "c.csv", "3"), sample, log, now=NOW)
     assert "StartSubmissionUpload" not in rpc_names(hosted)

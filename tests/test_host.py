@@ -5,15 +5,25 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
 
+import pandas as pd
 import pytest
 
+from tasks.backends.local import score_submission
+from tasks.submission import read_submission
 from tests.factories import wait_until
-from tests.hosting import KEY, USER, assert_no_secret, client_environment, labelled_submission, perfect_submission
+from tests.hosting import (
+    KEY,
+    USER,
+    assert_no_secret,
+    call,
+    client_environment,
+    labelled_submission,
+    perfect_submission,
+)
 
 TINY_KERNEL = '''import os, shutil
 from pathlib import Path
@@ -251,27 +261,73 @@ def test_a_lifetime_cap_is_reported_and_enforced(hosted_factory, tmp_path):
     assert result.returncode == 1 and "limit of 1 submissions in all" in result.stdout + result.stderr
 
 
-def test_code_submissions_are_scored_asynchronously(hosted_factory, tmp_path):
-    """A code competition re-runs the notebook: the submission is PENDING, without a score or a leaderboard
-    row, until scoring ends."""
-    hosted = hosted_factory(run_kernels=False, code_competition=True, code_scoring_seconds=1.5)
+RERUN_KERNEL = '''import os, shutil, time
+from pathlib import Path
+inputs = Path(os.environ["HEADSTART_KAGGLE_INPUT"])
+working = Path(os.environ["HEADSTART_KAGGLE_WORKING"])
+import pandas as pd
+sample = pd.read_csv(inputs / "competitions" / "digits" / "sample_submission.csv")
+rerun = bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
+if rerun:
+    time.sleep(2)  # long enough to be seen PENDING
+sample["Label"] = 7 if rerun else 1  # what Kaggle scores, and what the notebook left to see
+sample.to_csv(working / "submission.csv", index=False)
+'''
+
+
+def _kernel_run_ended(hosted, slug: str) -> dict:
+    """The host's record of the user's kernel once its run is COMPLETE or ERROR."""
+    return wait_until(lambda: (record := hosted.host.kernels.record(USER, slug))["status"] in ("COMPLETE", "ERROR")
+                      and record, 60, f"kernel {slug} to end")
+
+
+def test_code_submissions_are_scored_from_the_kernels_second_run(hosted_factory, tmp_path):
+    """Kaggle scores a code submission from the notebook run again on the hidden test set, not from the file its
+    first run left: here that run (KAGGLE_IS_COMPETITION_RERUN set) answers 7 everywhere where the visible file
+    says 1, and the score is the 7s'. PENDING, off the leaderboard, until that run is scored."""
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
     folder = tmp_path / "kernel"
     folder.mkdir()
-    (folder / "layout.py").write_text(LAYOUT_KERNEL)
+    (folder / "rerun.py").write_text(RERUN_KERNEL)
     (folder / "kernel-metadata.json").write_text(json.dumps({
-        "id": f"{USER}/coded", "title": "coded", "code_file": "layout.py", "language": "python",
+        "id": f"{USER}/coded", "title": "coded", "code_file": "rerun.py", "language": "python",
+        "kernel_type": "script", "competition_sources": ["digits"], "enable_internet": False}))
+    hosted.kaggle("kernels", "push", "-p", folder)
+    _kernel_run_ended(hosted, "coded")
+    visible = pd.read_csv(hosted.host.kernels.output_file(USER, "coded", 1, "submission.csv"))
+    assert set(visible["Label"]) == {1}
+    hosted.kaggle("competitions", "submit", "digits", "-k", f"{USER}/coded", "-v", "1", "-f", "submission.csv",
+                  "-m", "code")
+    assert "PENDING" in hosted.kaggle("competitions", "submissions", "digits").stdout
+    assert hosted.backend.leaderboard() == []
+    scored = wait_until(lambda: next((record for record in hosted.backend.submissions()
+                                      if record["status"] != "pending"), None), 60, "the code submission's score")
+    sevens = labelled_submission(hosted, tmp_path / "sevens.csv", "7")
+    expected = score_submission(read_submission(sevens), hosted.backend.solution(), hosted.backend.spec)
+    assert scored["status"] == "complete" and scored["public_score"] == expected["public"]
+    hosted.kaggle("competitions", "submission-download", str(scored["ref"]), "-p", tmp_path / "scored")
+    assert set(pd.read_csv(next((tmp_path / "scored").iterdir()))["Label"]) == {7}
+
+
+def test_a_failed_scoring_run_is_an_error_without_a_description(hosted_factory, tmp_path):
+    """As Kaggle's often is (the reason shows on its page, not in errorDescription)."""
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    (folder / "rerun.py").write_text(RERUN_KERNEL.replace("if rerun:", "if rerun:\n    raise SystemExit('no')"))
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/failing", "title": "failing", "code_file": "rerun.py", "language": "python",
         "kernel_type": "script", "competition_sources": ["digits"]}))
     hosted.kaggle("kernels", "push", "-p", folder)
-    perfect_submission(hosted, hosted.host.kernels.output_dir(USER, "coded") / "submission.csv")
     from tasks.backends.kaggle import KaggleBackend, kaggle_spec
 
-    backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.05, poll_timeout=0.3)
-    assert backend.send_code(f"{USER}/coded", 1, "submission.csv")["status"] == "pending"
-    assert "PENDING" in hosted.kaggle("competitions", "submissions", "digits").stdout
-    assert backend.leaderboard() == []
-    time.sleep(1.5)
-    assert backend.submissions()[0]["status"] == "complete" and backend.submissions()[0]["public_score"] == 1.0
-    assert [row["team"] for row in backend.leaderboard()] == [USER]
+    backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.1, poll_timeout=120)
+    _kernel_run_ended(hosted, "failing")
+    record = backend.wait(backend.send_code(f"{USER}/failing", 1, "submission.csv")["ref"])
+    assert record["status"] == "error" and record["error"] is None
+    listing = call(hosted.server.url + "/api/v1/competitions.CompetitionApiService/ListSubmissions",
+                   {"competitionName": "digits"})[1]
+    assert listing["submissions"][0]["status"] == "ERROR" and not listing["submissions"][0].get("errorDescription")
 
 
 def _post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
@@ -306,7 +362,7 @@ def test_bodies_are_typed_and_capped(hosted_factory):
 
 def test_every_served_rpc_is_one_of_the_clients(hosted):
     """The routes are checked against kagglesdk's own service definitions: a renamed RPC fails here."""
-    from tasks.host.api import ROUTES
+    from tasks.host.routes import ROUTES
     from tasks.host.rpc import rpc_types
 
     assert set(ROUTES) <= set(rpc_types())

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.backends.kaggle import (
-    AccessDeniedError,
-    AuthenticationError,
-    BackendError,
-    KaggleBackend,
-    UploadError,
-    kaggle_spec,
-)
-from tasks.errors import SpecError
+from tasks.backends.kaggle import KaggleBackend, kaggle_spec
+from tasks.errors import AccessDeniedError, AuthenticationError, BackendError, SpecError, UploadError
 from tests.hosting import KEY, USER, assert_no_secret, perfect_submission
 
 SUBMISSION_RPCS = ("StartSubmissionUpload", "CreateSubmission")
@@ -36,7 +29,12 @@ def test_download_unpacks_and_skips_when_unchanged(hosted, tmp_path):
     first = (raw / "train.csv").stat().st_mtime_ns
     assert backend.download(raw) == backend.spec
     assert (raw / "train.csv").stat().st_mtime_ns == first  # not unpacked again
-    assert len(sent(hosted, "DownloadDataFiles")) == 2
+    # Nor downloaded again: Kaggle rate-limits DownloadDataFiles for 30 minutes and more (kaggle-cli issue 931); the
+    # file listing (names, sizes, dates) said nothing changed.
+    assert sent(hosted, "DownloadDataFiles", "ListDataFiles") == ["ListDataFiles", "DownloadDataFiles", "ListDataFiles"]
+    (raw / "train.csv").unlink()  # a file gone from here: downloaded again
+    backend.download(raw)
+    assert (raw / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 2
 
 
 def test_submit_polls_until_scored_then_lists(hosted, tmp_path):
@@ -126,8 +124,9 @@ def test_unknown_competition_and_missing_spec(hosted):
         kaggle_spec("my-own-competition")
 
 
-def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
-    """503 twice, then the download works: Prefect's retry condition lets only 429/5xx through."""
+def test_transient_failures_are_retried_by_the_call_then_by_the_task(prefect_server, hosted, caplog):
+    """A 503 and a 429 are tried again by the call itself; past its 5 tries, Prefect runs the step again (its retry
+    condition lets only 429/5xx through); a 403 is tried once. Every wait says what it waits for."""
     from flows.compete import STAGES
     from tasks.config import Config
 
@@ -138,10 +137,14 @@ def test_transient_failures_are_retried_by_the_task(prefect_server, hosted):
     hosted.host.fail_next(429, count=1, path_contains="DownloadDataFiles")
     spec, raw = fetch(config, backend)
     assert (Path(raw) / "train.csv").is_file() and len(sent(hosted, "DownloadDataFiles")) == 3
-    hosted.host.fail_next(403, count=5, path_contains="DownloadDataFiles")
+    assert "Kaggle could not download the competition files for 'digits' (503): waiting" in caplog.text
+    hosted.host.fail_next(503, count=6, path_contains="ListDataFiles")  # the call's 5 tries, then the task's second
+    fetch(config, backend)
+    assert len(sent(hosted, "ListDataFiles")) == 1 + 7 and len(sent(hosted, "DownloadDataFiles")) == 3
+    hosted.host.fail_next(403, count=5, path_contains="ListDataFiles")
     with pytest.raises(AccessDeniedError):
         fetch(config, backend)
-    assert len(sent(hosted, "DownloadDataFiles")) == 4  # a 403 is not retried
+    assert len(sent(hosted, "ListDataFiles")) == 9  # a 403 is not retried
 
 
 def test_compete_flow_with_the_kaggle_backend(prefect_server, hosted, caplog, capfd, monkeypatch):
@@ -211,7 +214,7 @@ def _http_error(status: int, message: str):
 
 def test_a_403_gets_rules_advice_only_for_competitions():
     """Dataset and kernel calls are refused for other reasons: the server's message says which."""
-    from tasks.backends.kaggle import explain_http_error
+    from tasks.backends.kaggle_client import explain_http_error
 
     dataset = explain_http_error(_http_error(403, "Dataset is still processing"), "alice/headstart-kit",
                                  "create a dataset version")
@@ -248,3 +251,43 @@ def test_code_competitions_are_recognised_by_the_competition_itself(hosted_facto
     code = hosted_factory(run_kernels=False, code_competition=True)  # the client now goes to this host
     assert open_backend(code).is_code_competition() is True
     assert "GetCompetition" in sent(code, "GetCompetition") and not sent(code, "ListCompetitions")
+
+
+def test_a_rejected_access_token_says_so_and_how_to_make_one(hosted, monkeypatch):
+    """The client drops a token Kaggle calls inactive and says so only in a debug log: not "no credentials"."""
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_" + "0" * 32)
+    with pytest.raises(AuthenticationError) as alone:
+        open_backend(hosted)
+    assert "rejected the access token in KAGGLE_API_TOKEN (expired or revoked)" in str(alone.value)
+    assert "Generate New Token" in str(alone.value) and "no Kaggle credentials" not in str(alone.value)
+    # Beside a good key the client falls back to it, yet sends the rejected token with every call (a 401 each).
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    with pytest.raises(AuthenticationError, match="rejected the access token in KAGGLE_API_TOKEN"):
+        open_backend(hosted)
+
+
+def test_kernel_status_and_output_refusals_get_the_same_help(hosted_factory, tmp_path, monkeypatch):
+    """kernels_status and kernels_output turn 401 and 403 into ValueError: the kit explains them as every call."""
+    from tasks.backends.kernel_runs import download_output, kernel_status
+
+    hosted = hosted_factory(run_kernels=False, users=((USER, KEY), ("bob", "bob-key")))
+    folder = tmp_path / "bobs"
+    folder.mkdir()
+    (folder / "run.py").write_text("print(1)\n")
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": "bob/private-kernel", "title": "private kernel", "code_file": "run.py", "language": "python",
+        "kernel_type": "script"}))
+    hosted.kaggle("kernels", "push", "-p", folder, KAGGLE_USERNAME="bob", KAGGLE_KEY="bob-key")
+    backend = open_backend(hosted)
+    with pytest.raises(AccessDeniedError, match=r"refused to check the kernel for 'bob/private-kernel/1' \(403: "
+                                                 r"Permission 'kernels.get' was denied"):
+        kernel_status(backend.api, "bob/private-kernel/1")
+    record = {"kernel": "bob/private-kernel", "version": 1, "competition": "digits"}
+    with pytest.raises(AccessDeniedError, match="refused to download the kernel output"):
+        download_output(backend, tmp_path / "out", record)
+    monkeypatch.setenv("KAGGLE_KEY", "wrong")
+    with pytest.raises(AuthenticationError, match="401.*KAGGLE_API_TOKEN"):
+        kernel_status(open_backend(hosted).api, "bob/private-kernel/1")

@@ -81,11 +81,12 @@ def test_a_push_without_a_version_number_is_a_clear_error(tmp_path):
     """kagglesdk's push response has an optional version number: never int(None)."""
     from types import SimpleNamespace
 
-    from tasks.backends.kernels import push_kernel
+    from tasks.backends.kernel_runs import push_kernel
     from tasks.errors import BackendError
 
     folder = render_kernel(tmp_path, USER, "digits", KernelConfig())
-    api = SimpleNamespace(config_values={}, kernels_push=lambda folder: SimpleNamespace(error="", version_number=None))
+    api = SimpleNamespace(config_values={}, kernels_push=lambda folder, **options: SimpleNamespace(error="",
+                                                                                       version_number=None))
     with pytest.raises(BackendError, match="accepted alice/headstart-digits but named no version"):
         push_kernel(api, folder)
 
@@ -193,7 +194,9 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
                         .read_text())
     assert record["kernel"] == "alice/headstart-digits" and record["version"] == 1
     assert record["bundle"] == "alice/headstart-kit/1"  # the kernel is attached to the version just published
-    assert hosted.host.kernels.record(USER, "headstart-digits")["datasetDataSources"] == ["alice/headstart-kit/1"]
+    pushed = hosted.host.kernels.record(USER, "headstart-digits")
+    assert pushed["datasetDataSources"] == ["alice/headstart-kit/1"]
+    assert pushed["sessionTimeoutSeconds"] == 43200  # Kaggle's 12 h, asked for (kaggle kernels push -t)
     assert record["submission"]["status"] == "complete" and record["submission"]["public_score"] > 0.3
     assert (Path(record["output"]) / "submission.csv").is_file()
     rpcs = [rpc.split("/")[-1] for rpc in hosted.host.rpcs()]
@@ -207,7 +210,7 @@ def test_kernel_push_end_to_end_in_a_code_competition(prefect_server, hosted_fac
 def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_path):
     """Kaggle processes a dataset version asynchronously and refuses a new one meanwhile (403): publishing
     waits for the last version, and returns only once the new one is ready."""
-    from tasks.backends.kaggle import authenticated_api
+    from tasks.backends.kaggle_client import authenticated_api
     from tasks.backends.kernels import publish_kit
     from tasks.config import Config
 
@@ -247,8 +250,8 @@ def test_a_kernel_push_is_never_retried(prefect_server, hosted, tmp_path):
 def test_sources_kaggle_cannot_attach_fail_the_push_by_name(hosted_factory, tmp_path):
     """Kaggle pushes (and runs) a kernel whose sources it could not attach, naming them in
     invalidDatasetSources etc., not in `error`: the kit must not carry on with a kernel missing its inputs."""
-    from tasks.backends.kaggle import authenticated_api
-    from tasks.backends.kernels import push_kernel
+    from tasks.backends.kaggle_client import authenticated_api
+    from tasks.backends.kernel_runs import push_kernel
     from tasks.errors import BackendError
 
     hosted = hosted_factory(run_kernels=False)
@@ -268,3 +271,136 @@ def run_and_check_submission(code: Path, environment: dict, cwd: Path, root: Pat
     sample = read_submission(root / "input" / "competitions" / "digits" / "sample_submission.csv")
     validate_submission(read_submission(working / "submission.csv"), sample, DIGIT_RECOGNIZER.with_slug("digits"),
                         "submission.csv")
+
+
+def published_kernel_output(hosted, tmp_path, slug: str, version: int) -> dict:
+    """A version of a kernel pushed with the kaggle CLI, and left by the host (which runs none here) with the
+    same submission.csv as every other version: the record the kit's push would have written for it."""
+    folder = tmp_path / slug
+    folder.mkdir(exist_ok=True)
+    (folder / "run.py").write_text(f"print('version {version}')\n")
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/{slug}", "title": slug, "code_file": "run.py", "language": "python", "kernel_type": "script",
+        "competition_sources": ["digits"]}))
+    hosted.kaggle("kernels", "push", "-p", folder)
+    sample = hosted.backend.sample_submission()
+    sample["Label"] = "3"
+    sample.to_csv(hosted.host.kernels.output_dir(USER, slug, version) / "submission.csv", index=False)
+    return {"competition": "digits", "kernel": f"{USER}/{slug}", "version": version, "kit_sha256": "ab" * 32}
+
+
+def test_a_new_kernel_version_is_a_new_code_submission_even_with_the_same_output(hosted_factory, tmp_path):
+    """In a code competition Kaggle scores the version's run on the hidden test set: the guard knows a submission
+    by its kernel version and kit, so v2 is sent although its visible submission.csv is v1's, byte for byte; v2
+    again is not."""
+    from tasks.backends import backend_for
+    from tasks.backends.kernel_runs import download_output, submit_kernel_output
+    from tasks.config import Config
+
+    hosted = hosted_factory(run_kernels=False, code_competition=True)
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    backend, kernel_dir = backend_for(config), config.paths.kernels("digits")
+    records = [published_kernel_output(hosted, tmp_path, "coded-kernel", version) for version in (1, 2)]
+    results = [submit_kernel_output(config, backend, download_output(backend, kernel_dir, record), record)
+               for record in (*records, records[1])]
+    assert [result.get("duplicate", False) for result in results] == [False, False, True]
+    assert results[0]["ref"] != results[1]["ref"] == results[2]["ref"]
+    assert results[0]["sha256"] == results[1]["sha256"]  # the same visible file
+    assert [rpc.split("/")[-1] for rpc in hosted.host.rpcs()].count("CreateCodeSubmission") == 2
+    assert results[1]["identity"] == f"kernel {USER}/coded-kernel v2, kit {'ab' * 6}"
+
+
+def test_the_kit_is_pinned_to_the_version_it_uploaded_when_kaggle_registers_it_late(hosted_factory, tmp_path):
+    """Kaggle reports a new dataset version's number some time after the upload (GetDataset still says the last
+    one): pinning what it reports then would attach the kernel to the previous kit."""
+    from tasks.backends import backend_for
+    from tasks.backends.kernels import publish_kit
+    from tasks.config import Config
+
+    hosted = hosted_factory(run_kernels=False, dataset_registration_seconds=2.0)
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    backend = backend_for(config)
+    assert publish_kit(config, backend, tmp_path, poll_interval=0.1) == "alice/headstart-kit/1"
+    assert publish_kit(config, backend, tmp_path, poll_interval=0.1) == "alice/headstart-kit/2"
+    assert publish_kit(config, backend, tmp_path, poll_interval=0.1) == "alice/headstart-kit/3"
+
+
+BLOCKER = "import time\ntime.sleep(6)\n"
+
+
+def test_a_push_that_outlives_the_wait_is_collected_later(prefect_server, hosted_factory, tmp_path):
+    """The push is recorded before anything can fail; when the wait ends first (here: Kaggle's queue, one kernel at
+    a time), `headstart kernel collect` waits for that version, downloads its output and submits it (with our rank),
+    pushing nothing; `kernel status` and `kernel output` read the same push."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.kernel import kernel_push
+    from tasks.config import Config
+    from tasks.errors import BackendError
+
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, kernels_at_once=1)
+    (tmp_path / "blocker").mkdir()
+    (tmp_path / "blocker" / "run.py").write_text(BLOCKER)
+    (tmp_path / "blocker" / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/blocker", "title": "blocker", "code_file": "run.py", "language": "python",
+        "kernel_type": "script"}))
+    hosted.kaggle("kernels", "push", "-p", tmp_path / "blocker")
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle", spec=hosted.spec_file)
+    with pytest.raises(BackendError, match=r"still QUEUED after 1 s .*`headstart kernel collect digits`"):
+        kernel_push(config, KernelConfig(settings=SETTINGS, poll_interval=0.2, timeout=1))
+    pushes = [rpc for rpc in hosted.host.rpcs() if rpc.endswith("SaveKernel")]
+    options = ["digits", "--data-dir", str(hosted.data_dir)]
+    runner = CliRunner(env={"COLUMNS": "200"})
+    waiting = runner.invoke(app, ["kernel", "status", *options])
+    assert waiting.exit_code == 0 and f"kernel {USER}/headstart-digits v1" in waiting.output
+    collected = runner.invoke(app, ["kernel", "collect", *options, "--spec", hosted.spec_file,
+                                    "--poll-interval", "0.2"])
+    assert collected.exit_code == 0, collected.output
+    assert f"kernel {USER}/headstart-digits v1: output in" in collected.output
+    assert "submission 1: status complete, public score 0." in collected.output
+    assert "rank 1 on the public leaderboard" in collected.output and "None" not in collected.output
+    assert [rpc for rpc in hosted.host.rpcs() if rpc.endswith("SaveKernel")] == pushes  # nothing pushed again
+    done = runner.invoke(app, ["kernel", "status", *options])
+    assert done.exit_code == 0 and "COMPLETE" in done.output
+    listed = runner.invoke(app, ["kernel", "output", *options])
+    assert listed.exit_code == 0 and "submission.csv" in listed.output and "headstart-digits.log" in listed.output
+
+
+FAILING_RERUN = '''import os
+import pandas as pd
+if os.environ.get("KAGGLE_IS_COMPETITION_RERUN"):
+    raise SystemExit("the hidden test set broke it")
+inputs, working = os.environ["HEADSTART_KAGGLE_INPUT"], os.environ["HEADSTART_KAGGLE_WORKING"]
+pd.read_csv(f"{inputs}/competitions/digits/sample_submission.csv").to_csv(f"{working}/submission.csv", index=False)
+'''
+
+
+def test_an_error_without_a_description_says_so(prefect_server, hosted_factory, tmp_path):
+    """A code submission whose scoring run fails comes back as an error with an empty errorDescription (Kaggle's
+    often does): `headstart kernel collect` says Kaggle gave no reason, never "None"."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tasks.backends.kernel_runs import PUSHED
+    from tasks.config import Config
+    from tasks.files import atomic_write_json
+
+    hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
+    folder = tmp_path / "failing"
+    folder.mkdir()
+    (folder / "run.py").write_text(FAILING_RERUN)
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/failing-kernel", "title": "failing kernel", "code_file": "run.py", "language": "python",
+        "kernel_type": "script", "competition_sources": ["digits"]}))
+    hosted.kaggle("kernels", "push", "-p", folder)
+    config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle")
+    atomic_write_json(config.paths.kernels("digits") / PUSHED, {  # as `headstart kernel push` records a push
+        "competition": "digits", "kernel": f"{USER}/failing-kernel", "version": 1, "kit_sha256": None,
+        "session_timeout": 43200, "pushed": "2026-01-01T00:00:00+00:00"})
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, [
+        "kernel", "collect", "digits", "--data-dir", str(hosted.data_dir), "--spec", hosted.spec_file,
+        "--poll-interval", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "submission 1: status error: Kaggle gave no reason (its errorDescription is empty)" in result.output
+    assert "None" not in result.output

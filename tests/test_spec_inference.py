@@ -224,7 +224,7 @@ def test_a_kaggle_run_without_a_spec_infers_and_saves_one(hosted, tmp_path, capl
 
 def test_a_notebook_mount_without_a_spec_infers_one(tmp_path):
     """Inside a Kaggle notebook (no internet for the metric) the mounted files decide."""
-    from tasks.backends.kaggle import MountedBackend
+    from tasks.backends.mounted import MountedBackend
 
     write_digit_recognizer(tmp_path / "input")
     backend = MountedBackend(None, tmp_path / "input", slug="mounted")

@@ -56,6 +56,23 @@ def score_text(value) -> str:
     return "none" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def submission_summary(record: dict) -> str:
+    """A submission's outcome in words: its score and our rank once scored, what to do while it is pending, the
+    error Kaggle gave, or that it gave none (an empty errorDescription is common): never a bare None."""
+    status = record.get("status") or "unknown"
+    if status == "complete":
+        rank = record.get("rank")
+        return f"status complete, public score {score_text(record.get('public_score'))}" + (
+            f", rank {rank} on the public leaderboard" if rank is not None else "")
+    if status == "pending":
+        return "status pending: still being scored (`headstart submissions` shows its score later)"
+    if status == "error":
+        reason = record.get("error") or ("Kaggle gave no reason (its errorDescription is empty); the competition's "
+                                         "page, under My Submissions, may say more")
+        return f"status error: {reason}"
+    return f"status {status}"
+
+
 def check_run_choices(config, runner) -> None:
     """Refuse, before Prefect starts or anything is fetched, a local competition that does not exist, a member,
     backbone or view that does not exist, or a Dask scheduler that does not answer; then load TensorFlow quietly."""

@@ -35,6 +35,11 @@ def host(
                                  "solution and any file this user can.")] = False,
     dataset_processing_seconds: Annotated[float, typer.Option(
         help="A new dataset version is not ready until this many seconds after upload, as on Kaggle.")] = 0.0,
+    dataset_registration_seconds: Annotated[float, typer.Option(
+        help="A new dataset version's number is reported (and mounted) only this many seconds after upload.")] = 0.0,
+    rate_limit: Annotated[Optional[list[str]], typer.Option(
+        "--rate-limit", help="METHOD=CALLS/SECONDS: more calls of that RPC per user are answered 429 with "
+                             "Retry-After, as Kaggle does (e.g. DownloadDataFiles=1/1800; repeatable).")] = None,
     code_scoring_seconds: Annotated[float, typer.Option(
         help="A code submission stays PENDING this long (Kaggle re-runs the notebook to score it).")] = 0.0,
     total_limit: Annotated[Optional[int], typer.Option(
@@ -42,7 +47,11 @@ def host(
     deadline: Annotated[Optional[datetime], typer.Option(
         help="The competition's end (UTC): private scores stay hidden until then (default: it never ends).")] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest file a client may upload, in MiB.")] = 2048,
-    kernel_timeout: Annotated[float, typer.Option(min=1, help="A pushed kernel's time limit, in seconds.")] = 3600,
+    kernel_timeout: Annotated[float, typer.Option(
+        min=1, help="A pushed kernel's longest time limit, in seconds: its own session timeout (`kaggle kernels "
+                    "push -t`) when shorter.")] = 3600,
+    kernel_internet: Annotated[bool, typer.Option(
+        help="Let a kernel pushed with enable_internet reach the network (--no-kernel-internet: none may).")] = True,
     kernel_memory_mb: Annotated[int, typer.Option(
         min=256, help="A kernel's address space, in MiB (TensorFlow needs about 2,300).")] = 8192,
     kernel_processes: Annotated[int, typer.Option(
@@ -58,7 +67,7 @@ def host(
     """Serve a local competition over Kaggle's HTTP API, for the unmodified kaggle client (CLI or library)."""
     from tasks.backends.local import LocalBackend
     from tasks.errors import ConfigError
-    from tasks.host.common import HostSettings, parse_users
+    from tasks.host.common import HostSettings, parse_rate_limits, parse_users
     from tasks.host.sandbox import kernel_refusal
     from tasks.host.server import HostServer
     from tasks.host.state import CompetitionHost
@@ -69,6 +78,8 @@ def host(
                             rules_accepted_by=tuple(rules_accepted_by) if rules_accepted_by else None,
                             run_kernels=run_kernels, unsafe_kernels=unsafe_kernels,
                             dataset_processing_seconds=dataset_processing_seconds,
+                            dataset_registration_seconds=dataset_registration_seconds,
+                            rate_limits=parse_rate_limits(rate_limit or []), kernel_internet=kernel_internet,
                             code_scoring_seconds=code_scoring_seconds, total_limit=total_limit,
                             max_upload_bytes=max_upload_mb * 2**20, deadline=_naive_utc(deadline),
                             kernel_timeout=kernel_timeout, kernel_memory_bytes=kernel_memory_mb * 2**20,

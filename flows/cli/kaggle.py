@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from flows.cli.common import (
     AsJson,
@@ -19,6 +18,7 @@ from flows.cli.common import (
     print_json,
     print_table,
     score_text,
+    submission_summary,
 )
 
 
@@ -69,7 +69,5 @@ def submit(
     config = Config(competition=competition, data_dir=str(data_dir), backend=backend, spec=spec, message=message)
     path = file or newest_submission(config.paths.submissions(competition))
     record = submit_file(config, backend_for(config), path, force=force, if_duplicate="raise")
-    console.print(f"{competition}: submission {record.get('ref')} of {path.name}: status {record.get('status')}, "
-                  f"public score {record.get('public_score')}", soft_wrap=True, highlight=False, markup=False)
-    if record.get("error"):
-        console.print(f"[red]submission error:[/] {escape(str(record['error']))}", soft_wrap=True, highlight=False)
+    console.print(f"{competition}: submission {record.get('ref')} of {path.name}: {submission_summary(record)}",
+                  soft_wrap=True, highlight=False, markup=False)

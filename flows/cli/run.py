@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from flows.cli.common import (
     AsJson,
@@ -16,6 +15,7 @@ from flows.cli.common import (
     print_table,
     score_text,
     stdout_for_results,
+    submission_summary,
 )
 from flows.cli.options import DataDirOption
 from tasks.record import RunRecord, run_json_path
@@ -66,9 +66,7 @@ def show_run(record: RunRecord) -> None:
     result = record.backend_result
     if result is not None:
         console.print(f"public leaderboard score: {score_text(result.get('public_score'))} "
-                      f"(status {result.get('status')})", soft_wrap=True, highlight=False)
-        if result.get("error"):
-            console.print(f"[red]submission error:[/] {escape(str(result['error']))}", soft_wrap=True)
+                      f"({submission_summary(result)})", soft_wrap=True, highlight=False, markup=False)
     console.print(f"submission: {record.submission}", soft_wrap=True, highlight=False)
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from tasks.backends.base import Backend
 from tasks.backends.guard import LOG_NAME, guarded_submit
-from tasks.backends.kaggle import KaggleBackend, MountedBackend, known_kaggle_spec, remember_given_spec
+from tasks.backends.kaggle import KaggleBackend, known_kaggle_spec, remember_given_spec
 from tasks.backends.local import DEFAULT_DAILY_LIMIT, LocalBackend, create_local_competition
+from tasks.backends.mounted import MountedBackend
 from tasks.backends.practice import DIGITS, ensure_digits
 from tasks.competitions import BUILTIN_SPECS, CompetitionSpec, resolve_spec
-from tasks.errors import ConfigError
+from tasks.errors import BackendError, ConfigError
 from tasks.paths import DataPaths
 from tasks.spec_inference import SPEC_FILE, infer_spec, read_spec_values, saved_spec, write_spec_toml
+
+logger = logging.getLogger("headstart")
 
 
 def require_local_competition(name: str, paths: DataPaths) -> None:
@@ -117,8 +121,20 @@ def submit_file(config, backend: Backend, submission: Path, force: bool = False,
     A file sent before is not sent again: its earlier record comes back (`duplicate: True`), or with
     `if_duplicate="raise"` a DuplicateSubmissionError; `force` sends it anyway."""
     log_path = config.paths.submissions(config.competition) / LOG_NAME
-    return guarded_submit(backend, submission, sample_submission(config, backend), log_path, config.message, force,
-                          if_duplicate=if_duplicate)
+    return with_rank(backend, guarded_submit(backend, submission, sample_submission(config, backend), log_path,
+                                             config.message, force, if_duplicate=if_duplicate))
+
+
+def with_rank(backend: Backend, record: dict) -> dict:
+    """A scored submission's record with our place on the public leaderboard after it (`rank`), as a competitor
+    wants it next to the score; one request (the competition's userRank), None when it cannot be had."""
+    if record.get("status") != "complete":
+        return record
+    try:
+        return {**record, "rank": backend.rank()}
+    except BackendError as error:
+        logger.warning("%s: scored, but our rank could not be read (%s)", backend.name, error)
+        return {**record, "rank": None}
 
 
 def sample_submission(config, backend: Backend) -> Path:

@@ -55,8 +55,12 @@ class Backend(Protocol):
     def submissions(self, team: str | None = None) -> list[dict]:
         """Submissions as records (ref, date, status, scores, description), newest last or first by backend."""
 
-    def leaderboard(self) -> list[dict]:
-        """The public leaderboard, best first: rank, team, score, date."""
+    def leaderboard(self, limit: int | None = None) -> list[dict]:
+        """The public leaderboard, best first: rank, team, score, date (its first `limit` rows: fewer requests)."""
+
+    def rank(self) -> int | None:
+        """Our team's place on the public leaderboard (None before our first scored submission), without reading
+        the whole board."""
 
     def limits(self) -> dict | None:
         """Today's quota (daily_limit, used, remaining, limited_by_total); None when the server does not say."""

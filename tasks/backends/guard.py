@@ -113,20 +113,29 @@ def newest_submission(directory: Path) -> Path:
     return files[-1]
 
 
-def _refuse_duplicate(path: Path, previous: dict) -> None:
+def _refuse_duplicate(path: Path, previous: dict, identity: str | None) -> None:
+    what = f"this submission ({identity})" if identity else f"this exact file (sha256 {previous['sha256'][:12]})"
     raise DuplicateSubmissionError(
-        f"{path.name}: this exact file (sha256 {previous['sha256'][:12]}) was submitted already as ref "
-        f"{previous.get('ref')} on {previous.get('date')} (status {previous.get('status')}, public score "
-        f"{previous.get('public_score')}); nothing was sent; use --force to send it again")
+        f"{path.name}: {what} was submitted already as ref {previous.get('ref')} on {previous.get('date')} (status "
+        f"{previous.get('status')}, public score {shown_score(previous.get('public_score'))}); nothing was sent; use "
+        "--force to send it again")
+
+
+def shown_score(score) -> str:
+    """A score as a person reads it: 'none yet' for one Kaggle has not given (pending, or an error)."""
+    return "none yet" if score is None else f"{score:.5g}" if isinstance(score, float) else str(score)
 
 
 def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, description: str = "",
                    force: bool = False, send: Callable | None = None, now: datetime | None = None,
-                   if_duplicate: str = "raise") -> dict:
+                   if_duplicate: str = "raise", identity: str | None = None) -> dict:
     """Validate, check for duplicates and the quota, send with `send(path, description)`, wait, log.
 
-    A file sent before is refused (DuplicateSubmissionError), or with `if_duplicate="previous"` its
-    earlier record is returned marked `duplicate: True`; `force` sends it again.
+    A submission sent before is refused (DuplicateSubmissionError), or with `if_duplicate="previous"` its
+    earlier record is returned marked `duplicate: True`; `force` sends it again. What makes it the same is its
+    file's sha256, or `identity` when given: a code competition's submission is a kernel version (Kaggle re-runs
+    it on the hidden test set and scores that run), so a new version is a new submission even when the file it
+    left here is byte for byte the last one's.
     """
     path, now = Path(path), now or datetime.now(timezone.utc)
     check_file(path, sample_path, backend.spec)
@@ -134,7 +143,7 @@ def guarded_submit(backend, path: Path, sample_path: Path, log_path: Path, descr
     # One step for every process on this machine: the check, the send and the record, under the log's lock
     # (six processes sending one file at once otherwise all passed the check and sent it five times).
     with log.locked():
-        return _submit_once(backend, path, log, description, force, send, now, if_duplicate)
+        return _submit_once(backend, path, log, description, force, send, now, if_duplicate, identity)
 
 
 def settle_interrupted_sends(backend, log: JsonLines) -> list[dict]:
@@ -164,7 +173,7 @@ def settle_interrupted_sends(backend, log: JsonLines) -> list[dict]:
 
 
 def _submit_once(backend, path: Path, log: JsonLines, description: str, force: bool, send: Callable | None,
-                 now: datetime, if_duplicate: str) -> dict:
+                 now: datetime, if_duplicate: str, identity: str | None) -> dict:
     # A backend that lists our submissions can be asked later whether a cut-off send arrived; only then is the
     # intent logged (a notebook's mount cannot be asked, and cannot send).
     capabilities = backend.capabilities
@@ -173,17 +182,20 @@ def _submit_once(backend, path: Path, log: JsonLines, description: str, force: b
     askable = capabilities.lists_submissions
     digest = sha256_file(path)
     records = settle_interrupted_sends(backend, log) if askable else log.read()
-    previous = next((r for r in reversed(latest_records(records)) if r.get("sha256") == digest), None)
+    same = (lambda r: r.get("identity") == identity) if identity else (lambda r: r.get("sha256") == digest
+                                                                         and not r.get("identity"))
+    previous = next((r for r in reversed(latest_records(records)) if same(r)), None)
     if previous and not force:
         if previous.get("status") == "pending" and capabilities.scores_later:
             # A retry after the file was sent: wait for that submission rather than send it again.
             return log.append({**previous, **backend.wait(previous["ref"])})
         if if_duplicate == "previous":
             return {**previous, "duplicate": True}
-        _refuse_duplicate(path, previous)
+        _refuse_duplicate(path, previous, identity)
     check_quota(server_limits(backend), records, now, capabilities.daily_limit or DEFAULT_DAILY_LIMIT)
     base = {"date": now.isoformat(), "competition": backend.name, "backend": type(backend).__name__,
-            "file": str(path), "sha256": digest, "forced": bool(previous and force)}
+            "file": str(path), "sha256": digest, "forced": bool(previous and force),
+            **({"identity": identity} if identity else {})}
     if askable:
         attempt = secrets.token_hex(8)
         base["attempt"], description = attempt, tagged_description(description, attempt)

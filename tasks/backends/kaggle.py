@@ -7,16 +7,15 @@ authenticates at import time, so the client is imported inside functions, never 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
 import sys
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tasks.backends.base import Capabilities
+from tasks.backends.kaggle_client import authenticated_api, call_kaggle
 from tasks.competitions import (
     BUILTIN_SPECS,
     CompetitionSpec,
@@ -25,131 +24,17 @@ from tasks.competitions import (
     unpack_archive,
 )
 from tasks.errors import (
-    AccessDeniedError,
-    AuthenticationError,
     BackendError,
     NotFoundError,
     SpecError,
-    TransientBackendError,
     UploadError,
 )
 from tasks.files import atomic_write_json, poll, sha256_file
 from tasks.layouts import unpack_image_archives
 from tasks.spec_inference import infer_and_save_spec, saved_spec
 
-# Kaggle's "Generate New Token" (Settings > API) makes an access token; kaggle.json needs a legacy API key
-# (a new token put there is rejected with 401).
-CREDENTIALS_HELP = ("give the kaggle client an access token (Kaggle > Settings > API > Generate New Token): "
-                    "export KAGGLE_API_TOKEN=<token>, or save it in ~/.kaggle/access_token (chmod 600), or run "
-                    "`kaggle auth login`; a legacy API key goes in ~/.kaggle/kaggle.json "
-                    '({"username": ..., "key": ...}, chmod 600; or $KAGGLE_CONFIG_DIR/kaggle.json) or in '
-                    "KAGGLE_USERNAME and KAGGLE_KEY")
 DOWNLOAD_MARKER = ".headstart-download.json"
 logger = logging.getLogger("headstart")
-
-
-def rules_url(slug: str) -> str:
-    return f"https://www.kaggle.com/competitions/{slug}/rules"
-
-
-def _status_of(error) -> int | None:
-    """The HTTP status of a client error; a JSON body's `code` wins (the client raises on it even with 200)."""
-    response = getattr(error, "response", None)
-    if response is None:
-        return None
-    with contextlib.suppress(Exception):
-        code = response.json().get("code")
-        if isinstance(code, int) and code >= 400:
-            return code
-    return response.status_code
-
-
-def _server_message(error) -> str:
-    """What the server said (the JSON body's `message`), else the client's own summary."""
-    with contextlib.suppress(Exception):
-        message = error.response.json().get("message")
-        if message:
-            return str(message)
-    return str(error)
-
-
-NOT_RETRIED = "not retried, as Kaggle may have done it all the same: check before you try again"
-
-
-def explain_http_error(error, slug: str, action: str, secrets: tuple[str, ...] = (), retried: bool = True
-                       ) -> BackendError:
-    """A client HTTPError as a BackendError whose message says what to do (and carries no secret).
-
-    `slug` is a competition's (`digits`) or a dataset's or kernel's (`owner/slug`); a 403 on a competition
-    most often means its rules are not accepted, elsewhere the server's message says why (phone
-    verification, a dataset still processing, a deadline passed). A 429 or 5xx of a call that is never retried
-    (`retried=False`: a kernel push) is no TransientBackendError, and says so."""
-    status, detail = _status_of(error), redact(_server_message(error), secrets)
-    if status == 401:
-        return AuthenticationError(f"Kaggle rejected the credentials (401) while trying to {action}: {CREDENTIALS_HELP}")
-    if status == 403 and "/" in slug:
-        return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail})")
-    if status == 403:
-        return AccessDeniedError(f"Kaggle refused to {action} for {slug!r} (403: {detail}); if you have not yet, "
-                                 f"accept the competition's rules at {rules_url(slug)} (and check the slug)")
-    if (status == 429 or (status is not None and status >= 500)) and not retried:
-        return BackendError(f"Kaggle could not {action} for {slug!r} ({status}: {detail}); {NOT_RETRIED}")
-    if status == 429 or (status is not None and status >= 500):
-        return TransientBackendError(f"Kaggle could not {action} for {slug!r} right now ({status}: {detail}); "
-                                    "retried with backoff, try again later if it persists")
-    if status == 404:
-        return NotFoundError(f"Kaggle found no {slug!r} to {action} (404: {detail}); check the slug")
-    return BackendError(f"Kaggle refused to {action} for {slug!r} ({status}: {detail})")
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _warn_if_readable(config_dir: str) -> None:
-    path = Path(config_dir) / "kaggle.json"
-    if path.is_file() and path.stat().st_mode & 0o077:
-        warnings.warn(f"{path} is readable by other users; run `chmod 600 {path}`", stacklevel=3)
-
-
-def authenticated_api():
-    """A KaggleApi with credentials found as the kaggle CLI finds them; never in verbose (header-dumping) mode."""
-    import requests
-
-    # The package import authenticates and prints help when there are no credentials: keep it quiet.
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from kaggle.api.kaggle_api_extended import KaggleApi
-    api = KaggleApi()
-    # VERBOSE=1 makes the client print every request's Authorization header: never here.
-    api.args = [argument for argument in KaggleApi.args if argument not in ("--verbose", "-v")]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            api.authenticate()
-    except SystemExit:
-        raise AuthenticationError(f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
-    except requests.RequestException as error:
-        raise explain_http_error(error, "kaggle", "check the API token") from None
-    _warn_if_readable(api.config_dir)
-    return api
-
-
-def call_kaggle(api, slug: str, action: str, function, *args, retried: bool = True, **kwargs):
-    """Call one client method, turning its HTTP and connection errors into BackendErrors (TransientBackendErrors
-    where it is worth trying again, unless the caller never retries it: `retried=False`)."""
-    import requests
-
-    secrets = tuple(str(api.config_values.get(key) or "") for key in ("key", "token"))
-    try:
-        return function(*args, **kwargs)
-    except requests.HTTPError as error:
-        raise explain_http_error(error, slug, action, secrets, retried) from None
-    except (requests.ConnectionError, requests.Timeout) as error:
-        reached = f"cannot reach Kaggle to {action} for {slug!r} ({type(error).__name__})"
-        raise (TransientBackendError(f"{reached}; retried with backoff") if retried
-               else BackendError(f"{reached}; {NOT_RETRIED}")) from None
 
 
 GIVEN_SPEC = ".headstart-given-spec.json"  # the spec a run was given with --spec, for the commands after it
@@ -214,6 +99,12 @@ def submission_record(submission) -> dict:
             "error": submission.error_description or None, "team": getattr(submission, "team_name", None) or None}
 
 
+def _present(destination: Path, listing: list[dict]) -> bool:
+    """Whether every listed file is in `destination` (a zip member may have become a folder of its name)."""
+    return all((destination / item["name"]).exists() or (destination / Path(item["name"]).stem).exists()
+               for item in listing)
+
+
 class KaggleBackend:
     """One Kaggle competition through the official client (tasks/backends/base.py's Backend). Opened once per run:
     it authenticates when it is made."""
@@ -244,15 +135,30 @@ class KaggleBackend:
         return self.spec
 
     def download_files(self, destination: Path) -> Path:
-        """Download the competition's zip (resumable; skipped when unchanged) and unpack it into `destination`."""
+        """Download the competition's zip (resumable) and unpack it into `destination`; not at all when the files
+        Kaggle lists (names, sizes, dates) are those unpacked there last time. Kaggle rate-limits DownloadDataFiles
+        for 30 minutes and more (kaggle-cli issue 931); ListDataFiles is a page of 20 names."""
         destination = Path(destination)
+        marker, listing = destination / DOWNLOAD_MARKER, self.data_files()
+        if self._unpacked(destination, listing):
+            logger.info("%s: the competition's %d files are unchanged since they were downloaded to %s; not "
+                        "downloaded again", self.name, len(listing), destination)
+            return destination
         archive = destination.parent / f".{destination.name}.download" / f"{self.name}.zip"
         self._fetch_archive(archive)
-        marker, digest = destination / DOWNLOAD_MARKER, sha256_file(archive)
-        if not (marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest):
+        digest = sha256_file(archive)
+        if not (marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest
+                and _present(destination, listing)):
             unpack_archive(archive, destination)
-            atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}"})
+        atomic_write_json(marker, {"sha256": digest, "source": f"kaggle:{self.name}", "files": listing})
         return destination
+
+    @staticmethod
+    def _unpacked(destination: Path, listing: list[dict]) -> bool:
+        """Whether `destination` holds this listing's files, unpacked from it."""
+        marker = destination / DOWNLOAD_MARKER
+        return bool(listing and marker.is_file() and json.loads(marker.read_text()).get("files") == listing
+                    and _present(destination, listing))
 
     def _fetch_archive(self, archive: Path) -> None:
         """Download the competition's zip to `archive` unless the copy there is current (the client's test: the
@@ -282,7 +188,10 @@ class KaggleBackend:
 
     def send(self, path: Path, description: str = "") -> dict:
         """The three-step upload; returns the pending submission. A failed upload raises (nothing was sent)."""
-        response = self._call("submit", self.api.competition_submit, str(path), description, self.name, quiet=True)
+        # Not tried again within the call: one Kaggle accepted before the error would be two submissions (the
+        # submit step runs again only through the guard, which looks at the submissions first).
+        response = self._call("submit", self.api.competition_submit, str(path), description, self.name, quiet=True,
+                              retry=False)
         if not getattr(response, "ref", 0):
             raise UploadError(f"{self.name}: uploading {Path(path).name} failed "
                                         f"({response.message or 'no submission was created'}); nothing was submitted")
@@ -292,7 +201,8 @@ class KaggleBackend:
     def send_code(self, kernel: str, version: int, file_name: str, description: str = "") -> dict:
         """Submit a kernel version's output file to a code competition; returns the pending submission."""
         response = self._call("submit the notebook output", self.api.competition_submit_code, file_name,
-                              description, self.name, kernel=kernel, kernel_version=version, quiet=True)
+                              description, self.name, kernel=kernel, kernel_version=version, quiet=True,
+                              retry=False)  # as a file's: never twice within the call
         if not getattr(response, "ref", 0):
             raise BackendError(f"{self.name}: code submission of {kernel} v{version} was not created "
                                f"({response.message or 'no reason given'})")
@@ -321,8 +231,9 @@ class KaggleBackend:
         """Upload a submission file and wait for its score."""
         return self.wait(self.send(path, description)["ref"])
 
-    def _all_pages(self, action: str, method: str, request) -> list:
-        """Every item of a paged list call (Kaggle answers 20 at a time with a next-page token)."""
+    def _all_pages(self, action: str, method: str, request, limit: int | None = None) -> list:
+        """Every item of a paged list call (Kaggle answers 20 at a time with a next-page token), or only the pages
+        that hold the first `limit` items."""
         items, seen = [], set()
         while True:
             with self.api.build_kaggle_client() as kaggle:
@@ -330,8 +241,8 @@ class KaggleBackend:
                 response = self._call(action, call, request)
             items += response.submissions or []
             token = response.next_page_token
-            if not token or token in seen:
-                return items
+            if not token or token in seen or (limit is not None and len(items) >= limit):
+                return items[:limit]
             seen.add(token)
             request.page_token = token
 
@@ -346,13 +257,14 @@ class KaggleBackend:
         request.group, request.sort_by = SubmissionGroup.SUBMISSION_GROUP_ALL, SubmissionSortBy.SUBMISSION_SORT_BY_DATE
         return [submission_record(item) for item in self._all_pages("list submissions", "list_submissions", request)]
 
-    def leaderboard(self) -> list[dict]:
-        """The public leaderboard, best first, every page."""
+    def leaderboard(self, limit: int | None = None) -> list[dict]:
+        """The public leaderboard, best first: every page (a 5,000-team board is 250 requests), or only the pages
+        that hold its first `limit` rows."""
         from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
 
         request = ApiGetLeaderboardRequest()
         request.competition_name, request.page_size = self.name, 20
-        rows = self._all_pages("show the leaderboard", "get_leaderboard", request)
+        rows = self._all_pages("show the leaderboard", "get_leaderboard", request, limit)
         return [{"rank": rank, "team": row.team_name, "score": _score(row.score), "date": utc_text(row.submission_date)}
                 for rank, row in enumerate(rows, start=1)]
 
@@ -393,6 +305,12 @@ class KaggleBackend:
             return self._call("look up the competition", kaggle.competitions.competition_api_client.get_competition,
                               request)
 
+    def rank(self) -> int | None:
+        """Our place on the public leaderboard, in one request however large the board: the competition's own
+        userRank (ApiCompetition; kaggle-cli issues 1090 and 1094 show it in `competitions list`); None before our
+        first scored submission."""
+        return self._competition().user_rank or None
+
     def is_code_competition(self) -> bool:
         """Whether submissions must come from a notebook (Kaggle's `isKernelsSubmissionsOnly`)."""
         return bool(self._competition().is_kernels_submissions_only)
@@ -406,57 +324,3 @@ class KaggleBackend:
             logger.warning("%s: could not read the competition's metric (%s); inferring it from the files",
                            self.name, error)
             return None
-
-
-class MountedBackend:
-    """A competition whose files are mounted read-only, as in a Kaggle notebook: no download, no submit (Kaggle takes
-    the notebook's submission.csv), no leaderboard (no internet)."""
-
-    capabilities = Capabilities(submits=False)
-    team = ""
-
-    def __init__(self, spec: CompetitionSpec | None, input_dir: Path, slug: str | None = None):
-        self.known_spec, self.name, self.input_dir = spec, spec.slug if spec else slug, Path(input_dir)
-        if not self.input_dir.is_dir():
-            raise NotFoundError(f"{self.input_dir}: the competition's files are not mounted here; attach the "
-                                f"competition {self.name!r} to the notebook (competition_sources)")
-
-    def download(self, destination: Path) -> CompetitionSpec:
-        """Link the mounted files into `destination` and unpack image archives there (the mount is read-only);
-        the spec."""
-        destination = Path(destination)
-        destination.mkdir(parents=True, exist_ok=True)
-        for entry in sorted(self.input_dir.iterdir()):
-            link = destination / entry.name
-            if not link.exists() and not link.is_symlink():
-                os.symlink(entry.resolve(), link, target_is_directory=entry.is_dir())
-        if self.known_spec is None:  # a notebook has no internet for the metric: the files decide
-            self.known_spec = infer_and_save_spec(self.name, destination)
-        unpack_image_archives(self.spec, destination)
-        return self.spec
-
-    @property
-    def spec(self) -> CompetitionSpec:
-        return kaggle_spec(self.name) if self.known_spec is None else self.known_spec
-
-    def submit(self, path: Path, description: str = "") -> dict:
-        raise BackendError(f"{self.name}: a notebook cannot submit; it writes submission.csv for Kaggle to take")
-
-    def _offline(self, what: str):
-        raise BackendError(f"{self.name}: a notebook has no internet: no {what} here")
-
-    def submissions(self, team: str | None = None) -> list[dict]:
-        return self._offline("submissions")
-
-    def leaderboard(self) -> list[dict]:
-        return self._offline("leaderboard")
-
-    def limits(self) -> dict | None:
-        return None
-
-    def data_files(self) -> list[dict]:
-        return [{"name": entry.name, "size": entry.stat().st_size, "date": None}
-                for entry in sorted(self.input_dir.rglob("*")) if entry.is_file()]
-
-    def evaluation_metric(self) -> str | None:
-        return None

@@ -1,4 +1,5 @@
-"""Kaggle kernels: bundle the kit as a dataset, render a kernel from kernels/, push it, collect its output."""
+"""Kaggle kernels: bundle the kit as a dataset and publish it, render a kernel from kernels/ (its runs, from push to
+submission: tasks/backends/kernel_runs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.backends.kaggle import call_kaggle
+from tasks.backends.kaggle_client import call_kaggle
 from tasks.backends.notebooks import inject_parameters, options_as_parameters
 from tasks.errors import BackendError, ConfigError, NotFoundError, UploadError
 from tasks.files import atomic_write_json, poll, sha256_text
@@ -31,6 +32,10 @@ TEMPLATE_FILES = {"script": "script.py", "notebook": "notebook.ipynb"}
 # takes its settings as parameters (a cell injected after its `parameters` cell) and is pushed as its own kernel.
 NOTEBOOKS = {"notebook": "headstart", "tutorial": "headstart-tutorial"}
 ACCELERATORS = {"none": {}, "gpu": {"enable_gpu": True}}
+# Kaggle runs a notebook session for 12 hours at most (CPU and GPU); the push asks for that (sessionTimeoutSeconds,
+# what `kaggle kernels push -t` sends: KaggleApi.kernels_push), and waits that long plus time in Kaggle's queue.
+KAGGLE_SESSION_LIMIT = 12 * 3600.0
+QUEUE_MARGIN = 3600.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ class KernelConfig:
     models: tuple[str, ...] = ()  # attached Kaggle models, owner/model/framework/instance/version
     settings: dict = field(default_factory=dict)  # run options inside the kernel, by name (flows/options.py)
     poll_interval: float = 30.0
-    timeout: float = 4 * 3600.0
+    session_timeout: float = KAGGLE_SESSION_LIMIT  # the kernel's run, at most Kaggle's 12 h
+    timeout: float | None = None  # how long to wait for it here; None: the session timeout and an hour of queue
     submit: bool = True
 
     def __post_init__(self) -> None:
@@ -59,6 +65,13 @@ class KernelConfig:
                               "kit would train on the CPU; use --accelerator gpu")
         if self.accelerator not in ACCELERATORS:
             raise ConfigError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {self.accelerator!r}")
+        if not 60 <= self.session_timeout <= KAGGLE_SESSION_LIMIT:
+            raise ConfigError(f"--session-timeout must be 60 to {KAGGLE_SESSION_LIMIT:.0f} seconds (Kaggle runs a "
+                              f"session 12 hours at most), got {self.session_timeout:g}")
+
+    @property
+    def wait_seconds(self) -> float:
+        return self.timeout if self.timeout is not None else self.session_timeout + QUEUE_MARGIN
 
     @property
     def code_file(self) -> str:
@@ -188,63 +201,47 @@ def wait_until_ready(api, ref: str, poll_interval: float = 5.0, timeout: float =
 
 
 def current_version(api, ref: str) -> int:
-    """The dataset's newest version number, as Kaggle reports it once processed."""
-    answer = call_kaggle(api, ref, "read the kit dataset's version", api.dataset_status, ref,
-                         format="json(current_version_number)")
-    version = json.loads(answer).get("current_version_number")
-    if not version:
-        raise BackendError(f"Kaggle reports no version of the dataset {ref}; see its page on Kaggle")
-    return int(version)
+    """The dataset's newest version number, as Kaggle reports it (GetDataset); 0 for a dataset not there yet."""
+    try:
+        answer = call_kaggle(api, ref, "read the kit dataset's version", api.dataset_status, ref,
+                             format="json(current_version_number)")
+    except NotFoundError:
+        return 0
+    return int(json.loads(answer).get("current_version_number") or 0)
+
+
+def wait_for_version(api, ref: str, before: int, poll_interval: float = 5.0, timeout: float = 900.0) -> int:
+    """The first version number above `before`, once Kaggle reports it. Neither CreateDatasetVersion nor
+    GetDatasetStatus names the new version, and GetDataset reports it only once it is registered, which can be
+    after the version is ready: pinning whatever it reports right after the upload could pin the previous one."""
+    seen = {"version": before}
+
+    def registered() -> int | None:
+        seen["version"] = version = current_version(api, ref)
+        return version if version > before else None
+
+    return poll(registered, poll_interval, timeout, lambda: BackendError(
+        f"Kaggle still reports version {seen['version']} of the dataset {ref} after {timeout:.0f} s (the upload "
+        f"made version {before + 1}); try the push again later"))
 
 
 def publish_bundle(api, folder: Path, ref: str, poll_interval: float = 5.0, timeout: float = 900.0) -> str:
-    """Create the kit dataset, or add a version when it exists, wait until Kaggle has processed it, and return
-    its ref pinned to that version (`owner/slug/N`): a kernel attached to the bare slug could get another one."""
+    """Create the kit dataset, or add a version when it exists, wait until Kaggle has processed and registered it,
+    and return its ref pinned to that version (`owner/slug/N`): a kernel attached to the bare slug could get
+    another one."""
     if dataset_exists(api, ref):
         wait_until_ready(api, ref, poll_interval, timeout)  # a version is refused while the last is processed
+        before = current_version(api, ref)
         response = call_kaggle(api, ref, "version the kit dataset", api.dataset_create_version, str(folder),
-                               "headstart kit update", quiet=True)
+                               "headstart kit update", quiet=True, retry=False)
     else:
-        response = call_kaggle(api, ref, "create the kit dataset", api.dataset_create_new, str(folder), quiet=True)
+        before = 0
+        response = call_kaggle(api, ref, "create the kit dataset", api.dataset_create_new, str(folder), quiet=True,
+                               retry=False)
     if (response.status or "").lower() != "ok":
         raise BackendError(f"publishing the kit dataset {ref} failed: {response.error or response.status}")
     wait_until_ready(api, ref, poll_interval, timeout)
-    return f"{ref}/{current_version(api, ref)}"
-
-
-def push_kernel(api, folder: Path) -> int:
-    """Push a rendered kernel; returns the new version number."""
-    metadata = json.loads((folder / "kernel-metadata.json").read_text())
-    # Never retried: a push is not idempotent, and one that failed on the way back may have saved a version.
-    response = call_kaggle(api, metadata["id"], "push the kernel", api.kernels_push, str(folder), retried=False)
-    if response.error:
-        raise BackendError(f"pushing {metadata['id']} failed: {response.error}")
-    invalid = {kind: list(getattr(response, f"invalid_{kind}_sources", None) or [])
-               for kind in ("competition", "dataset", "kernel", "model")}
-    if any(invalid.values()):  # Kaggle pushes and runs the kernel anyway, without them: it would fail there
-        named = "; ".join(f"{kind} {', '.join(refs)}" for kind, refs in invalid.items() if refs)
-        raise BackendError(f"pushed {metadata['id']}, but Kaggle could not attach its sources ({named}): check that "
-                           "they exist and that you may use them (accepted rules, dataset access)")
-    if not response.version_number:  # optional in kagglesdk's response
-        raise BackendError(f"Kaggle accepted {metadata['id']} but named no version; see "
-                           f"`kaggle kernels status {metadata['id']}`")
-    return int(response.version_number)
-
-
-def wait_for_kernel(api, ref: str, poll_interval: float, timeout: float) -> None:
-    """Poll the kernel's status until it completes; an error or a timeout raises with what to look at."""
-    last = {"status": "QUEUED"}
-
-    def finished() -> bool | None:
-        response = call_kaggle(api, ref, "check the kernel", api.kernels_status, ref)
-        last["status"] = status = getattr(response.status, "name", str(response.status))
-        if status in ("ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"):
-            raise BackendError(f"kernel {ref} ended with {status}: {response.failure_message or 'no message'}; "
-                               f"see its log with `kaggle kernels output {ref}`")
-        return True if status == "COMPLETE" else None
-
-    poll(finished, poll_interval, timeout,
-         lambda: BackendError(f"kernel {ref} still {last['status']} after {timeout:.0f} s"))
+    return f"{ref}/{wait_for_version(api, ref, before, poll_interval, timeout)}"
 
 
 def kernel_owner(api) -> str:
@@ -264,46 +261,3 @@ def publish_kit(config, backend, kernel_dir: Path, poll_interval: float = 5.0) -
                     if (folder := local_preset(name)) is not None)
     folder = build_bundle(Path(kernel_dir) / "bundle", owner, spec_file, secrets, presets=presets)
     return publish_bundle(api, folder, f"{owner}/{BUNDLE_SLUG}", poll_interval)
-
-
-def _kernel_spec(spec: str | None) -> str | None:
-    """The spec as the kernel sees it: a bundled .toml under specs/, or a built-in name."""
-    return f"specs/{Path(spec).name}" if spec and spec.endswith(SPEC_FILES) else spec
-
-
-def push_kernel_version(config, backend, kernel: KernelConfig, kernel_dir: Path, kit: str | None = None
-                        ) -> tuple[str, int]:
-    """Render the kernel into <kernel_dir>/kernel, attached to `kit` (the published kit's pinned ref), and push it;
-    returns (owner/slug, version)."""
-    api = backend.api
-    owner = kernel_owner(api)
-    folder = render_kernel(Path(kernel_dir) / "kernel", owner, config.competition, kernel, _kernel_spec(config.spec),
-                           kit)
-    return f"{owner}/{kernel_slug(config.competition, kernel.slug_prefix)}", push_kernel(api, folder)
-
-
-def collect_kernel_output(backend, kernel: KernelConfig, kernel_dir: Path, ref: str, version: int) -> Path:
-    """Wait for the kernel version to finish; download its output to <kernel_dir>/output/<version>/."""
-    api = backend.api
-    wait_for_kernel(api, f"{ref}/{version}", kernel.poll_interval, kernel.timeout)
-    output = Path(kernel_dir) / "output" / str(version)
-    call_kaggle(api, ref, "download the kernel output", api.kernels_output, f"{ref}/{version}", str(output),
-                quiet=True)
-    return output
-
-
-def _code_sender(backend, ref: str, version: int):
-    """Send a kernel version's output file by CreateCodeSubmission (no upload), as code competitions want."""
-    return lambda path, description: backend.send_code(ref, version, Path(path).name, description)
-
-
-def submit_kernel_output(config, backend, output: Path, ref: str, version: int, force: bool = False) -> dict:
-    """Submit the kernel's submission.csv through the guard: by CreateCodeSubmission in a code competition."""
-    from tasks.backends import sample_submission
-    from tasks.backends.guard import LOG_NAME, guarded_submit
-
-    sample = sample_submission(config, backend)  # the data may never have been downloaded here: just the sample
-    send = _code_sender(backend, ref, version) if backend.is_code_competition() else None  # a KaggleBackend
-    return guarded_submit(backend, Path(output) / "submission.csv", sample,
-                          config.paths.submissions(config.competition) / LOG_NAME,
-                          f"{config.message} (kernel {ref} v{version})", force, send=send, if_duplicate="previous")

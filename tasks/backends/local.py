@@ -110,26 +110,60 @@ class LocalBackend:
         path, now = Path(path), now or datetime.now(timezone.utc)
         # Submissions may arrive from several processes (a hosted competition): one writer at a time.
         with self.log.locked():
-            used = self.limits(team, now)["used"]
-            if used >= self.daily_limit:
-                raise QuotaError(f"{self.name}: daily submission limit reached ({used}/{self.daily_limit} "
-                                           "today, UTC); try again after midnight UTC")
-            log = self.submissions()
-            record = {"ref": (max((r["ref"] for r in log), default=0) + 1), "date": now.isoformat(),
-                      "team": team, "file_name": path.name, "sha256": sha256_file(path),
-                      "description": description, "public_score": None, "private_score": None, "error": None}
-            try:
-                submission = read_submission(path)
-                validate_submission(submission, self.sample_submission(), self.spec, source=path.name)
-                scores = score_submission(submission, self.solution(), self.spec)
-                record.update(status="complete", public_score=scores["public"], private_score=scores["private"])
-            except CompetitionDataError as error:  # a bad file (SubmissionError is one) is scored as an error
-                record.update(status="error", error=str(error))
-            stored = self.board_dir / "submissions" / f"{record['ref']}-{path.name}"
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, stored)
+            record = self._new_record(path.name, description, team, now, sha256_file(path))
+            record = self._scored(record, path)
             self.log.append(record)
         return record
+
+    def add_pending(self, file_name: str, description: str = "", team: str = "you", now: datetime | None = None
+                    ) -> dict:
+        """A submission counted now and scored later (`score_pending`): a code competition's, whose file comes from
+        the notebook's scoring run."""
+        with self.log.locked():
+            record = {**self._new_record(file_name, description, team, now or datetime.now(timezone.utc), None),
+                      "status": "pending"}
+            self.log.append(record)
+        return record
+
+    def score_pending(self, ref: int, path: Path | None, error: str = "") -> dict:
+        """Score a pending submission from `path`; without a file, an error with `error` as its description."""
+        with self.log.locked():
+            record = next(record for record in self.submissions() if record["ref"] == ref)
+            if path is None:
+                record = {**record, "status": "error", "error": error}
+            else:
+                record = self._scored({**record, "sha256": sha256_file(path)}, Path(path))
+            self.log.append(record)
+        return record
+
+    def _new_record(self, file_name: str, description: str, team: str, now: datetime, digest: str | None) -> dict:
+        """A new submission's record (under the log's lock): its ref, or a QuotaError past the day's limit."""
+        used = self.limits(team, now)["used"]
+        if used >= self.daily_limit:
+            raise QuotaError(f"{self.name}: daily submission limit reached ({used}/{self.daily_limit} "
+                             "today, UTC); try again after midnight UTC")
+        return {"ref": (max((r["ref"] for r in self.submissions()), default=0) + 1), "date": now.isoformat(),
+                "team": team, "file_name": file_name, "sha256": digest, "description": description,
+                "public_score": None, "private_score": None, "error": None}
+
+    def _scored(self, record: dict, path: Path) -> dict:
+        """The record scored from the file at `path` (kept beside the log)."""
+        try:
+            submission = read_submission(path)
+            validate_submission(submission, self.sample_submission(), self.spec, source=path.name)
+            scores = score_submission(submission, self.solution(), self.spec)
+            record = {**record, "status": "complete", "public_score": scores["public"],
+                      "private_score": scores["private"]}
+        except CompetitionDataError as error:  # a bad file (SubmissionError is one) is scored as an error
+            record = {**record, "status": "error", "error": str(error)}
+        stored = self.stored_file(record)
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, stored)
+        return record
+
+    def stored_file(self, record: dict) -> Path:
+        """Where the file of a submission is kept (what DownloadSubmission serves)."""
+        return self.board_dir / "submissions" / f"{record['ref']}-{Path(record['file_name']).name}"
 
     team = "you"  # the team this machine submits as (`headstart host` serves other users under their names)
 
@@ -140,7 +174,11 @@ class LocalBackend:
                     for info in zipped.infolist() if not info.is_dir()]
 
     def submissions(self, team: str | None = None) -> list[dict]:
-        return [record for record in self.log.read() if team is None or record["team"] == team]
+        """Each submission's latest record (a pending one is followed by its score), in the order they were made."""
+        latest: dict[int, dict] = {}
+        for record in self.log.read():
+            latest[record["ref"]] = record
+        return [record for record in latest.values() if team is None or record["team"] == team]
 
     def limits(self, team: str = "you", now: datetime | None = None) -> dict:
         today = (now or datetime.now(timezone.utc)).date()
@@ -148,8 +186,13 @@ class LocalBackend:
                    for r in self.submissions(team))
         return {"daily_limit": self.daily_limit, "used": used, "remaining": max(self.daily_limit - used, 0)}
 
-    def leaderboard(self) -> list[dict]:
-        """Each team's best public score, best first."""
+    def rank(self, team: str | None = None) -> int | None:
+        """A team's place on the public leaderboard (ours by default); None before its first scored submission."""
+        team = team or self.team
+        return next((row["rank"] for row in self.leaderboard() if row["team"] == team), None)
+
+    def leaderboard(self, limit: int | None = None) -> list[dict]:
+        """Each team's best public score, best first (the first `limit` rows)."""
         best: dict[str, dict] = {}
         sign = 1 if higher_is_better(self.spec.metric) else -1
         for record in self.submissions():
@@ -160,7 +203,7 @@ class LocalBackend:
                 best[record["team"]] = record
         ranked = sorted(best.values(), key=lambda r: (-sign * r["public_score"], r["date"]))
         return [{"rank": rank, "team": r["team"], "score": r["public_score"], "date": r["date"], "ref": r["ref"]}
-                for rank, r in enumerate(ranked, start=1)]
+                for rank, r in enumerate(ranked, start=1)][:limit]
 
 
 def split_public_private(ids: np.ndarray, public_fraction: float, seed: int,

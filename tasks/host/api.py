@@ -1,18 +1,19 @@
-"""The competition RPCs a hosted local competition answers; kernels and datasets live in tasks/host/kernels.py.
+"""The competition RPCs a hosted local competition answers (kernels: tasks/host/kernel_api.py, datasets:
+tasks/host/dataset_api.py, the routes of all of them: tasks/host/routes.py).
 
 Each handler takes (host, user, request) — the request parsed into its kagglesdk type — and returns
 an object of the RPC's kagglesdk response type, a Redirect to a file URL, or raw bytes (a file
-download); a HostError becomes Kaggle's {"code", "message"}.
+download); a HostError becomes Kaggle's {"code", "message"}. In a code competition a submission names a kernel
+version, and is scored from that version's second run (with KAGGLE_IS_COMPETITION_RERUN set), as Kaggle scores one
+on its hidden test set, not from the file the first run left.
 """
 
 from __future__ import annotations
 
 import io
-import secrets
 import time
 import zipfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 from kagglesdk.competitions.types.competition_api_service import (
     ApiCompetition,
@@ -24,17 +25,16 @@ from kagglesdk.competitions.types.competition_api_service import (
     ApiListCompetitionsResponse,
     ApiListDataFilesResponse,
     ApiListSubmissionsResponse,
+    ApiListTeamPublicSubmissionsResponse,
+    ApiPublicSubmission,
     ApiStartSubmissionUploadResponse,
     ApiSubmission,
     ApiSubmissionLimits,
 )
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
-from kagglesdk.security.types.oauth_service import IntrospectTokenResponse
 
 from tasks.backends.local import QuotaError
-from tasks.host.common import HostError, Redirect, number
-from tasks.host.datasets import DATASET_ROUTES
-from tasks.host.kernels import KERNEL_ROUTES
+from tasks.host.common import HostError, Redirect, page_of
 from tasks.host.rpc import make, naive_utc
 from tasks.host.state import CompetitionHost
 
@@ -50,7 +50,21 @@ def competition_object(host: CompetitionHost, user: str) -> ApiCompetition:
                 enabled_date=naive_utc(backend.settings.get("created")), max_daily_submissions=backend.daily_limit,
                 evaluation_metric=backend.spec.metric,
                 is_kernels_submissions_only=host.settings.code_competition, user_has_entered=host.has_entered(user),
-                team_count=len({record["team"] for record in backend.submissions()}))
+                team_count=len(team_ids(host)), user_rank=user_rank(host, user))
+
+
+def team_ids(host: CompetitionHost) -> dict[str, int]:
+    """Each team's number, in the order teams first submitted (stable, unlike its rank)."""
+    ids: dict[str, int] = {}
+    for record in host.backend.submissions():
+        ids.setdefault(record["team"], len(ids) + 1)
+    return ids
+
+
+def user_rank(host: CompetitionHost, user: str) -> int | None:
+    """The caller's place on the public leaderboard (ApiCompetition.userRank, which ListCompetitions and
+    GetCompetition carry: kaggle-cli issues 1090 and 1094); None before their first scored submission."""
+    return next((row["rank"] for row in _leaderboard(host) if row["team"] == user), None)
 
 
 def list_competitions(host: CompetitionHost, user: str, request) -> ApiListCompetitionsResponse:
@@ -64,12 +78,14 @@ def get_competition(host: CompetitionHost, user: str, request) -> ApiCompetition
 
 
 def list_data_files(host: CompetitionHost, user: str, request) -> ApiListDataFilesResponse:
+    """The competition's files (name, size, date), in pages of `pageSize` (the client asks for 20)."""
     backend = host.competition(request.competition_name)
     with zipfile.ZipFile(backend.public_zip) as zipped:
         members = [info for info in zipped.infolist() if not info.is_dir()]
-    return make(ApiListDataFilesResponse, files=[
+    page, token = page_of(members, request)
+    return make(ApiListDataFilesResponse, next_page_token=token, files=[
         make(ApiDataFile, name=info.filename, ref=info.filename, total_bytes=info.file_size,
-             creation_date=datetime(*info.date_time)) for info in members])
+             creation_date=datetime(*info.date_time)) for info in page])
 
 
 def download_data_files(host: CompetitionHost, user: str, request) -> Redirect:
@@ -100,14 +116,16 @@ def start_submission_upload(host: CompetitionHost, user: str, request) -> ApiSta
     return make(ApiStartSubmissionUploadResponse, token=token, create_url=url)
 
 
-def _submit(host: CompetitionHost, user: str, path: Path, description: str) -> int:
+def _submit(host: CompetitionHost, user: str, submit) -> dict:
+    """`submit()` (the backend's submit or add_pending) under the host's count of submissions in all (parallel
+    submits raced past it); the record."""
     total_cap = host.settings.total_limit
-    with host.submit_lock:  # the count and the submission it allows, as one step (parallel submits raced past it)
+    with host.submit_lock:
         if total_cap is not None and len(host.backend.submissions(user)) >= total_cap:
             raise HostError(400, f"Submission not allowed: the competition's limit of {total_cap} submissions in "
                                  "all is reached")
         try:
-            return host.backend.submit(path, description, team=user)["ref"]
+            return submit()
         except QuotaError as error:
             raise HostError(400, f"Submission not allowed: {error}") from None
 
@@ -116,19 +134,39 @@ def create_submission(host: CompetitionHost, user: str, request) -> ApiCreateSub
     host.competition(request.competition_name)
     host.require_rules(user)
     _refuse_file_submissions(host)
-    ref = _submit(host, user, host.upload(request.blob_file_tokens, user), request.submission_description)
-    return make(ApiCreateSubmissionResponse, message=f"Successfully submitted to {host.backend.name}", ref=ref)
+    path = host.upload(request.blob_file_tokens, user)
+    record = _submit(host, user, lambda: host.backend.submit(path, request.submission_description, team=user))
+    return make(ApiCreateSubmissionResponse, message=f"Successfully submitted to {host.backend.name}",
+                ref=record["ref"])
 
 
 def create_code_submission(host: CompetitionHost, user: str, request) -> ApiCreateCodeSubmissionResponse:
+    """A kernel version's submission: counted now, scored from the version's scoring run (`score_code`). The
+    version must exist and its run must have left the file, as Kaggle checks before it accepts one."""
     host.competition(request.competition_name)
     host.require_rules(user)
     if request.kernel_owner != user:
         raise HostError(403, "You can only submit your own notebooks")
-    path = host.kernels.output_file(user, request.kernel_slug, request.kernel_version or None,
-                                    request.file_name or "submission.csv")
-    ref = _submit(host, user, path, request.submission_description)
-    return make(ApiCreateCodeSubmissionResponse, message=f"Successfully submitted to {host.backend.name}", ref=ref)
+    slug, file_name = request.kernel_slug, request.file_name or "submission.csv"
+    version = int(host.kernels.directory(user, slug, request.kernel_version or None).name)
+    host.kernels.output_file(user, slug, version, file_name)
+    record = _submit(host, user, lambda: host.backend.add_pending(file_name, request.submission_description, user))
+    host.kernels._start(score_code, host, record["ref"], user, slug, version, file_name)
+    return make(ApiCreateCodeSubmissionResponse, message=f"Successfully submitted to {host.backend.name}",
+                ref=record["ref"])
+
+
+def score_code(host: CompetitionHost, ref: int, owner: str, slug: str, version: int, file_name: str) -> None:
+    """Run the version again as Kaggle scores a code submission, and score the file that run writes. A run that
+    fails, or writes no such file, is an error whose description is empty, as Kaggle's often is ("Notebook Threw
+    Exception" is shown on its page, not in errorDescription); the run's log is kept in the version's reruns/."""
+    try:
+        failure, working = host.kernels.rerun(owner, slug, version, f"submission-{ref}")
+        path = working / file_name
+        scored = not failure and path.is_file() and not path.is_symlink()
+        host.backend.score_pending(ref, path if scored else None, error="")
+    except Exception:  # never a submission pending forever
+        host.backend.score_pending(ref, None, error="")
 
 
 def _score_text(score) -> str:
@@ -158,19 +196,9 @@ def submission_object(host: CompetitionHost, record: dict) -> ApiSubmission:
                 submitted_by=record["team"], team_name=record["team"])
 
 
-def _page(items: list, request) -> tuple[list, str]:
-    """One page of a list, as Kaggle pages them: `page_size` (default 20) and an opaque `next_page_token`."""
-    size = max(1, min(request.page_size or 20, 200))
-    start = number(request.page_token or "0")
-    if start is None:
-        raise HostError(400, f"Invalid page token {request.page_token[:20]!r}")
-    following = start + size
-    return items[start:following], str(following) if following < len(items) else ""
-
-
 def list_submissions(host: CompetitionHost, user: str, request) -> ApiListSubmissionsResponse:
     backend = host.competition(request.competition_name)
-    page, token = _page([submission_object(host, record) for record in reversed(backend.submissions(user))], request)
+    page, token = page_of([submission_object(host, record) for record in reversed(backend.submissions(user))], request)
     return make(ApiListSubmissionsResponse, submissions=page, next_page_token=token)
 
 
@@ -200,77 +228,50 @@ def _leaderboard(host: CompetitionHost) -> list[dict]:
 
 def get_leaderboard(host: CompetitionHost, user: str, request) -> ApiGetLeaderboardResponse:
     host.competition(request.competition_name)
-    rows = [make(ApiLeaderboardSubmission, team_id=row["rank"], team_name=row["team"],
+    ids = team_ids(host)
+    rows = [make(ApiLeaderboardSubmission, team_id=ids[row["team"]], team_name=row["team"],
                  submission_date=naive_utc(row["date"]), score=_score_text(row["score"]))
             for row in _leaderboard(host)]
-    page, token = _page(rows, request)
+    page, token = page_of(rows, request)
     return make(ApiGetLeaderboardResponse, submissions=page, next_page_token=token)
 
 
 def download_leaderboard(host: CompetitionHost, user: str, request) -> bytes:
     backend = host.competition(request.competition_name)
     lines = ["Rank,TeamId,TeamName,LastSubmissionDate,Score"]
-    lines += [f"{row['rank']},{row['rank']},{row['team']},{row['date']},{row['score']}" for row in _leaderboard(host)]
+    ids = team_ids(host)
+    lines += [f"{row['rank']},{ids[row['team']]},{row['team']},{row['date']},{row['score']}" for row in _leaderboard(host)]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
         zipped.writestr(f"{backend.name}-publicleaderboard.csv", "\n".join(lines) + "\n")
     return buffer.getvalue()
 
 
-def introspect_token(host: CompetitionHost, user: str, request) -> IntrospectTokenResponse:
-    """Whether a token is the caller's own (the client sends it as its Bearer token): never whose another is."""
-    users = dict(host.settings.users)
-    own = secrets.compare_digest(users[user], request.token or "") if users else bool(request.token)
-    return make(IntrospectTokenResponse, active=own, username=user if own else "")
+def download_submission(host: CompetitionHost, user: str, request) -> Redirect:
+    """The file of one of the caller's submissions (a code submission's: what its scoring run wrote)."""
+    record = next((record for record in host.backend.submissions(user) if record["ref"] == request.submission_id),
+                  None)
+    if record is None or not host.backend.stored_file(record).is_file():
+        raise HostError(404, f"Submission {request.submission_id} not found")
+    return Redirect(host.file_url(user, f"submissions/{record['ref']}/{host.backend.stored_file(record).name}"))
 
 
-COMPETITION_ROUTES = {
+def list_team_public_submissions(host: CompetitionHost, user: str, request) -> ApiListTeamPublicSubmissionsResponse:
+    """The submission a team has on the public leaderboard (a regular competition has one per team)."""
+    team = next((name for name, number in team_ids(host).items() if number == request.team_id), None)
+    if team is None:
+        raise HostError(404, f"Team {request.team_id} not found")
+    rows = [row for row in _leaderboard(host) if row["team"] == team]
+    return make(ApiListTeamPublicSubmissionsResponse, submissions=[
+        make(ApiPublicSubmission, id=row["ref"], date_submitted=naive_utc(row["date"]), public_score=_score_text(
+            row["score"])) for row in rows])
+
+
+COMPETITION_ROUTES = {COMPETITIONS + name: handler for name, handler in {
     "ListCompetitions": list_competitions, "GetCompetition": get_competition, "ListDataFiles": list_data_files,
     "DownloadDataFiles": download_data_files, "DownloadDataFile": download_data_file,
     "StartSubmissionUpload": start_submission_upload, "CreateSubmission": create_submission,
     "CreateCodeSubmission": create_code_submission, "ListSubmissions": list_submissions,
     "GetSubmission": get_submission, "GetSubmissionLimits": get_submission_limits,
-    "GetLeaderboard": get_leaderboard, "DownloadLeaderboard": download_leaderboard}
-ROUTES = {**{COMPETITIONS + name: handler for name, handler in COMPETITION_ROUTES.items()},
-          **KERNEL_ROUTES, **DATASET_ROUTES, "security.OAuthService/IntrospectToken": introspect_token}
-
-
-def dispatch(host: CompetitionHost, rpc: str, caller, request):
-    """Answer one RPC for the caller (`caller()` authenticates them: a 401 if unknown)."""
-    handler = ROUTES.get(rpc)
-    if handler is None:
-        raise HostError(404, f"{rpc} is not supported by headstart host")
-    return handler(host, caller(), request)
-
-
-def _inside(root: Path, relative: str) -> Path | None:
-    path = (root / relative).resolve()
-    return path if path.is_relative_to(root.resolve()) else None
-
-
-def resolve_file(host: CompetitionHost, path: str) -> Path | None:
-    """The file behind a signed file URL: the public zip, one of its members, or a kernel's output."""
-    parts = path.strip("/").split("/")
-    backend = host.backend
-    if parts[:2] == ["files", backend.name] and parts[2:] == [f"{backend.name}.zip"]:
-        return backend.public_zip
-    if parts[:3] == ["files", backend.name, "member"] and len(parts) > 3:
-        return _zip_member(host, "/".join(parts[3:]))
-    if parts[0] == "kernel-output" and len(parts) > 4 and number(parts[3]) is not None:
-        try:
-            return _inside(host.kernels.output_dir(parts[1], parts[2], number(parts[3])), "/".join(parts[4:]))
-        except HostError:
-            return None
-    return None
-
-
-def _zip_member(host: CompetitionHost, name: str) -> Path | None:
-    cache = host.store / "members"
-    with zipfile.ZipFile(host.backend.public_zip) as zipped:
-        if name not in zipped.namelist():
-            return None
-        target = _inside(cache, name)
-        if target is not None and not target.is_file():
-            zipped.extract(name, cache)
-    return target
-
+    "GetLeaderboard": get_leaderboard, "DownloadLeaderboard": download_leaderboard,
+    "DownloadSubmission": download_submission, "ListTeamPublicSubmissions": list_team_public_submissions}.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,11 +13,19 @@ RPC_PREFIXES = ("/api/v1/", "/v1/")
 
 
 class HostError(Exception):
-    """An error answered as Kaggle does: HTTP status plus {"code", "message"}."""
+    """An error answered as Kaggle does: HTTP status plus {"code", "message"} (or `body`, with `headers`)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None, body: dict | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers, self.body = status, message, headers or {}, body
+
+
+def rate_limited(seconds: float) -> HostError:
+    """Kaggle's answer to too many calls: 429, Retry-After in whole seconds, and its body (kaggle-cli issue 931:
+    `{"error": {"code": 429, "message": "Too many requests", "status": "RESOURCE_EXHAUSTED"}}`)."""
+    wait = max(1, math.ceil(seconds))
+    return HostError(429, "Too many requests", headers={"Retry-After": str(wait)},
+                     body={"error": {"code": 429, "message": "Too many requests", "status": "RESOURCE_EXHAUSTED"}})
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class HostSettings:
     code_competition: bool = False  # submissions only from notebooks (CreateCodeSubmission)
     run_kernels: bool = True  # run pushed kernels in a subprocess; else mark them COMPLETE at once
     # What one pushed kernel may use: for a classroom on one machine, not Kaggle's 12 h and 30 GB.
+    # A kernel's time limit is its own session timeout (`kaggle kernels push -t`, sessionTimeoutSeconds), as on Kaggle,
+    # at most this (Kaggle's cap is 12 h); a kernel that names none gets this.
     kernel_timeout: float = 3600.0  # seconds of wall-clock time
     kernel_memory_bytes: int = 8 * 2**30  # its address space (TensorFlow and Keras need about 2.2 GiB of it)
     kernel_processes: int = 512  # processes and threads (uid 65534's, all kernels together, on a host run as root)
@@ -50,7 +61,11 @@ class HostSettings:
     kernel_tmp_bytes: int = 2**30  # its /tmp and its /dev/shm (each a tmpfs, held in memory)
     kernels_at_once: int = 2  # the others wait, QUEUED
     unsafe_kernels: bool = False  # run pushed kernels even without a sandbox (they can then read the solution)
+    kernel_internet: bool = True  # a kernel pushed with enable_internet may reach the network (False: none may)
+    gpu_quota_seconds: float = 30 * 3600.0  # a week's GPU time per user, as Kaggle's quota page states it
+    tpu_quota_seconds: float = 20 * 3600.0
     dataset_processing_seconds: float = 0.0  # as on Kaggle, a new dataset version is not ready at once
+    dataset_registration_seconds: float = 0.0  # and its number is not reported (nor mounted) until this long after
     code_scoring_seconds: float = 0.0  # a code submission stays PENDING this long (Kaggle re-runs the notebook)
     total_limit: int | None = None  # a cap on submissions over the whole competition (limitedByTotal)
     teamless: tuple[str, ...] = ()  # users not on a team yet: Kaggle answers their limits with all zeros
@@ -59,6 +74,9 @@ class HostSettings:
     deadline: datetime | None = None  # the competition's end (naive UTC): private scores stay hidden until then
     signed_url_seconds: float = 3600.0  # how long a file URL (download or upload) works after it is handed out
     download_bytes_per_second: float | None = None  # serve files no faster (a slow network); None: at full speed
+    # Kaggle's rate limits, imitated: (RPC method, calls, seconds): more calls than that by one user within the window
+    # are answered 429 with Retry-After and Kaggle's body (kaggle-cli issue 931: DownloadDataFiles, 30 min and more).
+    rate_limits: tuple[tuple[str, int, float], ...] = ()
 
 
 def number(text) -> int | None:
@@ -66,6 +84,29 @@ def number(text) -> int | None:
     which int() then fails: a 500 where Kaggle answers 400.)"""
     text = str(text)
     return int(text) if NUMBER.fullmatch(text) else None
+
+
+def page_of(items: list, request, default_size: int = 20) -> tuple[list, str]:
+    """One page of a list, as Kaggle pages them: `page_size` (default 20, at most 200) and an opaque
+    `next_page_token` ("" on the last page); a token that is not one of ours is a 400."""
+    size = max(1, min(getattr(request, "page_size", 0) or default_size, 200))
+    start = number(getattr(request, "page_token", "") or "0")
+    if start is None:
+        raise HostError(400, f"Invalid page token {str(request.page_token)[:20]!r}")
+    following = start + size
+    return items[start:following], str(following) if following < len(items) else ""
+
+
+def parse_rate_limits(values: list[str]) -> tuple[tuple[str, int, float], ...]:
+    """`METHOD=CALLS/SECONDS` strings (e.g. `DownloadDataFiles=1/1800`) to triples."""
+    limits = []
+    for value in values:
+        method, _, rate = value.partition("=")
+        calls, _, seconds = rate.partition("/")
+        if not (method and number(calls) and number(seconds)):
+            raise ConfigError(f"--rate-limit {value!r}: expected METHOD=CALLS/SECONDS, e.g. DownloadDataFiles=1/1800")
+        limits.append((method, int(calls), float(seconds)))
+    return tuple(limits)
 
 
 def may_read(user: str, owner: str, private: bool) -> bool:

@@ -1,7 +1,10 @@
-"""Datasets on a hosted competition: versions of uploaded files, read by their owner, or by anyone when public.
+"""Datasets on a hosted competition: versions of uploaded files, read by their owner, or by anyone when public (their
+RPCs: tasks/host/dataset_api.py).
 
-Requests and responses are kagglesdk's types (tasks/host/rpc.py); a kernel mounts a dataset's files
-(tasks/host/kernels.py) under the same access rule as the API.
+A kernel mounts a dataset's files (tasks/host/kernels.py) under the same access rule as the API. As on Kaggle, a new
+version is processed for a while (`dataset_processing_seconds`: not ready, and another version is refused), and its
+number is registered later still (`dataset_registration_seconds`: GetDataset reports the previous number, and a bare
+`owner/slug` mounts the previous version), which is why the kit pins the version it waited for.
 """
 
 from __future__ import annotations
@@ -13,13 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from kagglesdk.blobs.types.blob_api_service import ApiStartBlobUploadResponse
-from kagglesdk.datasets.types.dataset_api_service import (
-    ApiCreateDatasetResponse,
-    ApiDataset,
-    ApiGetDatasetStatusResponse,
-)
-from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
+from kagglesdk.datasets.types.dataset_api_service import ApiCreateDatasetResponse
 
 from tasks.archives import unpack_archive
 from tasks.files import atomic_write_json
@@ -35,10 +32,12 @@ from tasks.host.common import (
 from tasks.host.rpc import make
 
 DATASETS = "datasets.DatasetApiService/"
+# What a dataset's record keeps of dataset-metadata.json, beside its privacy (GetDatasetMetadata answers it).
+METADATA_KEYS = ("title", "subtitle", "description", "keywords", "licenses")
 
 
 class DatasetStore:
-    """datasets/<owner>/<slug>/<version>/files/: what was uploaded for each version."""
+    """datasets/<owner>/<slug>/: dataset.json (id, privacy, metadata) and <version>/files/ (what was uploaded)."""
 
     def __init__(self, host):
         self.host = host
@@ -49,12 +48,25 @@ class DatasetStore:
         require_name("dataset slug", slug, min_length=MIN_DATASET_SLUG, max_length=MAX_DATASET_SLUG)
         return self.host.store / "datasets" / owner / slug
 
-    def versions(self, owner: str, slug: str) -> list[int]:
+    def all_versions(self, owner: str, slug: str) -> list[int]:
         names = [path.name for path in self.base(owner, slug).glob("*")]
         return sorted(number(name) for name in names if number(name) is not None)
 
+    def _age(self, owner: str, slug: str, version: int) -> float:
+        return time.time() - (self.base(owner, slug) / str(version)).stat().st_mtime
+
+    def versions(self, owner: str, slug: str) -> list[int]:
+        """The registered versions: a version's number is known `dataset_registration_seconds` after its upload."""
+        delay = self.host.settings.dataset_registration_seconds
+        return [version for version in self.all_versions(owner, slug)
+                if version == 1 or self._age(owner, slug, version) >= delay]
+
     def exists(self, owner: str, slug: str) -> bool:
-        return bool(self.versions(owner, slug))
+        return bool(self.all_versions(owner, slug))
+
+    def datasets(self) -> list[tuple[str, str]]:
+        return sorted((path.parent.parent.name, path.parent.name)
+                      for path in self.host.store.glob("datasets/*/*/dataset.json"))
 
     @staticmethod
     def parse_ref(ref: str) -> tuple[str, str, int | None]:
@@ -63,10 +75,22 @@ class DatasetStore:
         slug, _, version = rest.partition("/")
         return owner, slug, number(version)
 
+    def record(self, owner: str, slug: str) -> dict:
+        path = self.base(owner, slug) / "dataset.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
     def private(self, owner: str, slug: str) -> bool:
         """Whether only its owner may read it (as created; a dataset without that record is private)."""
-        record = self.base(owner, slug) / "dataset.json"
-        return json.loads(record.read_text()).get("isPrivate", True) if record.is_file() else True
+        return self.record(owner, slug).get("isPrivate", True)
+
+    def dataset_id(self, owner: str, slug: str) -> int:
+        return int(self.record(owner, slug).get("id", 0))
+
+    def by_id(self, dataset_id: int) -> tuple[str, str]:
+        found = [(owner, slug) for owner, slug in self.datasets() if self.dataset_id(owner, slug) == dataset_id]
+        if not found:
+            raise HostError(404, f"Dataset {dataset_id} not found")
+        return found[0]
 
     def mountable(self, user: str, ref: str) -> bool:
         """Whether `owner/slug[/N]` exists and this user's kernel may have it mounted (owner, or public)."""
@@ -93,40 +117,31 @@ class DatasetStore:
             elif path.is_file():
                 shutil.copyfile(path, target / path.name)
 
-    def _processing(self, owner: str, slug: str) -> bool:
+    def processing(self, owner: str, slug: str) -> bool:
         """Whether the newest version is still being processed (`dataset_processing_seconds` after its upload)."""
-        versions = self.versions(owner, slug)
-        if not versions:
-            return False
-        age = time.time() - (self.base(owner, slug) / str(versions[-1])).stat().st_mtime
-        return age < self.host.settings.dataset_processing_seconds
+        versions = self.all_versions(owner, slug)
+        return bool(versions) and self._age(owner, slug, versions[-1]) < self.host.settings.dataset_processing_seconds
 
-    def _require(self, owner: str, slug: str, user: str) -> None:
+    def require(self, owner: str, slug: str, user: str) -> None:
         """A 404 for a dataset that does not exist, a 403 for one this user may not read."""
         if not self.exists(owner, slug):
             raise HostError(404, f"Dataset {owner}/{slug} not found")
         if not may_read(user, owner, self.private(owner, slug)):
             raise HostError(403, f"Permission 'datasets.get' was denied for {owner}/{slug}")
 
-    def status(self, user: str, request) -> ApiGetDatasetStatusResponse:
-        self._require(request.owner_slug, request.dataset_slug, user)
-        processing = self._processing(request.owner_slug, request.dataset_slug)
-        return make(ApiGetDatasetStatusResponse, status=DatabundleVersionStatus.BLOBS_RECEIVED if processing
-                    else DatabundleVersionStatus.READY)
+    def require_owner(self, owner: str, slug: str, user: str) -> None:
+        self.require(owner, slug, user)
+        if owner != user:
+            raise HostError(403, f"Permission 'datasets.update' was denied for {owner}/{slug}")
 
-    def get(self, user: str, request) -> ApiDataset:
-        owner, slug = request.owner_slug, request.dataset_slug
-        self._require(owner, slug, user)
-        return make(ApiDataset, ref=f"{owner}/{slug}", url=f"{self.host.base_url}/datasets/{owner}/{slug}",
-                    title=slug, owner_ref=owner, current_version_number=self.versions(owner, slug)[-1])
-
-    def _add_version(self, user: str, owner: str, slug: str, files: list, private: bool | None = None
-                     ) -> ApiCreateDatasetResponse:
+    def add_version(self, user: str, owner: str, slug: str, files: list, record: dict | None = None
+                    ) -> ApiCreateDatasetResponse:
         """A new version of these uploads, whole or not at all: every token is checked before anything is
-        written, and the version appears by one rename (a failed CreateDataset leaves no dataset, its slug free)."""
+        written, and the version appears by one rename (a failed CreateDataset leaves no dataset, its slug free).
+        `record` (a new dataset's: its privacy and metadata) is written with its first version."""
         if owner != user:
             raise HostError(403, f"You can only write datasets as {user}/<slug>")
-        if self._processing(owner, slug):  # Kaggle refuses a new version while the last one is processed
+        if self.processing(owner, slug):  # Kaggle refuses a new version while the last one is processed
             raise HostError(403, f"Dataset {owner}/{slug} is still processing its latest version; try again later")
         uploads = [self.host.upload(item.token, user) for item in files]
         base = self.base(owner, slug)
@@ -136,41 +151,23 @@ class DatasetStore:
             (staging / "files").mkdir()
             for upload in uploads:
                 shutil.copyfile(upload, staging / "files" / upload.name)
-            if private is not None:
-                atomic_write_json(base / "dataset.json", {"isPrivate": private})
             with self.host.lock:
-                staging.rename(base / str(len(self.versions(owner, slug)) + 1))
+                if record is not None:
+                    taken = [self.dataset_id(*pair) for pair in self.datasets()]
+                    atomic_write_json(base / "dataset.json", {**record, "id": max(taken, default=0) + 1})
+                staging.rename(base / str(len(self.all_versions(owner, slug)) + 1))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return make(ApiCreateDatasetResponse, ref=f"{owner}/{slug}", status="ok",
                     url=f"{self.host.base_url}/datasets/{owner}/{slug}")
 
-    def create(self, user: str, request) -> ApiCreateDatasetResponse:
-        owner, slug = request.owner_slug, request.slug
-        if self.exists(owner, slug):
-            return make(ApiCreateDatasetResponse, status="error",
-                        error=f"The requested slug {slug!r} is already in use")
-        return self._add_version(user, owner, slug, request.files, private=bool(request.is_private))
+    def update(self, owner: str, slug: str, **changes) -> None:
+        with self.host.lock:
+            atomic_write_json(self.base(owner, slug) / "dataset.json", {**self.record(owner, slug), **changes})
 
-    def create_version(self, user: str, request) -> ApiCreateDatasetResponse:
-        self._require(request.owner_slug, request.dataset_slug, user)
-        return self._add_version(user, request.owner_slug, request.dataset_slug, request.body.files)
-
-
-def _start_blob_upload(host, user: str, request) -> ApiStartBlobUploadResponse:
-    token, url = host.new_upload(user, request.name or "blob")
-    return make(ApiStartBlobUploadResponse, token=token, create_url=url)
-
-
-def _start_blob_upload(host, user: str, request) -> ApiStartBlobUploadResponse:
-    token, url = host.new_upload(user, request.name or "blob")
-    return make(ApiStartBlobUploadResponse, token=token, create_url=url)
-
-
-DATASET_ROUTES = {
-    DATASETS + "GetDatasetStatus": lambda host, user, request: host.datasets.status(user, request),
-    DATASETS + "GetDataset": lambda host, user, request: host.datasets.get(user, request),
-    DATASETS + "CreateDataset": lambda host, user, request: host.datasets.create(user, request),
-    DATASETS + "CreateDatasetVersion": lambda host, user, request: host.datasets.create_version(user, request),
-    "blobs.BlobApiService/StartBlobUpload": _start_blob_upload,
-}
+    def delete(self, user: str, owner: str, slug: str) -> None:
+        self.require(owner, slug, user)
+        if owner != user:
+            raise HostError(403, f"Permission 'datasets.delete' was denied for {owner}/{slug}")
+        with self.host.lock:
+            shutil.rmtree(self.base(owner, slug))

@@ -14,11 +14,15 @@ from enum import Enum
 from kagglesdk.blobs.services.blob_api_service import BlobApiClient
 from kagglesdk.competitions.services.competition_api_service import CompetitionApiClient
 from kagglesdk.datasets.services.dataset_api_service import DatasetApiClient
+from kagglesdk.discussions.services.discussions_api_service import DiscussionApiClient
 from kagglesdk.kaggle_object import KaggleObject, ListSerializer, MapSerializer
 from kagglesdk.kernels.services.kernels_api_service import KernelsApiClient
+from kagglesdk.models.services.model_api_service import ModelApiClient
 from kagglesdk.security.services.oauth_service import OAuthClient
+from kagglesdk.users.services.account_service import AccountClient
 
-SERVICE_CLIENTS = (CompetitionApiClient, KernelsApiClient, DatasetApiClient, BlobApiClient, OAuthClient)
+SERVICE_CLIENTS = (CompetitionApiClient, KernelsApiClient, DatasetApiClient, BlobApiClient, OAuthClient,
+                   DiscussionApiClient, ModelApiClient, AccountClient)
 
 
 class _Recorder:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.host.common import HostSettings
@@ -77,12 +78,12 @@ def read_only_roots() -> list[Path]:
     return system + etc + [root for root in python_roots() if not root.is_relative_to("/usr")]
 
 
-def _isolation() -> list[str]:
+def _isolation(internet: bool = False) -> list[str]:
     """bwrap's namespaces and privileges. As root, no user namespace (see _DROP) and only the two capabilities
     _DROP needs to become KERNEL_UID; otherwise a user namespace in which the kernel is KERNEL_UID, which may not
-    make another."""
-    arguments = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
-                 "--unshare-uts", "--unshare-cgroup-try"]
+    make another. Without internet, a network namespace of its own (no interface but loopback)."""
+    arguments = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
+                 *([] if internet else ["--unshare-net"]), "--unshare-uts", "--unshare-cgroup-try"]
     if os.geteuid() == 0:
         return arguments + ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     return arguments + ["--unshare-user", "--uid", str(KERNEL_UID), "--gid", str(KERNEL_UID), "--disable-userns",
@@ -102,10 +103,12 @@ def _binds(mounts: list[tuple[Path, str, bool]]) -> list[str]:
     return arguments
 
 
-def bwrap_command(command: list[str], inputs: Path, working: Path, source: Path, tmp_bytes: int) -> list[str]:
+def bwrap_command(command: list[str], inputs: Path, working: Path, source: Path, tmp_bytes: int,
+                  internet: bool = False) -> list[str]:
     """`command` inside bubblewrap: the OS and Python read-only, inputs and source read-only, working writable,
-    /tmp and /dev/shm small tmpfs; every other mount read-only, and nothing to remount them with."""
-    arguments = _isolation()
+    /tmp and /dev/shm small tmpfs; every other mount read-only, and nothing to remount them with; the network only
+    with `internet`."""
+    arguments = _isolation(internet)
     for name in ("bin", "lib", "lib64", "lib32", "sbin"):
         if Path("/", name).is_symlink():
             arguments += ["--symlink", os.readlink(Path("/", name)), f"/{name}"]
@@ -165,13 +168,16 @@ def kernel_refusal(settings: HostSettings, competition_root: Path) -> str | None
     return None
 
 
-def kernel_environment(inputs: str, working: str, home: str) -> dict:
-    """All a kernel's environment: no credentials, the input and output folders, the network off."""
+def kernel_environment(inputs: str, working: str, home: str, internet: bool = False, extra: dict | None = None
+                       ) -> dict:
+    """All a kernel's environment: no credentials, the input and output folders, the network off unless `internet`
+    (then no proxy at all: the host's own, which the client's environment may name, is not the kernel's)."""
     keep = {name: os.environ[name] for name in ("PATH", "LANG", "TF_CPP_MIN_LOG_LEVEL") if name in os.environ}
+    proxy = "" if internet else DEAD_PROXY
     return {**keep, "HOME": home, "PYTHONUNBUFFERED": "1", "KAGGLE_KERNEL_RUN_TYPE": "Batch",
             "HEADSTART_KAGGLE_INPUT": inputs, "HEADSTART_KAGGLE_WORKING": working,
-            "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "http_proxy": DEAD_PROXY,
-            "https_proxy": DEAD_PROXY, "NO_PROXY": "", "no_proxy": ""}
+            "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+            "https_proxy": proxy, "NO_PROXY": "", "no_proxy": "", **(extra or {})}
 
 
 def prepare_run(inputs: Path, working: Path, script: Path) -> None:
@@ -187,15 +193,27 @@ def prepare_run(inputs: Path, working: Path, script: Path) -> None:
         os.chown(working, KERNEL_UID, KERNEL_UID)
 
 
-def _command(script: Path, inputs: Path, working: Path, home: Path, tmp_bytes: int) -> tuple[list[str], dict]:
+@dataclass(frozen=True)
+class KernelRun:
+    """What one run of a kernel may do: its time limit (seconds), the network, and environment variables of its own
+    (a code competition's scoring run has KAGGLE_IS_COMPETITION_RERUN)."""
+
+    time_limit: float
+    internet: bool = False
+    environment: dict = field(default_factory=dict)
+
+
+def _command(script: Path, inputs: Path, working: Path, home: Path, tmp_bytes: int, run: KernelRun
+             ) -> tuple[list[str], dict]:
     """The kernel's command and environment: in the sandbox when there is one, else as the host's user."""
     if sandbox_problem() is None:
         prepare_run(inputs, working, script)
         command = bwrap_command([sys.executable, f"{KAGGLE_SOURCE}/{script.name}"], inputs, working, script,
-                                tmp_bytes)
-        return command, kernel_environment(KAGGLE_INPUT, KAGGLE_WORKING, "/tmp")
+                                tmp_bytes, run.internet)
+        return command, kernel_environment(KAGGLE_INPUT, KAGGLE_WORKING, "/tmp", run.internet, run.environment)
     home.mkdir(exist_ok=True)
-    return [sys.executable, str(script)], kernel_environment(str(inputs), str(working), str(home))
+    return [sys.executable, str(script)], kernel_environment(str(inputs), str(working), str(home), run.internet,
+                                                             run.environment)
 
 
 def _tail(path: Path) -> str:
@@ -209,9 +227,9 @@ def _folder_bytes(folder: Path) -> int:
     return sum(os.lstat(os.path.join(root, name)).st_size for root, _, files in os.walk(folder) for name in files)
 
 
-def _wait(process: subprocess.Popen, working: Path, settings: HostSettings) -> str:
+def _wait(process: subprocess.Popen, working: Path, settings: HostSettings, time_limit: float) -> str:
     """Wait for a kernel to end; kill it once past its time limit or its output limit: why ("" if it ended)."""
-    deadline = time.monotonic() + settings.kernel_timeout
+    deadline = time.monotonic() + time_limit
     while True:
         try:
             process.wait(timeout=max(0.0, min(OUTPUT_CHECK_SECONDS, deadline - time.monotonic())))
@@ -219,7 +237,7 @@ def _wait(process: subprocess.Popen, working: Path, settings: HostSettings) -> s
         except subprocess.TimeoutExpired:
             pass
         if time.monotonic() >= deadline:
-            reason = f"the kernel ran over its time limit ({settings.kernel_timeout:g} s)"
+            reason = f"the kernel ran over its time limit ({time_limit:g} s)"
         elif _folder_bytes(working) > settings.kernel_output_bytes:
             reason = f"the kernel wrote over the limit of {settings.kernel_output_bytes} bytes of output"
         else:
@@ -229,17 +247,17 @@ def _wait(process: subprocess.Popen, working: Path, settings: HostSettings) -> s
         return reason
 
 
-def run_kernel(script: Path, inputs: Path, working: Path, directory: Path, settings: HostSettings
+def run_kernel(script: Path, inputs: Path, working: Path, directory: Path, settings: HostSettings, run: KernelRun
                ) -> tuple[str, str, str]:
-    """Run a kernel's script to its end within the settings' limits, then copy its outputs from `working` to
-    `directory/working`: (failure message or "", stdout, stderr). Its stdout and stderr go to files in
+    """Run a kernel's script to its end within the settings' limits and the run's, then copy its outputs from
+    `working` to `directory/working`: (failure message or "", stdout, stderr). Its stdout and stderr go to files in
     `directory` (never into memory whole); a note on each output not kept ends its stderr."""
-    command, environment = _command(script, inputs, working, directory / "home", settings.kernel_tmp_bytes)
+    command, environment = _command(script, inputs, working, directory / "home", settings.kernel_tmp_bytes, run)
     streams = directory / "stdout.txt", directory / "stderr.txt"
     with open(streams[0], "wb") as stdout, open(streams[1], "wb") as stderr:
         process = subprocess.Popen(limited(command, settings), cwd=working, stdout=stdout, stderr=stderr,
                                    env=environment)
-        killed = _wait(process, working, settings)
+        killed = _wait(process, working, settings, run.time_limit)
     out, err = _tail(streams[0]), _tail(streams[1])
     failure = killed or ("" if process.returncode == 0 else
                          (err.strip().splitlines() or [f"exit code {process.returncode}"])[-1])

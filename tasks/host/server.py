@@ -19,14 +19,17 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from kagglesdk.kaggle_object import KaggleObject
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from tasks.host.api import dispatch, resolve_file
+from tasks.host.auth import AUTHORIZE_PATH, authorize_page
 from tasks.host.common import RPC_PREFIXES, HostError, Redirect, number
+from tasks.host.kernel_api import LOG_STREAM_PATH, log_events
+from tasks.host.kernels import version_label
+from tasks.host.routes import dispatch, resolve_file
 from tasks.host.rpc import check_shape, checked, rpc_types
 from tasks.host.state import CompetitionHost
 
@@ -62,7 +65,7 @@ class Front:
         try:
             fault = self.host.take_fault(path)
             if fault:
-                await _error(fault, f"Injected failure ({fault})")(scope, receive, send_and_note)
+                await _error_response(fault)(scope, receive, send_and_note)
             else:
                 await self.app(scope, receive, send_and_note)
         except BaseException:
@@ -96,6 +99,12 @@ class ThrottledFileResponse(FileResponse):
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"code": status, "message": message}, status_code=status)
+
+
+def _error_response(error: HostError) -> JSONResponse:
+    """A HostError as Kaggle answers it: {"code", "message"}, or its own body (a 429's), with its headers."""
+    return JSONResponse(error.body or {"code": error.status, "message": error.message}, status_code=error.status,
+                        headers=error.headers)
 
 
 def _rpc_name(path: str) -> str | None:
@@ -138,6 +147,8 @@ def _answer(result) -> Response:
         return Response(result, media_type="application/zip")
     if isinstance(result, KaggleObject):
         return JSONResponse(type(result).to_dict(result))
+    if result is None:  # an RPC whose response type is none (ExpireApiToken)
+        return JSONResponse({})
     raise TypeError(f"a handler returned {type(result).__name__}, not a kagglesdk object")
 
 
@@ -147,7 +158,7 @@ def create_app(host: CompetitionHost) -> FastAPI:
 
     @app.exception_handler(HostError)
     async def host_error(request: Request, error: HostError) -> JSONResponse:
-        return _error(error.status, error.message)
+        return _error_response(error)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -166,7 +177,8 @@ def create_app(host: CompetitionHost) -> FastAPI:
         credentials = (basic.username, basic.password) if basic else None
         token = bearer.credentials if bearer and bearer.scheme.lower() == "bearer" else None
         result = await run_in_threadpool(
-            lambda: dispatch(host, name, lambda: host.authenticate(credentials, token), _parse(name, body)))
+            lambda: dispatch(host, name, lambda: host.authenticate(credentials, token), _parse(name, body),
+                             credentials_given=credentials is not None or token is not None))
         return _answer(result)
 
     for prefix in RPC_PREFIXES:
@@ -195,6 +207,27 @@ def create_app(host: CompetitionHost) -> FastAPI:
                 stream.write(chunk)
         partial.replace(target)
         return JSONResponse({})
+
+    @app.get(AUTHORIZE_PATH)
+    async def authorize(request: Request, basic: HTTPBasicCredentials | None = Depends(BASIC)) -> Response:
+        """`kaggle auth login`'s page: sign in with your name and key (Basic), get the code to paste."""
+        try:
+            user = host.authenticate((basic.username, basic.password) if basic else None, None)
+        except HostError:
+            return Response("Sign in with your user name and API key.\n", status_code=401, media_type="text/plain",
+                            headers={"WWW-Authenticate": 'Basic realm="headstart host"'})
+        return Response(authorize_page(host, user, request.query_params), media_type="text/plain")
+
+    @app.get(LOG_STREAM_PATH)
+    async def log_stream(owner: str, slug: str, request: Request,
+                         basic: HTTPBasicCredentials | None = Depends(BASIC),
+                         bearer: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> Response:
+        """`kaggle kernels logs -f`: the run's output as it comes (server-sent events), its log once it has ended."""
+        token = bearer.credentials if bearer and bearer.scheme.lower() == "bearer" else None
+        user = host.authenticate((basic.username, basic.password) if basic else None, token)
+        directory = await run_in_threadpool(host.kernels.readable, user, owner, slug,
+                                            version_label(request.query_params.get("versionLabel")))
+        return StreamingResponse(log_events(host, directory), media_type="text/event-stream")
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"])
     async def file(path: str, request: Request) -> Response:

@@ -14,9 +14,11 @@ from urllib.parse import quote, urlencode
 
 from tasks.backends.local import LocalBackend
 from tasks.files import atomic_write_json
-from tasks.host.common import HostError, HostSettings, number
+from tasks.host.auth import Tokens
+from tasks.host.common import HostError, HostSettings, number, rate_limited
 from tasks.host.datasets import DatasetStore
 from tasks.host.kernels import KernelStore
+from tasks.host.models import ModelStore
 
 TOKEN = re.compile(r"[0-9a-f]{32}")  # what new_upload hands out: nothing else names an upload
 
@@ -34,30 +36,52 @@ class CompetitionHost:
         self.secret = secrets.token_bytes(32)  # signs file URLs (per user, file and purpose), as Kaggle's are
         self.requests: list[dict] = []  # method, path, rpc and status of each request: never headers
         self._faults: list[list] = []
-        self.kernels, self.datasets = KernelStore(self), DatasetStore(self)
+        self._calls: dict[tuple[str, str], list[float]] = {}  # recent calls per (user, method), for rate limits
+        self.tokens = Tokens()  # what `kaggle auth login` was given (tasks/host/auth.py)
+        self.kernels, self.datasets, self.models = KernelStore(self), DatasetStore(self), ModelStore(self)
 
     # Test hooks.
-    def fail_next(self, status: int, count: int = 1, path_contains: str = "") -> None:
-        """Answer the next `count` requests whose path contains `path_contains` with `status`."""
+    def fail_next(self, status: int, count: int = 1, path_contains: str = "", retry_after: float | None = None
+                  ) -> None:
+        """Answer the next `count` requests whose path contains `path_contains` with `status` (a 429 with
+        `retry_after` as Kaggle sends it: Retry-After and its RESOURCE_EXHAUSTED body)."""
         with self.lock:
-            self._faults.append([status, count, path_contains])
+            self._faults.append([status, count, path_contains, retry_after])
 
-    def take_fault(self, path: str) -> int | None:
+    def take_fault(self, path: str) -> HostError | None:
         with self.lock:
             for fault in self._faults:
                 if fault[1] > 0 and fault[2] in path:
                     fault[1] -= 1
-                    return fault[0]
+                    if fault[0] == 429 and fault[3] is not None:
+                        return rate_limited(fault[3])
+                    return HostError(fault[0], f"Injected failure ({fault[0]})")
         return None
+
+    def check_rate(self, user: str, method: str) -> None:
+        """A 429 (with Retry-After) for a call past the host's rate limit on `method` (HostSettings.rate_limits)."""
+        for limited_method, calls, seconds in self.settings.rate_limits:
+            if limited_method != method:
+                continue
+            now = time.monotonic()
+            with self.lock:
+                recent = [moment for moment in self._calls.get((user, method), []) if now - moment < seconds]
+                if len(recent) >= calls:
+                    self._calls[(user, method)] = recent
+                    raise rate_limited(seconds - (now - recent[0]))
+                self._calls[(user, method)] = recent + [now]
 
     def rpcs(self) -> list[str]:
         return [request["rpc"] for request in self.requests if request.get("rpc")]
 
     # Checks.
     def authenticate(self, basic: tuple[str, str] | None, bearer: str | None) -> str:
-        """The calling user: Basic auth with a legacy API key, or a Bearer access token equal to a user's key."""
+        """The calling user: Basic auth with a legacy API key, a Bearer access token equal to a user's key, or one
+        `kaggle auth login` was given."""
         users = dict(self.settings.users)
         name, key = basic or ("", "")
+        if bearer and (logged_in := self.tokens.user_of(bearer)):
+            return logged_in
         if bearer:
             name = next((user for user, user_key in users.items() if secrets.compare_digest(user_key, bearer)), "")
             key = users.get(name, "")
