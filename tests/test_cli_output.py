@@ -55,6 +55,7 @@ def test_member_help_gives_the_name_syntax():
     assert next(option for option in RUN_OPTIONS if option.name == "spec").metavar == "FILE"
 
 
+@pytest.mark.slow  # 40 s: a whole `headstart run --json` in a process of its own
 def test_a_json_run_prints_json_alone_and_no_noise(digits_store, tmp_path):
     """`run --json` on stdout parses as one JSON document; stderr holds no TensorFlow start-up lines, no Prefect
     docs hint, no traceback; a softmax-only run looks for no backbone (offline: no download attempt)."""

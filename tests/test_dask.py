@@ -66,6 +66,7 @@ def plain_run(shapes: Path, data_dir: Path, mapped: bool) -> Path:
     return stages.compete(config, stages.Stages(map=backwards) if mapped else stages.Stages())
 
 
+@pytest.mark.slow  # 35 s: two whole competes; the units' order is also covered by the stored-fold tests
 def test_units_in_any_order_give_what_they_give_in_turn(shapes, tmp_path):
     """Without Prefect: every backbone x view x shard and every member x fold, run in reverse order, leaves the same
     features and predictions, bit for bit, as in the plan's order."""

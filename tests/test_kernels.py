@@ -226,6 +226,7 @@ def test_the_kit_dataset_is_ready_before_anything_uses_it(hosted_factory, tmp_pa
     assert authenticated_api().dataset_status("alice/headstart-kit") == "ready"
 
 
+@pytest.mark.slow  # 20 s: the kit dataset's step is retried after its 30 s network delay
 def test_a_kernel_push_is_never_retried(prefect_server, hosted, tmp_path):
     """A 503 on the push (Kaggle may have saved a version all the same): `headstart kernel push` fails at once, in
     one error line that says it was not retried, with exactly one push sent; the kit's publishing before it, a
@@ -328,6 +329,7 @@ def test_the_kit_is_pinned_to_the_version_it_uploaded_when_kaggle_registers_it_l
 BLOCKER = "import time\ntime.sleep(6)\n"
 
 
+@pytest.mark.slow  # 20 s: a kernel run on the host, waited out
 def test_a_push_that_outlives_the_wait_is_collected_later(prefect_server, hosted_factory, tmp_path):
     """The push is recorded before anything can fail; when the wait ends first (here: Kaggle's queue, one kernel at
     a time), `headstart kernel collect` waits for that version, downloads its output and submits it (with our rank),

@@ -157,7 +157,7 @@ def test_a_clock_due_after_the_last_epoch_does_not_mark_the_training_cut_short()
     assert len(history["loss"]) == 1 and not clock.ended_early  # all the epochs asked for ran
 
 
-@pytest.mark.parametrize("kind", ["softmax", "mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["softmax", "mlp", pytest.param("cnn", marks=pytest.mark.slow)])  # cnn: 22 s
 def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(tmp_path, kind):
     """Honest out-of-fold rows: scrambling the held-out fold's labels leaves its predictions unchanged, bit for bit
     (early stopping watches an inner split of the training part, never the rows the fold then predicts; the CNN's

@@ -88,6 +88,7 @@ def assert_completed(result: subprocess.CompletedProcess) -> Path:
     return run_json
 
 
+@pytest.mark.slow  # 16 s: a whole run with its API gone
 def test_a_run_completes_when_the_prefect_api_is_unreachable(tmp_path):
     """PREFECT_API_URL names a server that is not there: the stages run without Prefect, one warning says so."""
     result = headstart_run(tmp_path / "data", tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api",
