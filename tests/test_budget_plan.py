@@ -152,5 +152,7 @@ def test_a_time_limit_is_filled_not_only_kept(prefect_server, tmp_path, monkeypa
     output, record, seconds = large_grey_run(tmp_path, monkeypatch, "--time-limit", str(limit), num_train=600)
     budget = record["plan"]["budget"]
     assert budget["budget_source"] == "--time-limit" and budget["epochs"] * budget["folds"] > 10
-    assert 0.8 * 60 * limit <= seconds <= 1.1 * 60 * limit, (seconds, budget)
+    # The plan spends PLAN_MARGIN (80 %) of what is left after start-up (about 30 s here) from a cost measured in
+    # eight steps, which is off by up to a fifth either way on a 2-core machine whose load changes: 0.7 to 1.1.
+    assert 0.7 * 60 * limit <= seconds <= 1.1 * 60 * limit, (seconds, budget)
     assert "every member finished in time" in output
