@@ -360,6 +360,21 @@ def test_private_kernels_and_datasets_stay_private(real_host, sandbox):
     assert [real_host.rpc("bob", DATASETS + rpc, dataset)[0] for rpc in ("GetDataset", "GetDatasetStatus")] \
         == [403, 403]
     assert real_host.rpc(USER, DATASETS + "GetDataset", dataset)[0] == 200
+    # The calls issue 23 added keep the same rule: bob can neither read alice's private dataset and kernel through
+    # them, nor change or delete what is hers, public or not; her lists are his only where public.
+    for rpc, body in (("ListDatasetFiles", dataset), ("DownloadDataset", dataset), ("GetDatasetMetadata", dataset),
+                      ("UpdateDatasetMetadata", {**dataset, "settings": {"title": "bob was here"}}),
+                      ("DeleteDataset", dataset)):
+        status, answer = real_host.rpc("bob", DATASETS + rpc, body)
+        assert status == 403 and "weights" not in json.dumps(answer).replace("alice-weights", ""), (rpc, answer)
+    for rpc, body in (("ListKernelFiles", private), ("DeleteKernel", private), ("DeleteKernel", public)):
+        status, answer = real_host.rpc("bob", KERNELS + rpc, body)
+        assert status == 403 and "secret.csv" not in json.dumps(answer), (rpc, answer)
+    assert real_host.rpc(USER, DATASETS + "GetDatasetMetadata", dataset)[1]["info"]["title"] == "alice weights"
+    assert [real_host.rpc(USER, KERNELS + "GetKernel", kernel)[0] for kernel in (private, public)] == [200, 200]
+    listed = json.dumps(real_host.rpc("bob", KERNELS + "ListKernels", {})[1])
+    assert "alice-public" in listed and "alice-private" not in listed
+    assert "alice-weights" not in json.dumps(real_host.rpc("bob", DATASETS + "ListDatasets", {})[1])
     borrowed = real_host.push("bob", work / "borrows", "bob-borrows", LISTING_KERNEL,
                               dataset_sources=[f"{USER}/alice-weights"], competition_sources=["digits"])
     peeked = real_host.push(CAROL[0], work / "peeks", "carol-peeks", LISTING_KERNEL, competition_sources=["digits"])
