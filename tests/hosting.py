@@ -223,3 +223,13 @@ def start_real_host(cwd: Path, digits_store: Path, users: dict, *options: str) -
     line = process.stdout.readline()
     assert " on http://" in line, (line, (cwd / "host.stderr").read_text())
     return RealHost(process, line.split(" on ")[1].split(" ")[0], cwd, users)
+
+
+def push_script(hosted, folder: Path, source: str, *options: str, **metadata) -> str:
+    """`kaggle kernels push` of a script kernel named after its folder, as USER; the CLI's output."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "run.py").write_text(source)
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": f"{USER}/{folder.name}", "title": folder.name, "code_file": "run.py", "language": "python",
+        "kernel_type": "script", **metadata}))
+    return hosted.kaggle("kernels", "push", "-p", folder, *options).stdout

@@ -23,6 +23,7 @@ from tests.hosting import (
     client_environment,
     labelled_submission,
     perfect_submission,
+    push_script,
 )
 
 TINY_KERNEL = '''import os, shutil
@@ -286,13 +287,7 @@ def test_code_submissions_are_scored_from_the_kernels_second_run(hosted_factory,
     first run left: here that run (KAGGLE_IS_COMPETITION_RERUN set) answers 7 everywhere where the visible file
     says 1, and the score is the 7s'. PENDING, off the leaderboard, until that run is scored."""
     hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
-    folder = tmp_path / "kernel"
-    folder.mkdir()
-    (folder / "rerun.py").write_text(RERUN_KERNEL)
-    (folder / "kernel-metadata.json").write_text(json.dumps({
-        "id": f"{USER}/coded", "title": "coded", "code_file": "rerun.py", "language": "python",
-        "kernel_type": "script", "competition_sources": ["digits"], "enable_internet": False}))
-    hosted.kaggle("kernels", "push", "-p", folder)
+    push_script(hosted, tmp_path / "coded", RERUN_KERNEL, competition_sources=["digits"], enable_internet=False)
     _kernel_run_ended(hosted, "coded")
     visible = pd.read_csv(hosted.host.kernels.output_file(USER, "coded", 1, "submission.csv"))
     assert set(visible["Label"]) == {1}
@@ -312,13 +307,8 @@ def test_code_submissions_are_scored_from_the_kernels_second_run(hosted_factory,
 def test_a_failed_scoring_run_is_an_error_without_a_description(hosted_factory, tmp_path):
     """As Kaggle's often is (the reason shows on its page, not in errorDescription)."""
     hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
-    folder = tmp_path / "kernel"
-    folder.mkdir()
-    (folder / "rerun.py").write_text(RERUN_KERNEL.replace("if rerun:", "if rerun:\n    raise SystemExit('no')"))
-    (folder / "kernel-metadata.json").write_text(json.dumps({
-        "id": f"{USER}/failing", "title": "failing", "code_file": "rerun.py", "language": "python",
-        "kernel_type": "script", "competition_sources": ["digits"]}))
-    hosted.kaggle("kernels", "push", "-p", folder)
+    push_script(hosted, tmp_path / "failing", RERUN_KERNEL.replace("if rerun:", "if rerun:\n    raise SystemExit('no')"),
+                competition_sources=["digits"])
     from tasks.backends.kaggle import KaggleBackend, kaggle_spec
 
     backend = KaggleBackend(kaggle_spec("digits", hosted.spec_file), poll_interval=0.1, poll_timeout=120)

@@ -10,6 +10,7 @@ import pytest
 
 from tests.factories import wait_until
 from tests.hosting import USER
+from tests.hosting import push_script as push
 
 LISTING = '''import os
 from pathlib import Path
@@ -18,16 +19,6 @@ for path in sorted(inputs.rglob("*")):
     if path.is_file() and "models" in path.parts:
         print("model file:", path.relative_to(inputs).as_posix(), path.read_text())
 '''
-
-
-def push(hosted, folder, source: str, *options: str, **metadata) -> str:
-    """`kaggle kernels push` of a script kernel; the CLI's output."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "run.py").write_text(source)
-    (folder / "kernel-metadata.json").write_text(json.dumps({
-        "id": f"{USER}/{folder.name}", "title": folder.name, "code_file": "run.py", "language": "python",
-        "kernel_type": "script", **metadata}))
-    return hosted.kaggle("kernels", "push", "-p", folder, *options).stdout
 
 
 def finished(hosted, slug: str, seconds: float = 120) -> dict:

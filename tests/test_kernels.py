@@ -21,7 +21,7 @@ from tasks.competitions import DIGIT_RECOGNIZER
 from tasks.errors import ConfigError, UploadError
 from tasks.host.kernels import notebook_to_script
 from tasks.submission import read_submission, validate_submission
-from tests.hosting import KEY, USER, assert_no_secret
+from tests.hosting import KEY, USER, assert_no_secret, push_script
 
 SETTINGS = {"member": ["softmax"], "epochs": 1, "folds": 2}
 NO_PREFECT = """
@@ -389,13 +389,7 @@ def test_an_error_without_a_description_says_so(prefect_server, hosted_factory, 
     from tasks.files import atomic_write_json
 
     hosted = hosted_factory(run_kernels=True, unsafe_kernels=True, code_competition=True)
-    folder = tmp_path / "failing"
-    folder.mkdir()
-    (folder / "run.py").write_text(FAILING_RERUN)
-    (folder / "kernel-metadata.json").write_text(json.dumps({
-        "id": f"{USER}/failing-kernel", "title": "failing kernel", "code_file": "run.py", "language": "python",
-        "kernel_type": "script", "competition_sources": ["digits"]}))
-    hosted.kaggle("kernels", "push", "-p", folder)
+    push_script(hosted, tmp_path / "failing-kernel", FAILING_RERUN, competition_sources=["digits"])
     config = Config(competition="digits", data_dir=str(hosted.data_dir), backend="kaggle")
     atomic_write_json(config.paths.kernels("digits") / PUSHED, {  # as `headstart kernel push` records a push
         "competition": "digits", "kernel": f"{USER}/failing-kernel", "version": 1, "kit_sha256": None,
