@@ -107,17 +107,19 @@ def run_variant(base_plan, name: str, overrides: dict, truth) -> dict:
             "load": [round(x, 2) for x in __import__("os").getloadavg()]}
 
 
-def run_probe(base_plan, truth, shifts=(1, 2), pseudo_epochs: int = 2) -> list[dict]:
+def run_probe(base_plan, truth, shifts=(1, 2), pseudo_epochs: int = 2, epochs: int | None = None) -> list[dict]:
     """One CNN of BASE on fold 0, and what prediction-time tricks give it side by side: test-time shifts of 1 and 2
     pixels, and a pseudo-label round (`pseudo_epochs`) after it, with and without shifts. The first round is BASE's
-    training exactly (same seed and settings), so its row repeats BASE's."""
+    training exactly (same seed and settings), so its row repeats BASE's; with `epochs`, it trains that many epochs
+    to the schedule's end, as the large grey recipe does (patience = epochs: every training row fitted)."""
     import numpy as np
 
     from tasks import cnn
     from tasks.budget import Clock
     from tasks.fitting import member_job
 
-    train = dataclasses.replace(base_plan.train, **{**BASE, "pseudo_epochs": pseudo_epochs})
+    to_the_end = {"epochs": epochs, "patience": epochs} if epochs else {}
+    train = dataclasses.replace(base_plan.train, **{**BASE, "pseudo_epochs": pseudo_epochs, **to_the_end})
     context = member_job(dataclasses.replace(base_plan, train=train), "cnn").context
     outputs, seen, times = context.outputs, {}, {}
 
@@ -147,7 +149,8 @@ def run_probe(base_plan, truth, shifts=(1, 2), pseudo_epochs: int = 2) -> list[d
             rows.append({"variant": f"probe {key}, test shifts {pixels} px", "pseudo_labels": history.get(
                 "pseudo_labels"), "test_accuracy": round(float((probabilities.argmax(1) == truth).mean()), 4),
                 "test_predict_seconds": round(times[(key, pixels)], 1), "fold_seconds": round(total, 1),
-                "epochs": len(history["loss"]), "load": [round(x, 2) for x in __import__("os").getloadavg()]})
+                "epochs": len(history["loss"]), "settings": {**BASE, **to_the_end, "pseudo_epochs": pseudo_epochs},
+                "load": [round(x, 2) for x in __import__("os").getloadavg()]})
     return rows
 
 
@@ -156,6 +159,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/grey/data"))
     parser.add_argument("--variants", default="deep10")
     parser.add_argument("--train", type=int, default=None, help="the first N training images only")
+    parser.add_argument("--probe-epochs", type=int, default=None, help="the probe's epochs, run to the end")
+    parser.add_argument("--probe-shifts", default="1,2", help="the probe's test-time shifts, in pixels")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "mnist_cnn.jsonl")
     arguments = parser.parse_args()
 
@@ -167,7 +172,9 @@ def main() -> None:
                                  members=("cnn",)))
     truth = test_labels(plan)
     for name in arguments.variants.split(","):
-        results = run_probe(plan, truth) if name == "probe" else [run_variant(plan, name, VARIANTS[name], truth)]
+        results = (run_probe(plan, truth, tuple(int(x) for x in arguments.probe_shifts.split(",")),
+                             epochs=arguments.probe_epochs) if name == "probe"
+                   else [run_variant(plan, name, VARIANTS[name], truth)])
         for result in results:
             print(json.dumps(result), flush=True)
             with arguments.out.open("a") as out:

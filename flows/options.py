@@ -90,6 +90,9 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "scored on their rows).", metavar="N", minimum=1),
     RunOption("finetune-epochs", "train.finetune_epochs", int, "finetune members: epochs of fine-tuning per fold.",
               metavar="N", minimum=1),
+    RunOption("finetune-head", "train.finetune_head", help="finetune members: the head warmed up on the frozen "
+              "features first: adam (a Dense layer trained 30 epochs) or logistic (a regression solved to "
+              "convergence).", choices=("adam", "logistic")),
     RunOption("cnn-architecture", "train.cnn_architecture", help="cnn members: small (two blocks) or deep (three, "
               "BatchNorm throughout).", choices=("small", "deep"), default_text="deep for large grey competitions, "
               "else small"),
@@ -104,6 +107,9 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "each batch (0: off).", metavar="ALPHA", minimum=0.0),
     RunOption("cutmix", "train.cutmix", float, "Keras members on images (cnn, finetune, softmax): CutMix's factor on "
               "each batch (0: off).", metavar="X", minimum=0.0),
+    RunOption("lr-range-test", "train.lr_range_test", bool, "Keras members: each fold picks its learning rate by "
+              "a range test on its training rows (a tenth of the rate where the loss fell lowest; cnn, finetune and "
+              "mlp).", flag=True, value_when_set=True),
     RunOption("random-erasing", "train.random_erasing", float, "cnn members: RandomErasing's factor (0: off).",
               metavar="X", minimum=0.0),
     RunOption("randaugment", "train.randaugment", int, "cnn members: RandAugment's operations per image (0: off).",

@@ -1,4 +1,5 @@
-"""What a time budget buys a CNN: its epochs and folds, planned from its cost per image measured on this machine.
+"""What a time budget buys a CNN or a fine-tuned backbone: its epochs and folds, planned from its cost per image
+measured on this machine.
 
 On large grey-image competitions (`LARGE_GREY_IMAGES` training images and up) the default recipe trains the deep
 CNN at full size on a one-cycle schedule, whose length must be known before it starts. So the plan stage measures
@@ -6,7 +7,9 @@ what the model costs here (`measure_cost`: a few timed training steps and predic
 so that an unchanged re-run plans the same and finds its member cached), and `plan_epochs` spends the budget: the
 fewest folds whose epochs stay within `MAX_EPOCHS_PER_FOLD`, then more folds (each fold model also predicts the
 test set: an ensemble). The budget is what is left of `--time-limit`, or by default `DEFAULT_SECONDS_PER_IMAGE`
-per training image (both still to be measured: bench/RESULTS.md, "Issue 21: real digits at size").
+per training image (bench/RESULTS.md, "Issue 21: real digits at size"). The colour recipe's finetune member is
+planned the same way: its share of what --time-limit leaves, or FINETUNE_SECONDS_PER_IMAGE by default (bench/RESULTS.md,
+"Issue 21: colour photos in 25 minutes").
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from pathlib import Path
 LARGE_GREY_IMAGES = 5_000
 DEFAULT_SECONDS_PER_IMAGE = 0.025  # the default budget: 42,000 training images, 17.5 minutes
 MAX_EPOCHS_PER_FOLD = 20  # past this a second fold model gains more than more epochs of the first
+# The finetune member (the colour recipe's strongest, on photos): its default budget per training image (5,000
+# images: 20 minutes; the features and heads take about 5 more there), its share of what --time-limit leaves when
+# other members train beside it (they and the features get the rest), and its epochs per fold before a second fold.
+FINETUNE_SECONDS_PER_IMAGE = 0.24
+FINETUNE_SHARE = 0.7
+FINETUNE_MAX_EPOCHS = 12
+DEFAULT_SECONDS = {"cnn": DEFAULT_SECONDS_PER_IMAGE, "finetune": FINETUNE_SECONDS_PER_IMAGE}
 MIN_EPOCHS = 2
 # Of the budget planned: the measurement's noise, and what its eight timed steps do not see (each epoch's
 # stopping-rows score, the folds' resets and predictions). At 0.95 a 600-image run's folds took about 1.2 times
@@ -61,6 +71,7 @@ class BudgetPlan:
     epochs: int
     estimated_seconds: float
     cost: TrainingCost
+    member: str = "cnn"  # the member it bought epochs and folds for
 
     def summary(self) -> dict:
         return asdict(self)
@@ -74,14 +85,15 @@ def fold_seconds(cost: TrainingCost, shape: FoldShape, epochs: int) -> float:
     return epochs * per_epoch + second_round + predictions
 
 
-def plan_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, folds_available: int) -> tuple[int, int]:
-    """(folds, epochs): the fewest folds whose epochs, spending the budget, stay within MAX_EPOCHS_PER_FOLD (all
-    the folds, and more epochs, when even that is not enough); at least MIN_EPOCHS on one fold."""
+def plan_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, folds_available: int,
+                max_epochs: int = MAX_EPOCHS_PER_FOLD) -> tuple[int, int]:
+    """(folds, epochs): the fewest folds whose epochs, spending the budget, stay within `max_epochs` (all the
+    folds, and more epochs, when even that is not enough); at least MIN_EPOCHS on one fold."""
     usable = PLAN_MARGIN * budget_seconds - cost.setup
     per_epoch = max(fold_seconds(cost, shape, 1) - fold_seconds(cost, shape, 0), 1e-9)
     for folds in range(1, folds_available + 1):
         epochs = math.floor((usable / folds - fold_seconds(cost, shape, 0)) / per_epoch)
-        if epochs <= MAX_EPOCHS_PER_FOLD or folds == folds_available:
+        if epochs <= max_epochs or folds == folds_available:
             break
     if epochs < MIN_EPOCHS:
         return 1, MIN_EPOCHS
@@ -95,8 +107,9 @@ def folds_for_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape
     return max(1, min(folds_available, math.floor(usable / fold_seconds(cost, shape, epochs))))
 
 
-def default_budget_seconds(num_train: int) -> float:
-    return DEFAULT_SECONDS_PER_IMAGE * num_train
+def default_budget_seconds(num_train: int, kind: str = "cnn") -> float:
+    """A member kind's budget without --time-limit: its seconds per training image (DEFAULT_SECONDS)."""
+    return DEFAULT_SECONDS[kind] * num_train
 
 
 def cached_cost(path: Path, measure) -> TrainingCost:

@@ -44,7 +44,7 @@ def augmentation(flip: bool, seeds: Iterator[int], config: TrainConfig = TrainCo
         steps.append(layers.RandAugment(value_range=(0, 1), num_ops=config.randaugment, seed=next(seeds)))
     if config.random_erasing:
         steps.append(layers.RandomErasing(config.random_erasing, value_range=(0, 1), seed=next(seeds)))
-    return keras.Sequential(steps, name="augmentation")
+    return keras.Sequential(steps or [layers.Identity()], name="augmentation")  # none: the identity
 
 
 def augment_images(images: np.ndarray, copies: int, flip: bool, seed: int = 0) -> np.ndarray:
@@ -135,7 +135,8 @@ def pseudo_label_round(context: MemberContext, predict):
     if not config.pseudo_epochs or outputs.task not in SINGLE_LABEL:
         return None
     tuning = dataclasses.replace(config, epochs=config.pseudo_epochs, patience=config.pseudo_epochs,
-                                 schedule="cosine", learning_rate=PSEUDO_RATE * config.learning_rate)
+                                 schedule="cosine", learning_rate=PSEUDO_RATE * config.learning_rate,
+                                 lr_range_test=False)
 
     def second_round(model, fit: tuple, stop: tuple, test_images: np.ndarray, clock, history: dict) -> dict:
         probabilities = predict(model, test_images)
@@ -164,28 +165,12 @@ def fit_cnn(context: MemberContext) -> FoldFitter:
 
 def measure_cost(input_shape: tuple[int, int, int], outputs, config: TrainConfig, jit_compile: bool | str = "auto",
                  steps: int = 8):
-    """What this CNN costs on this machine (tasks/budget_plan.py): seconds to build and trace it, then per image
-    trained (`steps` timed batches of random pixels: the cost does not depend on them) and predicted (one view)."""
+    """What this CNN costs on this machine (tasks/budget_plan.py): `measure_training_cost` of it, built anew."""
     import time
 
-    from tasks.budget_plan import TrainingCost
-    from tasks.training import compile_once, train_step
-    from tasks.tricks import batch_mixer, training_targets
+    from tasks.training import measure_training_cost
 
-    started, rng = time.perf_counter(), np.random.default_rng(0)
+    started = time.perf_counter()
     model = ARCHITECTURES[config.cnn_architecture or DEFAULT_ARCHITECTURE](input_shape, outputs.units,
                                                                            config.cnn_filters, 0, config)
-    images = rng.integers(0, 256, (config.batch_size * (steps + 2), *input_shape), dtype=np.uint8)
-    labels = np.zeros((len(images), outputs.columns), int) if outputs.task == "multilabel" else np.zeros(len(images), int)
-    targets, mix = training_targets(config, outputs, labels), batch_mixer(config, 0)
-    compile_once(model, config, steps, jit_compile, outputs)
-    batches = [slice(start, start + config.batch_size) for start in range(0, len(images), config.batch_size)]
-    for batch in batches[:2]:  # the first steps trace the training step
-        train_step(model, images[batch], targets[batch], mix)
-    predict_probabilities(model, images[:256], outputs=outputs)  # and the prediction
-    setup, timed = time.perf_counter() - started, time.perf_counter()
-    for batch in batches[2:]:
-        train_step(model, images[batch], targets[batch], mix)
-    train, timed = (time.perf_counter() - timed) / (steps * config.batch_size), time.perf_counter()
-    predict_probabilities(model, images, outputs=outputs)
-    return TrainingCost(train, (time.perf_counter() - timed) / len(images), setup)
+    return measure_training_cost(model, input_shape, outputs, config, jit_compile, steps, started)

@@ -32,6 +32,7 @@ class TrainConfig:
     # all off by default. Keras members:
     label_smoothing: float = 0.0  # the loss's label_smoothing (0: off)
     ema: float = 0.0  # the optimiser's moving average of the weights (`use_ema`) at this momentum (0: off)
+    lr_range_test: bool = False  # each fold's rate: a tenth of where a range test's loss fell lowest (tasks/tricks.py)
     mixup: float = 0.0  # keras.layers.MixUp's alpha on each training batch (0: off)
     cutmix: float = 0.0  # keras.layers.CutMix's factor on each training batch (0: off; with mixup, one or the other)
     # The CNN only: augmentation inside the model (shifts, rotations, zooms always), test-time augmentation,
@@ -69,11 +70,16 @@ class TrainConfig:
     finetune_learning_rate: float = 3e-4
     finetune_batch_size: int = 32
     finetune_fraction: float = 1.0
-    finetune_head_c: float = 1.0  # inverse L2 strength of the warm-up head (weaker than the probe's: it trains on)
+    # The warm-up head: "adam" (a Dense layer on the features, dropout 0.2, trained `FINETUNE_WARM_EPOCHS` by Adam, as
+    # bench/finetune_probe.py) or "logistic" (a logistic regression on standardised features, solved to convergence
+    # at inverse L2 strength `finetune_head_c`).
+    finetune_head: str = "adam"
+    finetune_head_c: float = 1.0
 
     def __post_init__(self) -> None:
         choices = {"schedule": ("constant", "cosine", "onecycle"), "optimizer": ("adam", "sgd"),
-                   "cnn_architecture": (None, "small", "deep")}
+                   "cnn_architecture": (None, "small", "deep"),
+                   "finetune_head": ("adam", "logistic")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"train.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")

@@ -71,7 +71,7 @@ def fit_mlp(context: MemberContext) -> FoldFitter:
 
     def fit_fold(train_positions: np.ndarray, valid_positions: np.ndarray, clock=None):
         keras.utils.set_random_seed(context.seed)
-        fit_rows, stop_rows = context.stopping_split(train_positions)
+        fit_rows, stop_rows = context.stopping_split(train_positions, valid_positions)
         features = np.concatenate([view[fit_rows] for view in train_views])
         scaler = StandardScaler().fit(features)
         scale = lambda x: scaler.transform(x).astype(np.float32)

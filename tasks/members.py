@@ -75,8 +75,15 @@ class MemberContext:
         """What Keras members early-stop on: the competition's metric."""
         return metric_monitor(self.index.metadata["spec"]["metric"], self.outputs)
 
-    def stopping_split(self, train_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The fold's training rows the model fits, and those its early stopping watches (`inner_split`)."""
+    def stopping_split(self, train_positions: np.ndarray, valid_positions: np.ndarray,
+                       config: TrainConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The fold's training rows the model fits, and those its training watches: an inner split of the training
+        rows (`inner_split`) where `config` (default: the member's) chooses epochs or weights by them; where it
+        chooses nothing (`chooses_by_validation`: a schedule run to its end), every training row is fitted and at
+        most WATCHED_ROWS of the fold's held-out rows are watched, for the training curves only (as the finetune
+        member does): they decide nothing, so the out-of-fold predictions stay honest."""
+        if not chooses_by_validation(config or self.train):
+            return train_positions, valid_positions[:: -(-len(valid_positions) // WATCHED_ROWS)]
         return inner_split(train_positions, self.targets, self.train.stop_fraction, self.seed)
 
     @property
@@ -157,6 +164,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return Outputs().probabilities(logits)
 
 
+WATCHED_ROWS = 2_000  # held-out rows a training that chooses nothing by them watches each epoch (its curves)
+
+
+def chooses_by_validation(config: TrainConfig) -> bool:
+    """Whether a Keras member's training chooses anything by the rows it watches: its epochs (early stopping can
+    end it before `config.epochs`) or its weights (`keeps_best_weights`)."""
+    return keeps_best_weights(config) or config.patience < config.epochs
+
+
 def inner_split(positions: np.ndarray, targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A fold's training rows split in two: those the model fits, and the `fraction` its early stopping watches.
     The fold's held-out rows are then predicted by a model that chose nothing on them: its out-of-fold predictions
@@ -218,13 +234,12 @@ def pixel_member(context: MemberContext, build_model, description: str, max_size
         keras.utils.set_random_seed(context.seed)
         for variable, value in initial:
             variable.assign(value)
-        fit_rows, stop_rows = context.stopping_split(train_positions)
+        epochs = epochs_for(config, len(train_positions))
+        training = dataclasses.replace(config, epochs=epochs, patience=min(config.patience, epochs))
+        fit_rows, stop_rows = context.stopping_split(train_positions, valid_positions, training)
         fit, stop = (images[fit_rows], targets[fit_rows]), (images[stop_rows], targets[stop_rows])
-        epochs = epochs_for(config, len(fit_rows))
-        history = train_keras_model(model, fit, stop,
-                                    dataclasses.replace(config, epochs=epochs, patience=min(config.patience, epochs)),
-                                    context.seed, clock, jit_compile=context.jit_compile, outputs=outputs,
-                                    monitor=context.monitor)
+        history = train_keras_model(model, fit, stop, training, context.seed, clock,
+                                    jit_compile=context.jit_compile, outputs=outputs, monitor=context.monitor)
         if second_round is not None:
             history = second_round(model, fit, stop, test_images, clock, history)
         return predict(model, images[valid_positions]), predict(model, test_images), history

@@ -146,8 +146,12 @@ def plan_run(config: Config, spec: CompetitionSpec, raw_dir: Path, index_dir: Pa
     if choice.cnn_size is not None:
         train = dataclasses.replace(train, cnn_size=choice.cnn_size)
     device, deadline, budget = resolve_device_plan(config.device), run_deadline(config.time_limit, started), None
+    tuned = next((name for name in choice.members if MemberName.parse(name).kind == "finetune"), None)
     if choice.large_grey:
         train, budget = budgeted_cnn(config, train, metadata, device, deadline)
+    elif tuned and train.finetune_epochs == TrainConfig().finetune_epochs:
+        train, budget = budgeted_finetune(config, train, metadata, device, deadline, tuned, choice.weights,
+                                          len(choice.members))
     return RunPlan(config, run_id, spec, Path(raw_dir), Path(index_dir), choice.members, choice.weights,
                    choice.views, features, train, device, deadline, budget)
 
@@ -164,50 +168,106 @@ def budgeted_cnn(config: Config, train: TrainConfig, metadata: dict, device, dea
     """The large grey recipe's CNN with the epochs and folds its budget buys (tasks/budget_plan.py): what is left of
     the time limit less the run's reserve, else the default budget; its cost measured here once per data folder.
     Epochs or CNN folds the config sets itself stand (the other is planned)."""
-    from tasks.budget_plan import (
-        FoldShape,
-        cached_cost,
-        default_budget_seconds,
-        fold_seconds,
-        folds_for_epochs,
-        plan_epochs,
-    )
+    from tasks.budget_plan import FoldShape, cached_cost
     from tasks.cnn import MAX_CNN_SIZE, measure_cost
-    from tasks.outputs import Outputs
+    from tasks.members import WATCHED_ROWS, keeps_best_weights
 
     train = large_grey_training(train)
     num_train, folds = metadata["num_train"], config.folds
     height, width, size = metadata["image_height"], metadata["image_width"], train.image_size or train.cnn_size
     size = size or (MAX_CNN_SIZE if max(height, width) > MAX_CNN_SIZE else None)  # as the CNN loads its images
     shape = (size, size, metadata["channels"]) if size else (height, width, metadata["channels"])
-    outputs = Outputs(metadata["spec"].get("task", "multiclass"), len(metadata["spec"]["class_names"]))
+    outputs = outputs_of_metadata(metadata)
     cost = cached_cost(config.paths.costs(config.competition) / f"cnn-{cost_key(train, shape, device)}.json",
                        lambda: measure_cost(shape, outputs, train, device.training_jit))
-    fit = round((1 - 1 / folds) * num_train * (1 - train.stop_fraction))
-    fold = FoldShape(fit, round((1 - 1 / folds) * num_train) - fit, num_train // folds + metadata["num_test"],
+    fit = round((1 - 1 / folds) * num_train)
+    if keeps_best_weights(train):  # patience = epochs below: only its weights could be chosen by the stopping rows
+        fit, watched = round(fit * (1 - train.stop_fraction)), fit - round(fit * (1 - train.stop_fraction))
+    else:  # it chooses nothing by them: it fits every training row and watches held-out rows (stopping_split)
+        watched = min(WATCHED_ROWS, num_train // folds)
+    fold = FoldShape(fit, watched, num_train // folds + metadata["num_test"],
                      5 if train.tta_shifts else 1, train.pseudo_epochs, fit + metadata["num_test"])
-    if deadline is not None:
-        seconds, source = deadline - time.time() - reserve_seconds(config.time_limit), "--time-limit"
-    else:
-        seconds, source = default_budget_seconds(num_train), "default"
-    planned_folds, epochs = plan_epochs(seconds, cost, fold, train.cnn_folds or folds)
-    if train.epochs != TrainConfig().epochs:  # asked for (or a retrain's bigger budget): the budget buys folds only
-        epochs, planned_folds = train.epochs, folds_for_epochs(seconds, cost, fold, train.epochs, folds)
-    planned_folds = train.cnn_folds or planned_folds
-    train = dataclasses.replace(train, epochs=epochs, cnn_folds=planned_folds, patience=epochs)
-    budget = BudgetPlan(round(seconds, 1), source, planned_folds, epochs,
-                        round(cost.setup + planned_folds * fold_seconds(cost, fold, epochs), 1), cost)
-    logger.info("budget %s s (%s): the CNN trains %d epochs on %d fold(s)", budget.budget_seconds, source, epochs,
-                planned_folds)
+    asked = train.epochs if train.epochs != TrainConfig().epochs else None  # or a retrain's bigger budget
+    budget = spend_budget(config, deadline, metadata, "cnn", cost, fold, asked, train.cnn_folds)
+    train = dataclasses.replace(train, epochs=budget.epochs, cnn_folds=budget.folds, patience=budget.epochs)
+    logger.info("budget %s s (%s): the CNN trains %d epochs on %d fold(s)", budget.budget_seconds, budget.budget_source,
+                budget.epochs, budget.folds)
     return train, budget
 
 
-def cost_key(train: TrainConfig, shape: tuple, device) -> str:
-    """What a CNN's cost per image depends on: the model, its input, its batch, its tricks, the device, the cores."""
+def budgeted_finetune(config: Config, train: TrainConfig, metadata: dict, device, deadline: float | None,
+                      member: str, weights: Mapping[str, Path | None], members: int) -> tuple[TrainConfig, BudgetPlan]:
+    """The finetune member's epochs (and folds) bought with the budget (tasks/budget_plan.py): its share of what is
+    left of the time limit less the run's reserve (the rest: features and the other members), else its default
+    budget, FINETUNE_SECONDS_PER_IMAGE per training image; its cost at the fine-tuning size measured here once per
+    data folder. Folds the config sets stand."""
+    from tasks.budget_plan import FINETUNE_MAX_EPOCHS, FINETUNE_SHARE, FoldShape, cached_cost
+    from tasks.finetune import measure_cost
+
+    backbone = MemberName.parse(member).backbone
+    num_train, folds, size = metadata["num_train"], config.folds, train.finetune_size
+    shape = (metadata["image_height"], metadata["image_width"], 3)
+    if max(shape[:2]) > size or not metadata.get("same_size", True):
+        shape = (size, size, 3)  # as the member loads its images
+    outputs = outputs_of_metadata(metadata)
+    key = cost_key(train, shape, device, {"backbone": backbone, "size": size, "batch": train.finetune_batch_size,
+                                          "fraction": train.finetune_fraction})
+    cost = cached_cost(config.paths.costs(config.competition) / f"finetune-{key}.json",
+                       lambda: measure_cost(backbone, weights.get(backbone), size, shape, outputs, train,
+                                            device.training_jit))
+    fit = round((1 - 1 / folds) * num_train)
+    fold = FoldShape(fit, num_train // folds, num_train // folds + metadata["num_test"],
+                     2 if metadata["channels"] == 3 else 1)
+    share = FINETUNE_SHARE if members > 1 else 1.0
+    budget = spend_budget(config, deadline, metadata, member, cost, fold, None,
+                          train.finetune_folds if train.finetune_folds != TrainConfig().finetune_folds else None,
+                          share, FINETUNE_MAX_EPOCHS)
+    train = dataclasses.replace(train, finetune_epochs=budget.epochs, finetune_folds=budget.folds)
+    logger.info("budget %s s (%s): %s trains %d epochs on %d fold(s)", budget.budget_seconds, budget.budget_source,
+                member, budget.epochs, budget.folds)
+    return train, budget
+
+
+def spend_budget(config: Config, deadline: float | None, metadata: dict, member: str, cost, fold, epochs: int | None,
+                 folds: int | None, share: float = 1.0, max_epochs: int | None = None) -> BudgetPlan:
+    """What a member's budget buys (`plan_epochs`): its `share` of what is left of the time limit less the run's
+    reserve, else the default budget of its kind (per training image: its own, the other members' time apart).
+    `epochs` or `folds` given stand (with epochs given, the budget buys folds only)."""
+    from tasks.budget_plan import (
+        MAX_EPOCHS_PER_FOLD,
+        default_budget_seconds,
+        fold_seconds,
+        folds_for_epochs,
+        plan_epochs,
+    )
+
+    if deadline is not None:
+        seconds = share * (deadline - time.time() - reserve_seconds(config.time_limit))
+        source = "--time-limit"
+    else:
+        seconds, source = default_budget_seconds(metadata["num_train"], MemberName.parse(member).kind), "default"
+    planned_folds, planned_epochs = plan_epochs(seconds, cost, fold, folds or config.folds,
+                                                max_epochs or MAX_EPOCHS_PER_FOLD)
+    if epochs is not None:
+        planned_epochs, planned_folds = epochs, folds_for_epochs(seconds, cost, fold, epochs, config.folds)
+    planned_folds = folds or planned_folds
+    return BudgetPlan(round(seconds, 1), source, planned_folds, planned_epochs,
+                      round(cost.setup + planned_folds * fold_seconds(cost, fold, planned_epochs), 1), cost, member)
+
+
+def outputs_of_metadata(metadata: dict):
+    from tasks.outputs import Outputs
+
+    return Outputs(metadata["spec"].get("task", "multiclass"), len(metadata["spec"]["class_names"]))
+
+
+def cost_key(train: TrainConfig, shape: tuple, device, model: dict | None = None) -> str:
+    """What a model's cost per image depends on: the model (a CNN's settings, or `model`), its input, its batch,
+    its tricks, the device, the cores."""
     from tasks.files import sha256_text
 
-    parts = {name: getattr(train, name) for name in ("cnn_architecture", "cnn_filters", "batch_size", "optimizer",
-                                                     "ema", "mixup", "cutmix", "randaugment", "random_erasing",
-                                                     "augmentation", "label_smoothing")}
+    parts = model or {name: getattr(train, name) for name in ("cnn_architecture", "cnn_filters", "batch_size",
+                                                              "randaugment", "random_erasing", "augmentation")}
+    parts |= {name: getattr(train, name) for name in ("optimizer", "ema", "mixup", "cutmix", "label_smoothing")}
     parts |= {"shape": list(shape), "device": dataclasses.asdict(device), "cores": os.cpu_count()}
     return sha256_text(json.dumps(parts, sort_keys=True))[:16]

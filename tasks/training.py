@@ -21,6 +21,7 @@ from tasks.tricks import (
     averaged_weights_in,
     batch_mixer,
     optimizer_for,
+    range_test_rate,
     trained_weights_back,
     training_loss,
     training_targets,
@@ -187,6 +188,12 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
     give every replica the whole batch."""
     from tasks.devices import replicas
 
+    if config.lr_range_test:  # the rate, chosen on the training rows (a fold's held-out rows are not among them)
+        rate = range_test_rate(model, train[0], train[1], config, outputs, seed, jit_compile)
+        history = train_keras_model(model, train, valid, dataclasses.replace(config, learning_rate=rate,
+                                                                               lr_range_test=False),
+                                    seed, clock, loop, jit_compile, outputs, monitor)
+        return history | {"range_test_rate": [rate]}
     if loop == "fit" or replicas() > 1:
         steps = max(1, -(-len(train[0]) // config.batch_size))
         compile_once(model, config, steps, jit_compile, outputs)
@@ -247,3 +254,30 @@ def train_step(model: keras.Model, images: np.ndarray, targets: np.ndarray, mix,
     if mix is not None:
         images, targets = mix(images, targets)
     return model.train_on_batch(images, targets, sample_weight=sample_weight)
+
+
+def measure_training_cost(model: keras.Model, input_shape: tuple[int, int, int], outputs: Outputs,
+                          config: TrainConfig, jit_compile: bool | str = "auto", steps: int = 8,
+                          started: float | None = None):
+    """What a model costs on this machine (tasks/budget_plan.py): seconds to trace it (from `started`, when its
+    build is to count too), then per image trained (`steps` timed batches of random pixels: the cost does not
+    depend on them) and predicted (one view)."""
+    import time
+
+    from tasks.budget_plan import TrainingCost
+
+    started, rng = started or time.perf_counter(), np.random.default_rng(0)
+    images = rng.integers(0, 256, (config.batch_size * (steps + 2), *input_shape), dtype=np.uint8)
+    labels = np.zeros((len(images), outputs.columns), int) if outputs.task == "multilabel" else np.zeros(len(images), int)
+    targets, mix = training_targets(config, outputs, labels), batch_mixer(config, 0)
+    compile_once(model, config, steps, jit_compile, outputs)
+    batches = [slice(start, start + config.batch_size) for start in range(0, len(images), config.batch_size)]
+    for batch in batches[:2]:  # the first steps trace the training step
+        train_step(model, images[batch], targets[batch], mix)
+    predict_probabilities(model, images[:256], outputs=outputs)  # and the prediction
+    setup, timed = time.perf_counter() - started, time.perf_counter()
+    for batch in batches[2:]:
+        train_step(model, images[batch], targets[batch], mix)
+    train, timed = (time.perf_counter() - timed) / (steps * config.batch_size), time.perf_counter()
+    predict_probabilities(model, images, outputs=outputs)
+    return TrainingCost(train, (time.perf_counter() - timed) / len(images), setup)

@@ -7,6 +7,7 @@ own (random erasing, RandAugment, test-time shifts, pseudo-labels) are in tasks/
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import keras
@@ -106,3 +107,39 @@ def _graph_mixer(mixers: list, seed: int) -> BatchMixer:
         return tf.cond(first, lambda: apply(mixers[0], images, targets), lambda: apply(mixers[1], images, targets))
 
     return mix
+
+
+RANGE_TEST_STEPS = 60
+RANGE_TEST_RATES = (1e-6, 1.0)  # the first and the last step's rate, growing exponentially between them
+RANGE_TEST_SMOOTHING = 0.9  # the loss's moving average (bias-corrected), as fast.ai's finder smooths it
+
+
+def range_test_rate(model: keras.Model, images: np.ndarray, targets: np.ndarray, config: TrainConfig,
+                    outputs: Outputs, seed: int = 0, jit_compile: bool | str = "auto") -> float:
+    """Smith's learning-rate range test (2017, "Cyclical learning rates"), `lr_range_test`: from the model's current
+    weights, train RANGE_TEST_STEPS batches of the rows given (a fold's training rows: the rate is chosen on nothing
+    the fold predicts) while the rate grows exponentially over RANGE_TEST_RATES, stopping once the smoothed loss is
+    four times its lowest; the rate to train at is a tenth of the one where the smoothed loss was lowest. The
+    model's weights (BatchNorm's statistics too) are put back and its compile for training forgotten."""
+    first, last = RANGE_TEST_RATES
+    growth = (last / first) ** (1 / (RANGE_TEST_STEPS - 1))
+    weights, rng = model.get_weights(), np.random.default_rng(seed)
+    schedule = keras.optimizers.schedules.ExponentialDecay(first, decay_steps=1, decay_rate=growth)
+    model.compile(optimizer=optimizer_for(dataclasses.replace(config, ema=0.0), schedule),
+                  loss=training_loss(config, outputs), jit_compile=jit_compile)
+    fitted, batch = training_targets(config, outputs, targets), min(config.batch_size, len(images))
+    rates, smoothed, average = [], [], 0.0
+    for step in range(RANGE_TEST_STEPS):
+        rows = rng.choice(len(images), batch, replace=False)
+        loss = float(np.ravel(model.train_on_batch(images[rows], fitted[rows]))[0])
+        if not np.isfinite(loss):
+            break
+        average = RANGE_TEST_SMOOTHING * average + (1 - RANGE_TEST_SMOOTHING) * loss
+        rates.append(first * growth ** step)
+        smoothed.append(average / (1 - RANGE_TEST_SMOOTHING ** (step + 1)))
+        if step > 5 and smoothed[-1] > 4 * min(smoothed):
+            break
+    model.set_weights(weights)
+    model._headstart_compiled_for = None  # compile_once compiles anew for the training itself
+    rate = rates[int(np.argmin(smoothed))] / 10 if smoothed else config.learning_rate
+    return float(rate)

@@ -101,18 +101,82 @@ def test_a_longer_time_limit_buys_more_training(tmp_path, measured):
         config = Config(data_dir=str(tmp_path), competition="big", time_limit=minutes)
         return budgeted_cnn(config, config.train, METADATA, DevicePlan(), time.time() + 60 * minutes)[0]
 
-    short, long = planned(10), planned(60)
+    short, long = planned(10), planned(90)
     assert short.epochs * short.cnn_folds < long.epochs * long.cnn_folds and long.cnn_folds > 1
 
 
 def test_what_the_config_sets_stands(tmp_path, measured):
-    asked = TrainConfig(epochs=3, cnn_architecture="small", learning_rate=0.01)
+    asked = TrainConfig(epochs=2, cnn_architecture="small", learning_rate=0.01)
     config = Config(data_dir=str(tmp_path), competition="big", train=asked)
     train, budget = budgeted_cnn(config, asked, METADATA, DevicePlan(), None)
-    assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (3, "small", 0.01, "onecycle")
-    assert train.cnn_folds == budget.folds == 2  # the default 1,050 s buys two folds of 3 epochs (400 s each)
+    assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (2, "small", 0.01, "onecycle")
+    # The default 1,050 s buys two folds of 2 epochs (299 s each: 33,600 training rows fitted, 2,000 watched).
+    assert train.cnn_folds == budget.folds == 2
     folds_asked = dataclasses.replace(asked, epochs=TrainConfig().epochs, cnn_folds=2)
     assert budgeted_cnn(config, folds_asked, METADATA, DevicePlan(), None)[0].cnn_folds == 2
+
+
+COLOUR = {"num_train": 5_000, "num_test": 2_000, "image_height": 32, "image_width": 32, "channels": 3,
+          "same_size": True, "spec": {"class_names": [str(label) for label in range(10)], "task": "multiclass"}}
+TUNING = TrainingCost(train=0.03, predict=0.01, setup=20.0)  # about what Lite0 at 128 px costs here
+MEMBER = "finetune@file:lite0.keras"
+
+
+@pytest.fixture
+def tuning_measured(monkeypatch):
+    """The finetune member's cost, as if measured (`test_fine_tuning_costs_are_measured_as_a_fold_trains`)."""
+    calls = []
+
+    def measure(backbone, weights, size, shape, outputs, train, jit):
+        calls.append((backbone, size, shape, train.finetune_batch_size))
+        return TUNING
+
+    monkeypatch.setattr("tasks.finetune.measure_cost", measure)
+    return calls
+
+
+def test_the_finetune_members_epochs_are_bought_with_its_budget(tmp_path, tuning_measured):
+    """Colour photos: the default budget scales with the training images and buys fine-tuning epochs (then folds),
+    from the cost measured once per data folder; with --time-limit the member gets its share of what is left."""
+    from tasks.budget_plan import FINETUNE_MAX_EPOCHS, FINETUNE_SECONDS_PER_IMAGE, FINETUNE_SHARE
+    from tasks.plan import budgeted_finetune
+
+    config = Config(data_dir=str(tmp_path), competition="photos")
+
+    def plan(metadata, minutes=None, members=3, train=config.train):
+        limited = dataclasses.replace(config, time_limit=minutes)
+        return budgeted_finetune(limited, train, metadata, DevicePlan(), minutes and time.time() + 60 * minutes,
+                                 MEMBER, {}, members)
+
+    train, budget = plan(COLOUR)
+    assert budget.budget_source == "default" and budget.member == MEMBER
+    assert budget.budget_seconds == pytest.approx(5_000 * FINETUNE_SECONDS_PER_IMAGE)
+    # An epoch: 4,000 rows trained, 1,000 watched; the fold predicts 3,000 rows twice (the mirror): 130 s + 60 s.
+    per_epoch, rest = 4_000 * 0.03 + 1_000 * 0.01, 2 * 3_000 * 0.01
+    assert (train.finetune_epochs, train.finetune_folds) == (budget.epochs, budget.folds) == (
+        int((PLAN_MARGIN * budget.budget_seconds - 20 - rest) // per_epoch), 1)
+    assert tuning_measured == [("file:lite0.keras", 128, (32, 32, 3), 32)]
+    assert plan(COLOUR)[0] == train and len(tuning_measured) == 1  # measured once per data folder
+    limited = plan(COLOUR, 60)[1]
+    assert limited.budget_source == "--time-limit" and 0.9 * 3600 * FINETUNE_SHARE < limited.budget_seconds < 3600 * FINETUNE_SHARE
+    alone = plan(COLOUR, 60, members=1)[1]
+    assert limited.budget_seconds < alone.budget_seconds < 3600  # no other member to leave time for
+    assert limited.epochs * limited.folds > budget.epochs * budget.folds
+    hours = plan(COLOUR, 240)[1]  # more than FINETUNE_MAX_EPOCHS' worth: more fine-tuned folds
+    assert hours.epochs <= FINETUNE_MAX_EPOCHS and hours.folds > 1
+    folds_asked = dataclasses.replace(config.train, finetune_folds=3)
+    assert plan(COLOUR, train=folds_asked)[0].finetune_folds == 3
+
+
+def test_fine_tuning_costs_are_measured_as_a_fold_trains(tmp_path):
+    from tasks.finetune import measure_cost
+    from tasks.outputs import Outputs
+    from tests.factories import tiny_backbone_file
+
+    model = tiny_backbone_file(tmp_path / "tiny.keras")
+    cost = measure_cost(f"file:{model}", model, 32, (16, 16, 3), Outputs("multiclass", 3),
+                        TrainConfig(finetune_batch_size=4), steps=2)
+    assert 0 < cost.train < 1 and 0 < cost.predict < 1 and cost.setup > 0
 
 
 def large_grey_run(tmp_path, monkeypatch, *options: str, num_train: int = 150) -> tuple[str, dict, float]:

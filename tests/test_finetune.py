@@ -67,6 +67,28 @@ def test_run_a_finetune_member_end_to_end(prefect_server, tmp_path):
     assert pd.read_csv(record["submission"]).shape == (12, 2)
 
 
+def test_a_run_buys_its_fine_tuning_epochs_with_the_budget_and_says_so(prefect_server, tmp_path, monkeypatch):
+    """Without --finetune-epochs, the finetune member's epochs (and folds) are planned from its cost per image
+    measured here and the default budget per training image; the CLI prints what the budget bought, and the
+    member trains exactly that."""
+    from tasks import budget_plan
+
+    monkeypatch.setitem(budget_plan.DEFAULT_SECONDS, "finetune", 0.1)  # 15 s for these 150 images
+    invoke(*shapes_competition_args(tmp_path))
+    data_dir = tmp_path / "data"
+    backbone = f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"
+    output = invoke("run", "shapes", "--data-dir", data_dir, "--member", f"finetune@{backbone}", "--folds", "3",
+                    "--finetune-size", "32", "--no-submit")
+    record = json.loads(Path(output.strip().splitlines()[-1]).read_text())
+    budget = record["plan"]["budget"]
+    assert budget["member"] == f"finetune@{backbone}" and budget["budget_seconds"] == pytest.approx(15.0)
+    assert (f"budget 0.2 min (the default, 100 ms per training image; --time-limit MINUTES sets another): "
+            f"finetune@{backbone} planned {budget['epochs']} epochs on {budget['folds']} of 3 folds") in output
+    member = json.loads(next((data_dir / "05_predictions" / "local" / "shapes" / "members").glob("finetune*/member.json"))
+                        .read_text())
+    assert member["epochs_per_fold"] == [budget["epochs"]] * budget["folds"]
+
+
 @pytest.mark.slow  # a minute against the clock
 def test_a_time_limit_is_kept_and_the_run_says_what_it_cut(prefect_server, tmp_path):
     """Three CNNs x 5 folds x up to 40 epochs take minutes on these images; with 40 seconds the run ends

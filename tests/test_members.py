@@ -157,10 +157,12 @@ def test_a_clock_due_after_the_last_epoch_does_not_mark_the_training_cut_short()
     assert len(history["loss"]) == 1 and not clock.ended_early  # all the epochs asked for ran
 
 
-@pytest.mark.parametrize("kind", ["softmax", "mlp", pytest.param("cnn", marks=pytest.mark.slow)])  # cnn: 22 s
+@pytest.mark.parametrize("kind", ["softmax", "softmax-watching", "mlp",
+                                  pytest.param("cnn", marks=pytest.mark.slow)])  # cnn: 22 s
 def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(tmp_path, kind):
     """Honest out-of-fold rows: scrambling the held-out fold's labels leaves its predictions unchanged, bit for bit
-    (early stopping watches an inner split of the training part, never the rows the fold then predicts; the CNN's
+    (early stopping watches an inner split of the training part, never the rows the fold then predicts; a schedule
+    run to its end, which chooses nothing, watches held-out rows but decides nothing by them; the CNN's
     pseudo-labels come from test images only)."""
     import dataclasses
 
@@ -176,9 +178,11 @@ def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(
     index = fitting.member_job(plan, "softmax").context.index
     # Slow learning, every epoch watched: the best epoch by the true labels is a late one.
     train = TrainConfig(epochs=10, batch_size=16, learning_rate=0.0005, patience=10)
+    if kind == "softmax-watching":  # fits every training row, watches the held-out ones
+        train = dataclasses.replace(train, schedule="cosine")
     if kind == "cnn":  # every trick on: soft targets, mixed batches, the average of the weights, a second round
         train = TrainConfig(epochs=2, batch_size=16, cnn_filters=4, patience=2, schedule="onecycle", ema=0.9,
-                            label_smoothing=0.1, mixup=0.2, cutmix=1.0, tta_shifts=1, pseudo_epochs=1,
+                            label_smoothing=0.1, mixup=0.2, cutmix=1.0, tta_shifts=1, pseudo_epochs=1, lr_range_test=True,
                             pseudo_threshold=0.0)
     feature_dirs = ()
     if kind == "mlp":
@@ -191,10 +195,27 @@ def test_out_of_fold_predictions_do_not_depend_on_the_labels_they_are_scored_on(
 
     def predictions(table) -> np.ndarray:
         context = MemberContext(dataclasses.replace(index, table=table), train, feature_dirs=feature_dirs)
-        fitter = {"mlp": fit_mlp, "softmax": fit_softmax, "cnn": fit_cnn}[kind](context)
+        fitter = {"mlp": fit_mlp, "softmax": fit_softmax, "softmax-watching": fit_softmax, "cnn": fit_cnn}[kind](context)
         return fitter.fit_fold(np.flatnonzero(folds != 0), held_out, Clock(None))[0]
 
     scrambled = index.table.copy()
     rows = scrambled.index[(scrambled["split"] == "train") & (scrambled["fold"] == 0)]
     scrambled.loc[rows, "label"] = np.random.default_rng(1).permutation(scrambled.loc[rows, "label"].to_numpy())
     np.testing.assert_array_equal(predictions(index.table), predictions(scrambled))
+
+
+def test_a_schedule_run_to_its_end_fits_every_training_row_and_watches_held_out_ones(tmp_path, monkeypatch):
+    """Where training chooses neither its epochs nor its weights by the rows it watches, holding rows back for it
+    would only cost training data: every training row is fitted; early stopping still gets an inner split."""
+    import dataclasses
+
+    monkeypatch.setattr("tasks.members.WATCHED_ROWS", 7)
+    context = fitting.member_job(separable_digits_plan(tmp_path, folds=3), "softmax").context
+    train_positions, held_out = np.flatnonzero(context.folds != 0), np.flatnonzero(context.folds == 0)
+    to_the_end = TrainConfig(epochs=8, patience=8, schedule="onecycle")
+    fit, watched = context.stopping_split(train_positions, held_out, to_the_end)
+    assert np.array_equal(fit, train_positions) and set(watched) <= set(held_out) and 0 < len(watched) <= 7
+    for stopping in (dataclasses.replace(to_the_end, patience=3), dataclasses.replace(to_the_end, schedule="constant")):
+        fit, stop = context.stopping_split(train_positions, held_out, stopping)
+        assert not set(stop) & set(held_out) and sorted([*fit, *stop]) == list(train_positions)
+        assert len(stop) == round(0.1 * len(train_positions))

@@ -100,3 +100,24 @@ def test_feature_vectors_are_never_mixed():
 def test_unknown_training_settings_are_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**fields)
+
+
+def test_the_range_test_picks_a_rate_below_where_the_loss_blows_up_and_puts_the_weights_back():
+    """Smith's range test on separable pixels with a fifth of the labels flipped: the rate is a tenth of where the
+    smoothed loss fell lowest (below the sweep's top, where the noisy loss climbs), the model's weights are what
+    they were, and the fold then trains at that rate, recorded in its history."""
+    from tasks.tricks import RANGE_TEST_RATES, range_test_rate
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(256) % 2
+    images = (rng.uniform(0, 60, (256, 8, 8, 1)) + 150 * labels[:, None, None, None]).astype("float32")
+    noisy = np.where(rng.uniform(size=256) < 0.2, 1 - labels, labels)
+    model = softmax_model((8, 8, 1), 2)
+    before = [weights.copy() for weights in model.get_weights()]
+    rate = range_test_rate(model, images, noisy, TrainConfig(batch_size=32), Outputs("multiclass", 2))
+    assert RANGE_TEST_RATES[0] < rate < RANGE_TEST_RATES[1] / 20
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    history = train_keras_model(model, (images, noisy), (images[:32], labels[:32]),
+                                TrainConfig(epochs=1, batch_size=32, lr_range_test=True))
+    assert history["range_test_rate"] == [pytest.approx(rate)]
+    assert float(model.optimizer.learning_rate) == pytest.approx(rate)  # what it trained at

@@ -79,13 +79,18 @@ def decision_line(decision: dict) -> str:
 
 
 def budget_line(budget: dict, folds: int | None) -> str:
-    """What the budget bought the large grey recipe's CNN, in one line."""
-    from tasks.budget_plan import DEFAULT_SECONDS_PER_IMAGE
+    """What the budget bought a member (the large grey recipe's CNN, the colour recipe's finetune), in one line."""
+    from tasks.budget_plan import DEFAULT_SECONDS
+    from tasks.recipes import MemberName
 
-    source = ("what --time-limit left" if budget["budget_source"] == "--time-limit" else
-              f"the default, {1000 * DEFAULT_SECONDS_PER_IMAGE:g} ms per training image; --time-limit MINUTES sets another")
+    member = budget.get("member", "cnn")
+    kind = MemberName.parse(member).kind
+    share = "its share of " if kind == "finetune" else ""
+    source = (f"{share}what --time-limit left" if budget["budget_source"] == "--time-limit" else
+              f"the default, {1000 * DEFAULT_SECONDS[kind]:g} ms per training image; --time-limit MINUTES sets another")
     per_image = 1000 * budget["cost"]["train"]
-    return (f"budget {budget['budget_seconds'] / 60:.1f} min ({source}): the CNN planned {budget['epochs']} epochs "
+    name = "the CNN" if member == "cnn" else member
+    return (f"budget {budget['budget_seconds'] / 60:.1f} min ({source}): {name} planned {budget['epochs']} epochs "
             f"on {budget['folds']} of {folds} folds, planned from {per_image:.1f} ms per training image measured here "
             f"(about {budget['estimated_seconds'] / 60:.1f} min)")
 
