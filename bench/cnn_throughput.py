@@ -17,17 +17,18 @@ import time
 import bench.common  # noqa: F401  (quiet TensorFlow)
 
 
-def build(architecture: str, seed: int = 0, augmentation: float = 1.0):
+def build(architecture: str, seed: int = 0, augmentation: float = 1.0, filters: int = 32):
     from tasks.cnn import ARCHITECTURES
     from tasks.config import TrainConfig
 
-    return ARCHITECTURES[architecture]((28, 28, 1), 10, seed=seed, config=TrainConfig(augmentation=augmentation))
+    return ARCHITECTURES[architecture]((28, 28, 1), 10, filters, seed=seed,
+                                       config=TrainConfig(augmentation=augmentation))
 
 
-def compiled(architecture: str, jit: bool, augmentation: float = 1.0):
+def compiled(architecture: str, jit: bool, augmentation: float = 1.0, filters: int = 32):
     import keras
 
-    model = build(architecture, augmentation=augmentation)
+    model = build(architecture, augmentation=augmentation, filters=filters)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                   jit_compile=jit)
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--jit", default="off,on")
     parser.add_argument("--loops", default="arrays,fit")
     parser.add_argument("--augmentation", default="1", help="augmentation strengths (0: none; cf. TrainConfig)")
+    parser.add_argument("--filters", default="32", help="the first block's filters (cnn_filters)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
@@ -82,19 +84,20 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8192, 28, 28, 1), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images))
-    settings = [(a, int(b), j == "on", loop, float(strength)) for a in arguments.architectures.split(",")
+    settings = [(a, int(b), j == "on", loop, float(strength), int(f)) for a in arguments.architectures.split(",")
                 for b in arguments.batches.split(",") for j in arguments.jit.split(",")
-                for loop in arguments.loops.split(",") for strength in arguments.augmentation.split(",")]
-    models = {setting: compiled(setting[0], setting[2], setting[4]) for setting in settings}
+                for loop in arguments.loops.split(",") for strength in arguments.augmentation.split(",")
+                for f in arguments.filters.split(",")]
+    models = {setting: compiled(setting[0], setting[2], setting[4], setting[5]) for setting in settings}
     rates = {setting: [] for setting in settings}
     for _ in range(arguments.repeats):
         for setting, model in models.items():
             timer = time_steps if setting[3] == "arrays" else time_fit
             rates[setting].append(timer(model, images, labels, setting[1], arguments.steps))
-    for (architecture, batch, jit, loop, strength), values in rates.items():
-        model = models[(architecture, batch, jit, loop, strength)]
+    for (architecture, batch, jit, loop, strength, filters), values in rates.items():
+        model = models[(architecture, batch, jit, loop, strength, filters)]
         print(json.dumps({"architecture": architecture, "batch": batch, "jit": jit, "loop": loop,
-                          "augmentation": strength,
+                          "augmentation": strength, "filters": filters,
                           "parameters": model.count_params(), "train_images_per_s": round(statistics.median(values)),
                           "repeats": [round(v) for v in values],
                           "predict_images_per_s": round(time_predict(model, images)),

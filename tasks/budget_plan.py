@@ -21,19 +21,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 LARGE_GREY_IMAGES = 5_000
-DEFAULT_SECONDS_PER_IMAGE = 0.025  # the default budget: 42,000 training images, 17.5 minutes
+DEFAULT_SECONDS_PER_IMAGE = 0.026  # the default budget: 42,000 training images, 18.2 minutes
 MAX_EPOCHS_PER_FOLD = 20  # past this a second fold model gains more than more epochs of the first
 # The finetune member (the colour recipe's strongest, on photos): its default budget per training image (5,000
-# images: 20 minutes; the features and heads take about 5 more there), its share of what --time-limit leaves when
+# images: 18 minutes; the features and heads take about 5 more there), its share of what --time-limit leaves when
 # other members train beside it (they and the features get the rest), and its epochs per fold before a second fold.
-FINETUNE_SECONDS_PER_IMAGE = 0.24
+FINETUNE_SECONDS_PER_IMAGE = 0.22
 FINETUNE_SHARE = 0.7
 FINETUNE_MAX_EPOCHS = 12
 DEFAULT_SECONDS = {"cnn": DEFAULT_SECONDS_PER_IMAGE, "finetune": FINETUNE_SECONDS_PER_IMAGE}
 MIN_EPOCHS = 2
-# Of the budget planned: the measurement's noise, and what its eight timed steps do not see (each epoch's
-# stopping-rows score, the folds' resets and predictions). At 0.95 a 600-image run's folds took about 1.2 times
-# the estimate, on a machine running a test suite, and the time limit cut its last fold.
+# Of a --time-limit's budget planned: the measurement's noise, and what its eight timed steps do not see (each
+# epoch's watched rows, the folds' resets and predictions). At 0.95 a 600-image run's folds took about 1.2 times
+# the estimate, on a machine running a test suite, and the time limit cut its last fold. A default budget is no
+# deadline (nothing is cut when it runs over): it is planned whole, so that it is what the run takes.
 PLAN_MARGIN = 0.8
 
 
@@ -86,10 +87,10 @@ def fold_seconds(cost: TrainingCost, shape: FoldShape, epochs: int) -> float:
 
 
 def plan_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, folds_available: int,
-                max_epochs: int = MAX_EPOCHS_PER_FOLD) -> tuple[int, int]:
-    """(folds, epochs): the fewest folds whose epochs, spending the budget, stay within `max_epochs` (all the
-    folds, and more epochs, when even that is not enough); at least MIN_EPOCHS on one fold."""
-    usable = PLAN_MARGIN * budget_seconds - cost.setup
+                max_epochs: int = MAX_EPOCHS_PER_FOLD, margin: float = PLAN_MARGIN) -> tuple[int, int]:
+    """(folds, epochs): the fewest folds whose epochs, spending `margin` of the budget, stay within `max_epochs`
+    (all the folds, and more epochs, when even that is not enough); at least MIN_EPOCHS on one fold."""
+    usable = margin * budget_seconds - cost.setup
     per_epoch = max(fold_seconds(cost, shape, 1) - fold_seconds(cost, shape, 0), 1e-9)
     for folds in range(1, folds_available + 1):
         epochs = math.floor((usable / folds - fold_seconds(cost, shape, 0)) / per_epoch)
@@ -101,9 +102,9 @@ def plan_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, fol
 
 
 def folds_for_epochs(budget_seconds: float, cost: TrainingCost, shape: FoldShape, epochs: int,
-                     folds_available: int) -> int:
+                     folds_available: int, margin: float = PLAN_MARGIN) -> int:
     """The folds a budget buys at a fixed number of epochs (the config set them): as many as fit, at least one."""
-    usable = PLAN_MARGIN * budget_seconds - cost.setup
+    usable = margin * budget_seconds - cost.setup
     return max(1, min(folds_available, math.floor(usable / fold_seconds(cost, shape, epochs))))
 
 

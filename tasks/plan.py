@@ -235,6 +235,7 @@ def spend_budget(config: Config, deadline: float | None, metadata: dict, member:
     `epochs` or `folds` given stand (with epochs given, the budget buys folds only)."""
     from tasks.budget_plan import (
         MAX_EPOCHS_PER_FOLD,
+        PLAN_MARGIN,
         default_budget_seconds,
         fold_seconds,
         folds_for_epochs,
@@ -246,10 +247,11 @@ def spend_budget(config: Config, deadline: float | None, metadata: dict, member:
         source = "--time-limit"
     else:
         seconds, source = default_budget_seconds(metadata["num_train"], MemberName.parse(member).kind), "default"
+    margin = PLAN_MARGIN if deadline is not None else 1.0  # a default budget is no deadline: planned whole
     planned_folds, planned_epochs = plan_epochs(seconds, cost, fold, folds or config.folds,
-                                                max_epochs or MAX_EPOCHS_PER_FOLD)
+                                                max_epochs or MAX_EPOCHS_PER_FOLD, margin)
     if epochs is not None:
-        planned_epochs, planned_folds = epochs, folds_for_epochs(seconds, cost, fold, epochs, config.folds)
+        planned_epochs, planned_folds = epochs, folds_for_epochs(seconds, cost, fold, epochs, config.folds, margin)
     planned_folds = folds or planned_folds
     return BudgetPlan(round(seconds, 1), source, planned_folds, planned_epochs,
                       round(cost.setup + planned_folds * fold_seconds(cost, fold, planned_epochs), 1), cost, member)

@@ -110,8 +110,8 @@ def test_what_the_config_sets_stands(tmp_path, measured):
     config = Config(data_dir=str(tmp_path), competition="big", train=asked)
     train, budget = budgeted_cnn(config, asked, METADATA, DevicePlan(), None)
     assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (2, "small", 0.01, "onecycle")
-    # The default 1,050 s buys two folds of 2 epochs (299 s each: 33,600 training rows fitted, 2,000 watched).
-    assert train.cnn_folds == budget.folds == 2
+    # The default budget buys three folds of 2 epochs (299 s each: 33,600 training rows fitted, 2,000 watched).
+    assert budget.budget_seconds // 299 == 3 and train.cnn_folds == budget.folds == 3
     folds_asked = dataclasses.replace(asked, epochs=TrainConfig().epochs, cnn_folds=2)
     assert budgeted_cnn(config, folds_asked, METADATA, DevicePlan(), None)[0].cnn_folds == 2
 
@@ -154,7 +154,7 @@ def test_the_finetune_members_epochs_are_bought_with_its_budget(tmp_path, tuning
     # An epoch: 4,000 rows trained, 1,000 watched; the fold predicts 3,000 rows twice (the mirror): 130 s + 60 s.
     per_epoch, rest = 4_000 * 0.03 + 1_000 * 0.01, 2 * 3_000 * 0.01
     assert (train.finetune_epochs, train.finetune_folds) == (budget.epochs, budget.folds) == (
-        int((PLAN_MARGIN * budget.budget_seconds - 20 - rest) // per_epoch), 1)
+        int((budget.budget_seconds - 20 - rest) // per_epoch), 1)  # a default budget is planned whole
     assert tuning_measured == [("file:lite0.keras", 128, (32, 32, 3), 32)]
     assert plan(COLOUR)[0] == train and len(tuning_measured) == 1  # measured once per data folder
     limited = plan(COLOUR, 60)[1]
@@ -196,7 +196,7 @@ def large_grey_run(tmp_path, monkeypatch, *options: str, num_train: int = 150) -
 
 @pytest.mark.slow  # 20 s: a run through the CLI, the CNN's cost measured for real
 def test_a_large_grey_run_says_what_its_default_budget_bought(prefect_server, tmp_path, monkeypatch):
-    monkeypatch.setattr(budget_plan, "DEFAULT_SECONDS_PER_IMAGE", 0.01)  # 1.5 s: the least that trains at all
+    monkeypatch.setitem(budget_plan.DEFAULT_SECONDS, "cnn", 0.01)  # 1.5 s: the least that trains at all
     output, record, _ = large_grey_run(tmp_path, monkeypatch, "--folds", "3")
     budget = record["plan"]["budget"]
     assert list(record["members"]) == ["cnn"] and budget["budget_source"] == "default"

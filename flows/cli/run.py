@@ -55,7 +55,7 @@ def show_run(record: RunRecord) -> None:
     honest = f" (nested, the blend's weights fitted on the other folds: {nested:.4f})" if nested is not None else ""
     scored, rows = record.blend_rows_scored, record.blend_rows
     partly = (f"; on the {scored} of {rows} training rows that every member predicted (some trained only some "
-              "folds: finetune does, and --time-limit may)" if scored is not None and scored < rows else "")
+              "folds: finetune, a budget's plan, --time-limit)" if scored is not None and scored < rows else "")
     console.print(f"CV {record.metric}: {record.blend_cv_score:.4f}{honest}{partly}", soft_wrap=True)
     if record.decision and record.decision["kind"] in ("thresholds", "cut_points"):
         console.print(decision_line(record.decision), soft_wrap=True, highlight=False)
