@@ -31,12 +31,15 @@ def reserve_seconds(time_limit_minutes: float) -> float:
     return max(MIN_RESERVE_SECONDS, RESERVE_FRACTION * 60.0 * time_limit_minutes)
 
 
-def member_deadline(deadline: float | None, reserve: float, members_left: int, now: float | None = None) -> float | None:
-    """This member's share of what is left before the run's deadline less the reserve (None: no limit)."""
+def member_deadline(deadline: float | None, reserve: float, members_left: int, now: float | None = None,
+                    share: float | None = None) -> float | None:
+    """This member's share of what is left before the run's deadline less the reserve (None: no limit): an equal
+    one among the members left, or `share` where the plan bought its epochs with that share (tasks/plan.py)."""
     if deadline is None:
         return None
     now = time.time() if now is None else now
-    return now + max(0.0, deadline - reserve - now) / max(1, members_left)
+    share = share if share is not None and members_left > 1 else 1 / max(1, members_left)
+    return now + max(0.0, deadline - reserve - now) * share
 
 
 @dataclass

@@ -27,7 +27,7 @@ MAX_EPOCHS_PER_FOLD = 20  # past this a second fold model gains more than more e
 # images: 18 minutes; the features and heads take about 5 more there), its share of what --time-limit leaves when
 # other members train beside it (they and the features get the rest), and its epochs per fold before a second fold.
 FINETUNE_SECONDS_PER_IMAGE = 0.22
-FINETUNE_SHARE = 0.7
+FINETUNE_SHARE = 0.8
 FINETUNE_MAX_EPOCHS = 12
 DEFAULT_SECONDS = {"cnn": DEFAULT_SECONDS_PER_IMAGE, "finetune": FINETUNE_SECONDS_PER_IMAGE}
 MIN_EPOCHS = 2
@@ -73,6 +73,7 @@ class BudgetPlan:
     estimated_seconds: float
     cost: TrainingCost
     member: str = "cnn"  # the member it bought epochs and folds for
+    share: float = 1.0  # of what --time-limit leaves when the member starts, its own (tasks/budget.py)
 
     def summary(self) -> dict:
         return asdict(self)

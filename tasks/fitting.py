@@ -119,8 +119,10 @@ def member_clock(plan, job: MemberJob, now: Callable[[], float] = time.time) -> 
         budget = json.loads(path.read_text())
     else:
         reserve, started = reserve_seconds(plan.config.time_limit or 0.0), now()
+        planned = plan.budget is not None and plan.budget.member == str(job.name)
         budget = {"started": started,
-                  "deadline": member_deadline(plan.deadline, reserve, len(plan.members) - job.position, now=started)}
+                  "deadline": member_deadline(plan.deadline, reserve, len(plan.members) - job.position, now=started,
+                                              share=plan.budget.share if planned else None)}
         atomic_write_json(path, budget)
     finished = sum(store.load(fold, partial_ok=True) is not None for fold in job.folds())
     return Clock(budget["deadline"], started=budget["started"], steps=finished, now=now)

@@ -216,12 +216,15 @@ def budgeted_finetune(config: Config, train: TrainConfig, metadata: dict, device
                        lambda: measure_cost(backbone, weights.get(backbone), size, shape, outputs, train,
                                             device.training_jit))
     fit = round((1 - 1 / folds) * num_train)
-    fold = FoldShape(fit, num_train // folds, num_train // folds + metadata["num_test"],
-                     2 if metadata["channels"] == 3 else 1)
+    views = 2 if metadata["channels"] == 3 else 1
+    fold = FoldShape(fit, num_train // folds, num_train // folds + metadata["num_test"], views)
+    # Under --time-limit the features are extracted before any member trains (a forward pass an image and view, as
+    # a prediction costs): what is left after them is shared, the member's share its own (member_clock).
     share = FINETUNE_SHARE if members > 1 else 1.0
+    features = views * (num_train + metadata["num_test"]) * cost.predict
     budget = spend_budget(config, deadline, metadata, member, cost, fold, None,
                           train.finetune_folds if train.finetune_folds != TrainConfig().finetune_folds else None,
-                          share, FINETUNE_MAX_EPOCHS)
+                          share, FINETUNE_MAX_EPOCHS, features)
     train = dataclasses.replace(train, finetune_epochs=budget.epochs, finetune_folds=budget.folds)
     logger.info("budget %s s (%s): %s trains %d epochs on %d fold(s)", budget.budget_seconds, budget.budget_source,
                 member, budget.epochs, budget.folds)
@@ -229,9 +232,11 @@ def budgeted_finetune(config: Config, train: TrainConfig, metadata: dict, device
 
 
 def spend_budget(config: Config, deadline: float | None, metadata: dict, member: str, cost, fold, epochs: int | None,
-                 folds: int | None, share: float = 1.0, max_epochs: int | None = None) -> BudgetPlan:
+                 folds: int | None, share: float = 1.0, max_epochs: int | None = None,
+                 before: float = 0.0) -> BudgetPlan:
     """What a member's budget buys (`plan_epochs`): its `share` of what is left of the time limit less the run's
-    reserve, else the default budget of its kind (per training image: its own, the other members' time apart).
+    reserve and the seconds of the stages `before` it, else the default budget of its kind (per training image: its
+    own, the other members' time apart).
     `epochs` or `folds` given stand (with epochs given, the budget buys folds only)."""
     from tasks.budget_plan import (
         MAX_EPOCHS_PER_FOLD,
@@ -243,7 +248,7 @@ def spend_budget(config: Config, deadline: float | None, metadata: dict, member:
     )
 
     if deadline is not None:
-        seconds = share * (deadline - time.time() - reserve_seconds(config.time_limit))
+        seconds = share * max(0.0, deadline - time.time() - reserve_seconds(config.time_limit) - before)
         source = "--time-limit"
     else:
         seconds, source = default_budget_seconds(metadata["num_train"], MemberName.parse(member).kind), "default"
@@ -254,7 +259,8 @@ def spend_budget(config: Config, deadline: float | None, metadata: dict, member:
         planned_epochs, planned_folds = epochs, folds_for_epochs(seconds, cost, fold, epochs, config.folds, margin)
     planned_folds = folds or planned_folds
     return BudgetPlan(round(seconds, 1), source, planned_folds, planned_epochs,
-                      round(cost.setup + planned_folds * fold_seconds(cost, fold, planned_epochs), 1), cost, member)
+                      round(cost.setup + planned_folds * fold_seconds(cost, fold, planned_epochs), 1), cost, member,
+                      share)
 
 
 def outputs_of_metadata(metadata: dict):

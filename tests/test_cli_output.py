@@ -177,3 +177,22 @@ def test_the_leaderboard_after_a_run_given_a_spec_needs_none(hosted, tmp_path):
     result = CliRunner().invoke(app, ["leaderboard", "digits", "--backend", "kaggle", "--data-dir",
                                       str(hosted.data_dir)])
     assert result.exit_code == 0 and "digits leaderboard (accuracy)" in result.output, result.output
+
+
+def test_a_long_member_name_never_squeezes_the_scores_out_of_the_cv_table(monkeypatch):
+    """A member named by a backbone's path (`finetune@file:../shared/models/...keras`) is wider than a log's 80
+    columns with its scores: the name folds onto a second line, the scores and weights stay whole."""
+    from rich.console import Console
+
+    from flows.cli import common
+
+    logged = Console(width=80, record=True, file=open(__import__("os").devnull, "w"))
+    monkeypatch.setattr(common, "console", logged)
+    member = "finetune@file:../shared/models/efficientnet_lite0_imagenet_features.keras"
+    common.print_table("cifar10-5k: CV accuracy", [{"member": member, "cv": "0.8690", "weight": "0.68"},
+                                                   {"member": "blend (caruana)", "cv": "0.8750"}],
+                       ["member", "cv", "weight"])
+    text = logged.export_text()
+    assert "0.8690" in text and "0.68" in text and "0.8750" in text and "weight" in text
+    assert "".join(line.split("│")[1].strip() for line in text.splitlines()[3:6] if "│" in line).startswith(member)
+    assert max(len(line) for line in text.splitlines()) <= 80

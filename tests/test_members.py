@@ -137,6 +137,10 @@ def test_members_share_what_is_left_less_the_reserve():
     assert member_deadline(None, 10, 3) is None
     assert member_deadline(1000.0, 10.0, 3, now=700.0) == 700.0 + 290.0 / 3
     assert member_deadline(1000.0, 10.0, 2, now=995.0) == 995.0  # nothing left: due now
+    # A member whose epochs the plan bought with its share of the time (the colour recipe's finetune) gets that share;
+    # the last member left gets everything.
+    assert member_deadline(1000.0, 10.0, 3, now=700.0, share=0.8) == pytest.approx(700.0 + 0.8 * 290.0)
+    assert member_deadline(1000.0, 10.0, 1, now=700.0, share=0.8) == 990.0
 
 
 def test_pixel_members_train_fewer_epochs_on_more_images_when_capped():
