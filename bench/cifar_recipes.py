@@ -47,6 +47,27 @@ def subset_zip(train: int, scratch: Path) -> Path:
     return path
 
 
+def prepared_subset(train: int, scratch: Path, base):
+    """The plan of a `base` Config (whose competition is the cifar10-dev subset of `train` images, made in `scratch`
+    on the first call), its index, and the test set's true class indices (solution.csv)."""
+    import pandas as pd
+
+    from tasks import stages
+    from tasks.backends.local import create_local_competition
+    from tasks.competitions import resolve_spec
+    from tasks.index import TEST, read_index
+
+    name = base.competition
+    if not (base.paths.local(name) / "competition.json").is_file():
+        scratch.mkdir(parents=True, exist_ok=True)
+        create_local_competition(base.paths.local(name), name, resolve_spec("cifar-10").with_slug(name),
+                                 subset_zip(train, scratch), CIFAR / "solution.csv")
+    plan = stages.prepare(base)
+    index = read_index(plan.index_dir)
+    truth = pd.read_csv(CIFAR / "solution.csv", dtype=str).set_index("id").loc[index.split(TEST)["id"], "label"]
+    return plan, index, truth.map(resolve_spec("cifar-10").class_names.index).to_numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", type=int, default=5000)

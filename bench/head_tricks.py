@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import bench.common  # noqa: F401  (quiet TensorFlow)
-from bench.cifar_recipes import CIFAR, subset_zip
+from bench.cifar_recipes import prepared_subset
 from bench.common import LITE0
 
 VARIANTS = {
@@ -38,27 +38,14 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "cifar-recipes")
     arguments = parser.parse_args()
 
-    import pandas as pd
-
     from tasks import stages
-    from tasks.backends.local import create_local_competition
-    from tasks.competitions import resolve_spec
     from tasks.config import Config, FeatureConfig
     from tasks.fitting import fit_member, load_member
-    from tasks.index import TEST, read_index
 
     name, backbone = f"cifar{arguments.train}", f"file:{LITE0}"
-    data_dir = arguments.scratch / "data"
-    base = Config(competition=name, data_dir=str(data_dir), submit=False, backbones=(backbone,),
+    base = Config(competition=name, data_dir=str(arguments.scratch / "data"), submit=False, backbones=(backbone,),
                   members=(f"mlp@{backbone}",), features=FeatureConfig(image_size=arguments.size))
-    if not (base.paths.local(name) / "competition.json").is_file():
-        arguments.scratch.mkdir(parents=True, exist_ok=True)
-        create_local_competition(base.paths.local(name), name, resolve_spec("cifar-10").with_slug(name),
-                                 subset_zip(arguments.train, arguments.scratch), CIFAR / "solution.csv")
-    plan = stages.prepare(base)
-    index = read_index(plan.index_dir)
-    truth = pd.read_csv(CIFAR / "solution.csv", dtype=str).set_index("id").loc[index.split(TEST)["id"], "label"]
-    truth = truth.map(resolve_spec("cifar-10").class_names.index).to_numpy()
+    plan, _, truth = prepared_subset(arguments.train, arguments.scratch, base)
     stages.run_mapped(stages.Stages(), stages.FEATURES, plan)
     for label in arguments.variants.split(","):
         changes = VARIANTS[label]

@@ -82,14 +82,15 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("blend", "blend", help="mean, weights or caruana.", choices=("mean", "weights", "caruana")),
     RunOption("folds", "folds", int, "Stratified CV folds.", metavar="N", minimum=2),
     RunOption("epochs", "train.epochs", int, "Most epochs per fold (early stopping ends sooner).", metavar="N",
-              minimum=1),
+              minimum=1, default_text="40; planned from the budget for large grey competitions"),
     RunOption("seed", "seed", int, "Seed for folds and training.", metavar="N"),
     RunOption("finetune-size", "train.finetune_size", int, "finetune members: image size they train at.",
               metavar="PIXELS", minimum=32),
     RunOption("finetune-folds", "train.finetune_folds", int, "finetune members: folds fine-tuned (the blend is "
-              "scored on their rows).", metavar="N", minimum=1),
+              "scored on their rows).", metavar="N", minimum=1, default_text="1, or more where the budget buys them"),
     RunOption("finetune-epochs", "train.finetune_epochs", int, "finetune members: epochs of fine-tuning per fold.",
-              metavar="N", minimum=1),
+              metavar="N", minimum=1, default_text="planned from the budget (the "
+              "run prints it)"),
     RunOption("finetune-head", "train.finetune_head", help="finetune members: the head warmed up on the frozen "
               "features first: adam (a Dense layer trained 30 epochs) or logistic (a regression solved to "
               "convergence).", choices=("adam", "logistic")),

@@ -167,7 +167,8 @@ def fit_member_unit(plan, unit: MemberFold, now: Callable[[], float] = time.time
         fold_clock = Clock(clock.deadline, on_tick=advance, now=now)
         valid, test, history = fitter.fit_fold(np.flatnonzero(folds != unit.fold), np.flatnonzero(folds == unit.fold),
                                                fold_clock)
-        advance(max(0, epochs - fold_clock.steps))  # early stopping, or a member without epochs: done all the same
+        # Early stopping, or a member without epochs: the bar is done all the same; its line says what ran.
+        advance(max(0, epochs - fold_clock.steps), ran_steps=kind in EPOCHLESS)
     return store.save(unit.fold, valid, test, history, partial=fold_clock.ended_early,
                       seconds=time.perf_counter() - started)
 

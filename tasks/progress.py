@@ -51,7 +51,7 @@ def _short(description: str, width: int) -> str:
 
 @contextmanager
 def progress_bar(description: str, total: int, unit: str = "steps") -> Iterator:
-    """Yield `advance(steps=1)`. In a terminal: a bar with done/total, the rate in `unit`/s, elapsed and remaining
+    """Yield `advance(steps=1, ran_steps=True)`. In a terminal: a bar with done/total, the rate in `unit`/s, elapsed and remaining
     time, fitted to the terminal's width (80 columns included). Elsewhere (a log, CI): one plain line when the work
     ends, e.g. `EfficientNet [identity] train-00000: 2,048 images in 7.3 s (280.5 images/s)`.
 
@@ -66,11 +66,14 @@ def progress_bar(description: str, total: int, unit: str = "steps") -> Iterator:
     else:
         progress = None
 
-    def advance(steps: int = 1) -> None:
-        nonlocal done, reported
+    ran = 0  # the steps that ran (the bar is also filled for those early stopping skipped: `ran=False`)
+
+    def advance(steps: int = 1, ran_steps: bool = True) -> None:
+        nonlocal done, reported, ran
         if progress is not None:
             progress.update(task_id, advance=steps)
         done += steps
+        ran += steps if ran_steps else 0
         step = 20 * done // max(total, 1)  # every 5 %
         if step != reported:
             reported = step
@@ -80,8 +83,8 @@ def progress_bar(description: str, total: int, unit: str = "steps") -> Iterator:
         _notify(description, 0, total)
         yield advance
         seconds = time.perf_counter() - started
-        rate = f" ({done / seconds:,.1f} {unit}/s)" if seconds > 0 and done else ""
-        console.print(f"{description}: {done:,} {unit} in {seconds:.1f} s{rate}", soft_wrap=True, highlight=False,
+        rate = f" ({ran / seconds:,.1f} {unit}/s)" if seconds > 0 and ran else ""
+        console.print(f"{description}: {ran:,} {unit} in {seconds:.1f} s{rate}", soft_wrap=True, highlight=False,
                       markup=False)
         return
     with progress:

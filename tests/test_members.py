@@ -223,3 +223,14 @@ def test_a_schedule_run_to_its_end_fits_every_training_row_and_watches_held_out_
         fit, stop = context.stopping_split(train_positions, held_out, stopping)
         assert not set(stop) & set(held_out) and sorted([*fit, *stop]) == list(train_positions)
         assert len(stop) == round(0.1 * len(train_positions))
+
+
+def test_a_folds_line_says_the_epochs_that_ran_not_those_planned(capsys):
+    """In a log, a fold's line counts the epochs it trained: early stopping after 3 of 40 says 3, though the bar is
+    filled (a member without epochs counts its one fold)."""
+    from tasks.progress import progress_bar
+
+    with progress_bar("cnn fold 1/5", total=40, unit="epochs") as advance:
+        advance(3)
+        advance(37, ran_steps=False)
+    assert "cnn fold 1/5: 3 epochs in " in capsys.readouterr().err
