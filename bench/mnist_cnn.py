@@ -28,7 +28,8 @@ SOURCE = ROOT.parent / "shared" / "data" / "mnist-dev"
 # patience past the epochs: every variant trains to its schedule's end, choosing nothing by the rows it watches (as
 # the large grey recipe does: every training row fitted). The first rows of mnist_cnn.jsonl had patience 5.
 BASE = {"cnn_architecture": "deep", "cnn_size": None, "cnn_folds": 1, "images_per_fold": None, "epochs": 10,
-        "schedule": "onecycle", "batch_size": 128, "learning_rate": 2e-3, "patience": 100}
+        "schedule": "onecycle", "batch_size": 128, "learning_rate": 2e-3, "patience": 100, "cnn_filters": 32,
+        "tta_shifts": 0, "pseudo_epochs": 0}
 VARIANTS = {
     "smoke": {"epochs": 1, "tta_shifts": 1, "pseudo_epochs": 1, "mixup": 0.2, "cutmix": 1.0, "ema": 0.99,
               "label_smoothing": 0.1, "random_erasing": 0.5, "randaugment": 1},

@@ -101,6 +101,7 @@ def deep_cnn_model(input_shape: tuple[int, int, int], outputs: int, filters: int
 
 ARCHITECTURES = {"small": cnn_model, "deep": deep_cnn_model}
 DEFAULT_ARCHITECTURE = "small"  # where the config names none (the large grey recipe names "deep": tasks/recipes.py)
+DEFAULT_FILTERS = 32  # likewise (the large grey recipe's: 24)
 
 
 def shifted(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
@@ -156,7 +157,8 @@ def pseudo_label_round(context: MemberContext, predict):
 def fit_cnn(context: MemberContext) -> FoldFitter:
     config = context.train
     name = config.cnn_architecture or DEFAULT_ARCHITECTURE
-    build = lambda shape, outputs: ARCHITECTURES[name](shape, outputs, config.cnn_filters, context.seed, config)
+    build = lambda shape, outputs: ARCHITECTURES[name](shape, outputs, config.cnn_filters or DEFAULT_FILTERS,
+                                                       context.seed, config)
     predict = tta_predictor(config.tta_shifts, context.outputs)
     return pixel_member(context, build, f"cnn {name} (seed {context.seed})",
                         max_size=config.cnn_size or MAX_CNN_SIZE, predict=predict,
@@ -172,5 +174,6 @@ def measure_cost(input_shape: tuple[int, int, int], outputs, config: TrainConfig
 
     started = time.perf_counter()
     model = ARCHITECTURES[config.cnn_architecture or DEFAULT_ARCHITECTURE](input_shape, outputs.units,
-                                                                           config.cnn_filters, 0, config)
+                                                                           config.cnn_filters or DEFAULT_FILTERS,
+                                                                           0, config)
     return measure_training_cost(model, input_shape, outputs, config, jit_compile, steps, started)

@@ -40,14 +40,17 @@ class TrainConfig:
     augmentation: float = 1.0  # scales the CNN's random shifts (10 %), rotations (14 degrees) and zooms (10 %); 0: none
     random_erasing: float = 0.0  # keras.layers.RandomErasing's factor (0: off)
     randaugment: int = 0  # keras.layers.RandAugment's operations per image (0: off)
-    tta_shifts: int = 0  # predictions also average four copies shifted by this many pixels (0: off)
-    pseudo_epochs: int = 0  # epochs of the second round (0: no pseudo-labels)
+    tta_shifts: int | None = None  # predictions also average four copies shifted by this many pixels (0: off; None:
+    # the recipe's: 1 on large grey-image competitions, else off)
+    pseudo_epochs: int | None = None  # epochs of the second round (0: no pseudo-labels; None: the recipe's: 2 on
+    # large grey-image competitions, else none)
     pseudo_threshold: float = 0.995  # test images whose top probability reaches this join it
     pseudo_weight: float = 0.5  # their sample weight (the training rows' is 1)
     image_size: int | None = None  # None: the competition's native size (pixel members)
     logistic_c: float = 0.1  # inverse L2 strength of the logistic head on standardised features
     mlp_units: int = 512
-    cnn_filters: int = 32  # the CNN's first block; the second has twice as many
+    cnn_filters: int | None = None  # the CNN's first block; the second has twice as many (None: the recipe's, 24 on
+    # large grey-image competitions, else 32)
     cnn_size: int | None = None  # the CNN's working size: larger images are resized down (None: native, <= 64)
     cnn_architecture: str | None = None  # tasks/cnn.py: "small" (two blocks) or "deep" (three); None: the recipe's
     # ("deep" for large grey-image competitions, else "small")

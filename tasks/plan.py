@@ -186,7 +186,7 @@ def budgeted_cnn(config: Config, train: TrainConfig, metadata: dict, device, dea
     else:  # it chooses nothing by them: it fits every training row and watches held-out rows (stopping_split)
         watched = min(WATCHED_ROWS, num_train // folds)
     fold = FoldShape(fit, watched, num_train // folds + metadata["num_test"],
-                     5 if train.tta_shifts else 1, train.pseudo_epochs, fit + metadata["num_test"])
+                     5 if train.tta_shifts else 1, train.pseudo_epochs or 0, fit + metadata["num_test"])
     asked = train.epochs if train.epochs != TrainConfig().epochs else None  # or a retrain's bigger budget
     budget = spend_budget(config, deadline, metadata, "cnn", cost, fold, asked, train.cnn_folds)
     train = dataclasses.replace(train, epochs=budget.epochs, cnn_folds=budget.folds, patience=budget.epochs)

@@ -106,10 +106,11 @@ def test_a_longer_time_limit_buys_more_training(tmp_path, measured):
 
 
 def test_what_the_config_sets_stands(tmp_path, measured):
-    asked = TrainConfig(epochs=2, cnn_architecture="small", learning_rate=0.01)
+    asked = TrainConfig(epochs=2, cnn_architecture="small", learning_rate=0.01, tta_shifts=0, pseudo_epochs=0)
     config = Config(data_dir=str(tmp_path), competition="big", train=asked)
     train, budget = budgeted_cnn(config, asked, METADATA, DevicePlan(), None)
     assert (train.epochs, train.cnn_architecture, train.learning_rate, train.schedule) == (2, "small", 0.01, "onecycle")
+    assert (train.tta_shifts, train.pseudo_epochs, train.cnn_filters) == (0, 0, 24)  # off when asked; the recipe's width
     # The default budget buys three folds of 2 epochs (299 s each: 33,600 training rows fitted, 2,000 watched).
     assert budget.budget_seconds // 299 == 3 and train.cnn_folds == budget.folds == 3
     folds_asked = dataclasses.replace(asked, epochs=TrainConfig().epochs, cnn_folds=2)
