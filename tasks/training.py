@@ -132,8 +132,8 @@ def _fit_over_tf_data(model: keras.Model, train: tuple, valid: tuple, config: Tr
                       clock: Clock | None, outputs: Outputs, monitor: Monitor | None) -> dict:
     """Keras' `fit` over a tf.data pipeline of the arrays, early-stopped on `valid` by the monitor's score (else the
     validation loss), weights by keeps_best_weights. As `_fit_over_arrays`: `train` may carry each row's sample
-    weight, and batches of images are mixed (MixUp, CutMix) as the config says. With the optimiser's moving
-    average, Keras puts the average into the model when `fit` ends (before EarlyStopping restores any weights)."""
+    weight, and batches of images are mixed (MixUp, CutMix) as the config says. Not with the optimiser's moving
+    average (but under several replicas), which `train_keras_model` gives to the arrays loop."""
     import tensorflow as tf
 
     scoring = [_ValidationScore(valid, monitor, outputs)] if monitor is not None else []
@@ -194,7 +194,10 @@ def train_keras_model(model: keras.Model, train: tuple[np.ndarray, np.ndarray], 
                                                                                lr_range_test=False),
                                     seed, clock, loop, jit_compile, outputs, monitor)
         return history | {"range_test_rate": [rate]}
-    if loop == "fit" or replicas() > 1:
+    # With the optimiser's moving average, Keras' `fit` validates (and early stopping keeps) the trained weights,
+    # then puts the average of the weights seen after the kept epoch back in: the arrays loop validates and keeps
+    # the average itself.
+    if (loop == "fit" and not config.ema) or replicas() > 1:
         steps = max(1, -(-len(train[0]) // config.batch_size))
         compile_once(model, config, steps, jit_compile, outputs)
         return _fit_over_tf_data(model, train, valid, config, seed, clock, outputs, monitor)
