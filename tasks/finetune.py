@@ -21,6 +21,7 @@ every member predicted (tasks/ensemble.py), and its nested estimate splits those
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import keras
@@ -106,18 +107,23 @@ def warm_head(features: np.ndarray, targets: np.ndarray, outputs: Outputs, inver
     return head
 
 
-WARM_EPOCHS = 30  # the "adam" warm-up head's epochs over the cached features (a few seconds: features are small)
+# The "adam" warm-up head's training over the cached features (seconds: features are small): WARM_EPOCHS, and at
+# least WARM_STEPS steps (as many as 30 epochs of 4,000 rows: on 100 rows 30 epochs are 30 steps, far from fitted).
+WARM_EPOCHS = 30
+WARM_STEPS = 900
 
 
 def trained_head(features: np.ndarray, targets: np.ndarray, outputs: Outputs, seed: int = 0) -> keras.Sequential:
-    """The "adam" warm-up head: dropout and logits on the raw features, trained WARM_EPOCHS by Adam (rate 1e-3, batch
-    128). On cifar10-dev it stops short of a converged logistic regression (about 96 % of its training rows right, not
+    """The "adam" warm-up head: dropout and logits on the raw features, trained WARM_EPOCHS (at least WARM_STEPS
+    steps) by Adam (rate 1e-3, batch 128). On cifar10-dev it stops short of a converged logistic regression (about 96 % of its training rows right, not
     all), and the fine-tuning after it goes further (bench/RESULTS.md, "Issue 21: colour photos in 25 minutes")."""
     seeds = seed_stream(seed)
     head = keras.Sequential([keras.Input(shape=(features.shape[1],)), layers.Dropout(0.2, seed=next(seeds)),
                              logits_layer(outputs.units, seeds)], name="head")
     head.compile(keras.optimizers.Adam(1e-3), outputs.keras_loss())
-    head.fit(np.asarray(features, np.float32), outputs.fit_targets(targets), epochs=WARM_EPOCHS, batch_size=128,
+    repeats = max(1, math.ceil(WARM_STEPS / WARM_EPOCHS * 128 / max(1, len(features))))  # few rows: each epoch
+    head.fit(np.tile(np.asarray(features, np.float32), (repeats, 1)),       # sees them several times over
+             np.concatenate([outputs.fit_targets(targets)] * repeats), epochs=WARM_EPOCHS, batch_size=128,
              shuffle=True, verbose=0)
     return head
 

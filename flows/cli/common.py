@@ -120,15 +120,19 @@ def new_app(help: str) -> typer.Typer:
                        rich_markup_mode=None)
 
 
+FIRST_COLUMN_WHOLE = 40
+
+
 def print_table(title: str, rows: list[dict], columns: list[str]) -> None:
     """A table that fits the terminal, or 80 columns in a log, never cut: the first column (what each row is) whole
-    where it fits, else folded onto more lines (a member named by a backbone's path); short cells (scores, weights)
-    are never squeezed out; long cells elsewhere wrap."""
+    up to FIRST_COLUMN_WHOLE characters, folded onto more lines past that (a member named by a backbone's path);
+    short cells (scores, weights) are never squeezed out; long cells elsewhere wrap."""
     cells = [[escape("" if row.get(column) is None else str(row.get(column))) for column in columns] for row in rows]
     table = Table(title=title)
     for position, column in enumerate(columns):
         widest = max([len(column), *(len(line[position]) for line in cells)])
-        table.add_column(column, overflow="fold", min_width=widest if position and widest <= 12 else None)
+        whole = widest <= (FIRST_COLUMN_WHOLE if position == 0 else 12)
+        table.add_column(column, overflow="fold", no_wrap=position == 0 and whole, min_width=widest if whole else None)
     for line in cells:
         table.add_row(*line)
     console.print(table)
