@@ -63,6 +63,7 @@ def make_competition(data_dir: Path, train: int | None) -> str:
     if (data_dir / "local" / name).is_dir():
         return name
     archive = SOURCE / "digit-recognizer.zip"
+    data_dir.mkdir(parents=True, exist_ok=True)
     if train is not None:
         archive = subset_archive(archive, train, data_dir / f"{name}.zip")
     subprocess.run([sys.executable, "-m", "flows.cli", "local", "create", name, "--from", str(archive), "--solution",
