@@ -85,6 +85,11 @@ def measured(monkeypatch):
     return calls
 
 
+def test_the_default_budget_has_a_floor_of_ten_minutes():
+    assert budget_plan.default_budget_seconds(8_000) == budget_plan.MIN_DEFAULT_SECONDS == 600
+    assert budget_plan.default_budget_seconds(42_000) == 42_000 * budget_plan.DEFAULT_SECONDS_PER_IMAGE
+
+
 def test_the_default_budget_scales_with_the_training_images(tmp_path, measured):
     config = Config(data_dir=str(tmp_path), competition="big")
     train, budget = budgeted_cnn(config, config.train, METADATA, DevicePlan(), None)
@@ -198,6 +203,7 @@ def large_grey_run(tmp_path, monkeypatch, *options: str, num_train: int = 150) -
 @pytest.mark.slow  # 20 s: a run through the CLI, the CNN's cost measured for real
 def test_a_large_grey_run_says_what_its_default_budget_bought(prefect_server, tmp_path, monkeypatch):
     monkeypatch.setitem(budget_plan.DEFAULT_SECONDS, "cnn", 0.01)  # 1.5 s: the least that trains at all
+    monkeypatch.setattr(budget_plan, "MIN_DEFAULT_SECONDS", 0.0)
     output, record, _ = large_grey_run(tmp_path, monkeypatch, "--folds", "3")
     budget = record["plan"]["budget"]
     assert list(record["members"]) == ["cnn"] and budget["budget_source"] == "default"
@@ -224,3 +230,14 @@ def test_a_time_limit_is_filled_not_only_kept(prefect_server, tmp_path, monkeypa
     # which the limit then cuts (kept whole folds stand); the budget must still have bought real training.
     ended = (record.get("time_limit") or {}).get("ended", {})
     assert all(kept >= 2 for kept in ended.values()), (ended, budget, output)
+
+
+def test_the_run_line_says_when_the_floor_set_the_default_budget():
+    from flows.cli.run import budget_line
+
+    budget = {"budget_seconds": budget_plan.MIN_DEFAULT_SECONDS, "budget_source": "default", "epochs": 20, "folds": 2,
+              "estimated_seconds": 590.0, "cost": dataclasses.asdict(COST), "member": "cnn"}
+    assert budget_line(budget, 5).startswith("budget 10.0 min (the default, 26 ms per training image, at least 10 "
+                                             "min; --time-limit MINUTES sets another): the CNN planned 20 epochs on 2 "
+                                             "of 5 folds")
+    assert "at least" not in budget_line(dict(budget, budget_seconds=1092.0), 5)

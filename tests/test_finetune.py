@@ -74,6 +74,7 @@ def test_a_run_buys_its_fine_tuning_epochs_with_the_budget_and_says_so(prefect_s
     from tasks import budget_plan
 
     monkeypatch.setitem(budget_plan.DEFAULT_SECONDS, "finetune", 0.1)  # 15 s for these 150 images
+    monkeypatch.setattr(budget_plan, "MIN_DEFAULT_SECONDS", 0.0)
     invoke(*shapes_competition_args(tmp_path))
     data_dir = tmp_path / "data"
     backbone = f"file:{tiny_backbone_file(tmp_path / 'tiny.keras')}"

@@ -80,14 +80,17 @@ def decision_line(decision: dict) -> str:
 
 def budget_line(budget: dict, folds: int | None) -> str:
     """What the budget bought a member (the large grey recipe's CNN, the colour recipe's finetune), in one line."""
-    from tasks.budget_plan import DEFAULT_SECONDS
+    from tasks import budget_plan
     from tasks.recipes import MemberName
 
     member = budget.get("member", "cnn")
     kind = MemberName.parse(member).kind
     share = "its share of " if kind == "finetune" else ""
+    floor = (f", at least {budget_plan.MIN_DEFAULT_SECONDS / 60:g} min"
+             if budget["budget_seconds"] == budget_plan.MIN_DEFAULT_SECONDS else "")
     source = (f"{share}what --time-limit left" if budget["budget_source"] == "--time-limit" else
-              f"the default, {1000 * DEFAULT_SECONDS[kind]:g} ms per training image; --time-limit MINUTES sets another")
+              f"the default, {1000 * budget_plan.DEFAULT_SECONDS[kind]:g} ms per training image{floor}; "
+              "--time-limit MINUTES sets another")
     per_image = 1000 * budget["cost"]["train"]
     name = "the CNN" if member == "cnn" else member
     return (f"budget {budget['budget_seconds'] / 60:.1f} min ({source}): {name} planned {budget['epochs']} epochs "
